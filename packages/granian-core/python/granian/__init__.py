@@ -1,0 +1,10 @@
+"""granian: a Rust HTTP server for Python web applications (ASGI, RSGI and WSGI)."""
+
+# Other distributions (granian-rsgi, granian-cli, ...) add sub-packages to this namespace.
+__path__ = __import__('pkgutil').extend_path(__path__, __name__)
+
+from ._loops import loops  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .server import Server as Granian  # noqa: E402
+
+__all__ = ['Granian', 'loops', '__version__']

@@ -1,0 +1,80 @@
+"""The worker process: load the app, run the interface's worker on an event loop, drain on stop.
+
+Each interface package provides `granian.<interface>.create_worker(app, loop, listener_fd, settings)`,
+returning an object with `start()` (begin serving; called with the loop not yet running) and
+`async stop()` (stop accepting, drain in-flight requests, run shutdown hooks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from typing import Any, Protocol
+
+from .._imports import TargetLoadError, load_target, prepare_import_path
+from .._interfaces import load_interface
+from .._loops import loops
+from ..errors import ConfigurationError
+from ..log import configure_logging, logger
+from .config import WorkerSettings
+
+#: Exit code of a worker that could not start; the supervisor has already been told why.
+EXIT_STARTUP_FAILED = 3
+
+
+class InterfaceWorker(Protocol):
+    """What an interface package's `create_worker` returns."""
+
+    def start(self) -> None:
+        """Begin serving."""
+
+    async def stop(self) -> None:
+        """Stop accepting, drain, run shutdown hooks."""
+
+
+def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, ready: Any) -> None:
+    """Entry point of a spawned worker process."""
+    configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
+    name = f'worker-{index}'
+    try:
+        interface = load_interface(settings.interface)
+        prepare_import_path(settings.working_dir)
+        app = load_target(settings.target, settings.factory)
+        event_loop = loops.get(settings.loop)()
+    except TargetLoadError as exc:
+        logger.error('Cannot load application %r: %s', settings.target, exc)
+        sys.exit(EXIT_STARTUP_FAILED)
+    except (ConfigurationError, RuntimeError) as exc:
+        logger.error('%s', exc)
+        sys.exit(EXIT_STARTUP_FAILED)
+    asyncio.set_event_loop(event_loop)
+    try:
+        worker: InterfaceWorker = interface.create_worker(app, event_loop, listener.fileno(), settings)
+        worker.start()
+    except Exception as exc:
+        logger.error('%s could not start: %s: %s', name, type(exc).__name__, exc)
+        sys.exit(EXIT_STARTUP_FAILED)
+
+    stopping = event_loop.create_future()
+
+    def request_stop() -> None:
+        if not stopping.done():
+            stopping.set_result(None)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        event_loop.add_signal_handler(signum, request_stop)
+    # Reload is the supervisor's business; a worker ignores SIGHUP sent to the process group.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    logger.info('Started %s (pid %d)', name, os.getpid())
+    ready.set()
+    try:
+        event_loop.run_until_complete(stopping)
+        logger.info('Stopping %s (pid %d)', name, os.getpid())
+        event_loop.run_until_complete(worker.stop())
+    finally:
+        listener.close()
+        event_loop.close()

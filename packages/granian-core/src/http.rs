@@ -1,0 +1,280 @@
+//! HTTP plumbing shared by every interface: protocol settings, the response body type, the
+//! responses the server itself produces, and turning an app's response intent into a response.
+//! Nothing here touches Python.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, SERVER};
+use http::{Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+use tokio_util::io::ReaderStream;
+
+/// Which HTTP versions a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpMode {
+    /// HTTP/1.1 and HTTP/2 with prior knowledge on the same port.
+    Auto,
+    Http1,
+    Http2,
+}
+
+impl HttpMode {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "auto" => Some(Self::Auto),
+            "1" => Some(Self::Http1),
+            "2" => Some(Self::Http2),
+            _ => None,
+        }
+    }
+}
+
+/// HTTP/1 settings, as given by `granian.http.HTTP1Settings`.
+#[derive(Clone, Debug)]
+pub struct Http1Settings {
+    pub header_read_timeout: Duration,
+    pub keep_alive: bool,
+    pub max_buffer_size: usize,
+    pub pipeline_flush: bool,
+}
+
+/// HTTP/2 settings, as given by `granian.http.HTTP2Settings`.
+#[derive(Clone, Debug)]
+pub struct Http2Settings {
+    pub adaptive_window: bool,
+    pub initial_connection_window_size: u32,
+    pub initial_stream_window_size: u32,
+    pub keep_alive_interval: Option<Duration>,
+    pub keep_alive_timeout: Duration,
+    pub max_concurrent_streams: u32,
+    pub max_frame_size: u32,
+    pub max_headers_size: u32,
+    pub max_send_buffer_size: usize,
+}
+
+/// Builds the hyper connection builder for a listener.
+pub fn connection_builder(mode: HttpMode, h1: &Http1Settings, h2: &Http2Settings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(h1.header_read_timeout)
+        .keep_alive(h1.keep_alive)
+        .max_buf_size(h1.max_buffer_size)
+        .pipeline_flush(h1.pipeline_flush);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .adaptive_window(h2.adaptive_window)
+        .initial_connection_window_size(h2.initial_connection_window_size)
+        .initial_stream_window_size(h2.initial_stream_window_size)
+        .keep_alive_interval(h2.keep_alive_interval)
+        .keep_alive_timeout(h2.keep_alive_timeout)
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .max_frame_size(h2.max_frame_size)
+        .max_header_list_size(h2.max_headers_size)
+        .max_send_buf_size(h2.max_send_buffer_size);
+    match mode {
+        HttpMode::Auto => builder,
+        HttpMode::Http1 => builder.http1_only(),
+        HttpMode::Http2 => builder.http2_only(),
+    }
+}
+
+/// The body of every response the server sends.
+pub enum ResponseBody {
+    Empty,
+    Full(Option<Bytes>),
+    /// Chunks pushed by the app as it produces them.
+    Channel(mpsc::Receiver<Bytes>),
+    /// A file region read in chunks; `remaining` bytes are left to send.
+    File { reader: ReaderStream<tokio::io::Take<tokio::fs::File>>, remaining: u64 },
+}
+
+impl ResponseBody {
+    pub fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            Self::Empty
+        } else {
+            Self::Full(Some(bytes))
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match &mut *self {
+            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Channel(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|d| Ok(Frame::data(d)))),
+            ResponseBody::File { reader, remaining } => {
+                match Pin::new(reader).poll_next(cx) {
+                    Poll::Ready(Some(Ok(chunk))) => {
+                        *remaining = remaining.saturating_sub(chunk.len() as u64);
+                        Poll::Ready(Some(Ok(Frame::data(chunk))))
+                    }
+                    Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Empty => true,
+            ResponseBody::Full(data) => data.is_none(),
+            ResponseBody::Channel(_) => false,
+            ResponseBody::File { remaining, .. } => *remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Empty => SizeHint::with_exact(0),
+            ResponseBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ResponseBody::Channel(_) => SizeHint::default(),
+            ResponseBody::File { remaining, .. } => SizeHint::with_exact(*remaining),
+        }
+    }
+}
+
+/// What the app asked the server to send.
+pub enum ResponseIntent {
+    Ready(Response<ResponseBody>),
+    /// A file (or the byte range `start..end` of it); opened on tokio, 404 when it cannot be.
+    File { status: StatusCode, headers: HeaderMap, path: std::path::PathBuf, range: Option<(u64, u64)> },
+}
+
+/// Builds a response with the server's default headers added.
+pub fn response(status: StatusCode, mut headers: HeaderMap, body: ResponseBody) -> Response<ResponseBody> {
+    if !headers.contains_key(SERVER) {
+        headers.insert(SERVER, HeaderValue::from_static("granian"));
+    }
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A response the server produces on its own (errors), with a short plain-text body.
+pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
+    let text = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::BAD_REQUEST => "Bad request",
+        StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
+        _ => "Internal server error",
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response(status, headers, ResponseBody::full(Bytes::from_static(text.as_bytes())))
+}
+
+/// Parses a status code the app gave.
+pub fn status_from_u16(code: u16) -> Option<StatusCode> {
+    if (100..=999).contains(&code) {
+        StatusCode::from_u16(code).ok()
+    } else {
+        None
+    }
+}
+
+/// Adds one app-supplied header; invalid names or values are dropped, as upstream servers do.
+pub fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        headers.append(name, value);
+    }
+}
+
+const FILE_CHUNK_SIZE: usize = 128 * 1024;
+
+/// Turns an intent into the response hyper sends.
+pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
+    match intent {
+        ResponseIntent::Ready(response) => response,
+        ResponseIntent::File { status, mut headers, path, range } => match open_file_region(&path, range).await {
+            Ok((reader, length)) => {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+                response(status, headers, ResponseBody::File { reader, remaining: length })
+            }
+            Err(_) => error_response(StatusCode::NOT_FOUND),
+        },
+    }
+}
+
+async fn open_file_region(
+    path: &std::path::Path,
+    range: Option<(u64, u64)>,
+) -> std::io::Result<(ReaderStream<tokio::io::Take<tokio::fs::File>>, u64)> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
+    let (start, end) = match range {
+        Some((start, end)) => (start.min(size), end.min(size)),
+        None => (0, size),
+    };
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+    }
+    let length = end.saturating_sub(start);
+    Ok((ReaderStream::with_capacity(file.take(length), FILE_CHUNK_SIZE), length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_outside_the_valid_range_are_rejected() {
+        assert!(status_from_u16(99).is_none());
+        assert!(status_from_u16(1000).is_none());
+        assert_eq!(status_from_u16(204), Some(StatusCode::NO_CONTENT));
+    }
+
+    #[test]
+    fn invalid_headers_are_dropped_and_repeats_kept() {
+        let mut headers = HeaderMap::new();
+        append_header(&mut headers, "x-a", "1");
+        append_header(&mut headers, "x-a", "2");
+        append_header(&mut headers, "bad name", "v");
+        append_header(&mut headers, "x-b", "line\nbreak");
+        assert_eq!(headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(headers.len(), 2);
+    }
+
+    #[test]
+    fn server_header_is_added_unless_the_app_sets_one() {
+        let plain = response(StatusCode::OK, HeaderMap::new(), ResponseBody::Empty);
+        assert_eq!(plain.headers()[SERVER], "granian");
+        let mut own = HeaderMap::new();
+        own.insert(SERVER, HeaderValue::from_static("mine"));
+        assert_eq!(response(StatusCode::OK, own, ResponseBody::Empty).headers()[SERVER], "mine");
+    }
+
+    #[tokio::test]
+    async fn file_ranges_are_clamped_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("granian-http-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.bin");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let (_, len) = open_file_region(&path, Some((2, 5))).await.unwrap();
+        assert_eq!(len, 3);
+        let (_, len) = open_file_region(&path, Some((8, 50))).await.unwrap();
+        assert_eq!(len, 2);
+        let (_, len) = open_file_region(&path, None).await.unwrap();
+        assert_eq!(len, 10);
+        assert!(open_file_region(&dir.join("missing"), None).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,28 @@
+//! `granian._core`: the native half of granian.
+//!
+//! This file only declares modules and the Python module. Dependencies run one way:
+//! interface modules (`rsgi`) → shared engine (`workers`, `http`, `pyloop`, `runtime`) →
+//! primitives (`net`, `errors`).
+
+mod errors;
+mod http;
+mod net;
+mod pyconfig;
+mod pyloop;
+mod pyworker;
+mod rsgi;
+mod runtime;
+mod workers;
+
+use pyo3::prelude::*;
+
+/// The `granian._core` extension module.
+#[pymodule(gil_used = true)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("RSGIProtocolError", m.py().get_type::<errors::RSGIProtocolError>())?;
+    m.add("RSGIProtocolClosed", m.py().get_type::<errors::RSGIProtocolClosed>())?;
+    pyloop::register(m)?;
+    rsgi::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The bridge between tokio threads and the thread that runs the Python event loop.
+//!
+//! Tokio threads never take the GIL to hand work to Python. They push a [`Job`] onto the
+//! [`LoopBridge`] queue; the first push after a drain writes one byte to a socket pair whose read end
+//! the event loop watches (`loop.add_reader`). The loop then runs every queued job in one go, so a
+//! burst of requests costs one wake-up and one GIL hand-over.
+//!
+//! Results that Python awaits come back the same way: [`PyLoop::spawn_awaitable`] runs a Rust future
+//! on tokio and resolves an asyncio future through the bridge; results that are ready at once are
+//! returned as a [`ReadyAwaitable`], which costs no event-loop round trip at all.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use pyo3::types::PyModule;
+
+use crate::errors::CoreError;
+
+/// Work to run on the Python thread, with the GIL held.
+pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// A queue of jobs for the Python thread plus the socket pair that wakes its event loop.
+pub struct LoopBridge {
+    queue: Mutex<Vec<Job>>,
+    wake_pending: AtomicBool,
+    wake_writer: UnixStream,
+    wake_reader: UnixStream,
+}
+
+impl LoopBridge {
+    pub fn new() -> std::io::Result<Arc<Self>> {
+        let (wake_reader, wake_writer) = UnixStream::pair()?;
+        wake_reader.set_nonblocking(true)?;
+        wake_writer.set_nonblocking(true)?;
+        Ok(Arc::new(Self {
+            queue: Mutex::new(Vec::with_capacity(64)),
+            wake_pending: AtomicBool::new(false),
+            wake_writer,
+            wake_reader,
+        }))
+    }
+
+    /// Queues a job; wakes the event loop only if it is not already due to drain the queue.
+    pub fn push(&self, job: Job) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            // A full socket buffer means a wake-up byte is already waiting: nothing is lost.
+            let _ = (&self.wake_writer).write(&[1]);
+        }
+    }
+
+    /// The descriptor the event loop watches for readability.
+    pub fn wake_fd(&self) -> i32 {
+        self.wake_reader.as_raw_fd()
+    }
+
+    /// Runs every queued job. Called by the event loop when the wake descriptor is readable.
+    pub fn run_pending(&self, py: Python<'_>) {
+        // Order matters. Consume the wake-up bytes first, then clear the flag, then take the queue:
+        // a push racing with us either lands in this batch or sees the flag cleared and writes a
+        // byte for the next one. Clearing the flag before reading could swallow that byte while
+        // the flag stays set, and no push would ever wake the loop again.
+        let mut sink = [0u8; 256];
+        while matches!((&self.wake_reader).read(&mut sink), Ok(n) if n > 0) {}
+        self.wake_pending.store(false, Ordering::Release);
+        let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        for job in jobs {
+            job(py);
+        }
+    }
+}
+
+/// The callable registered with `loop.add_reader`.
+#[pyclass(frozen, module = "granian._core")]
+pub struct BridgeDrain {
+    bridge: Arc<LoopBridge>,
+}
+
+#[pymethods]
+impl BridgeDrain {
+    fn __call__(&self, py: Python<'_>) {
+        self.bridge.run_pending(py);
+    }
+}
+
+/// An awaitable whose result is already known: `await` returns it without suspending.
+#[pyclass(frozen, module = "granian._core")]
+pub struct ReadyAwaitable {
+    outcome: Mutex<Option<PyResult<Py<PyAny>>>>,
+}
+
+impl ReadyAwaitable {
+    pub fn ok(py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        Ok(Py::new(py, Self { outcome: Mutex::new(Some(Ok(value))) })?.into_any())
+    }
+
+    pub fn err(py: Python<'_>, err: PyErr) -> PyResult<Py<PyAny>> {
+        Ok(Py::new(py, Self { outcome: Mutex::new(Some(Err(err))) })?.into_any())
+    }
+}
+
+#[pymethods]
+impl ReadyAwaitable {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match outcome {
+            Some(Ok(value)) => Err(PyStopIteration::new_err((value,))),
+            Some(Err(err)) => Err(err),
+            None => Err(PyStopIteration::new_err((py.None(),))),
+        }
+    }
+}
+
+/// Converts a Rust value into a Python object on the Python thread.
+pub type Convert<T> = fn(Python<'_>, T) -> PyResult<Py<PyAny>>;
+
+/// One worker's view of its Python event loop.
+pub struct PyLoop {
+    pub bridge: Arc<LoopBridge>,
+    event_loop: Py<PyAny>,
+    create_future: Py<PyAny>,
+    create_task: Py<PyAny>,
+    logger: Py<PyAny>,
+}
+
+impl PyLoop {
+    /// Binds to `event_loop` and registers the bridge's wake descriptor with it.
+    pub fn attach(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Self>> {
+        let bridge = LoopBridge::new().map_err(CoreError::from)?;
+        let drain = Py::new(py, BridgeDrain { bridge: bridge.clone() })?;
+        event_loop.call_method1("add_reader", (bridge.wake_fd(), drain))?;
+        let logger = PyModule::import(py, "logging")?.call_method1("getLogger", ("_granian",))?;
+        Ok(Arc::new(Self {
+            bridge,
+            event_loop: event_loop.clone().unbind(),
+            create_future: event_loop.getattr("create_future")?.unbind(),
+            create_task: event_loop.getattr("create_task")?.unbind(),
+            logger: logger.unbind(),
+        }))
+    }
+
+    /// Stops watching the wake descriptor (the worker is done).
+    pub fn detach(&self, py: Python<'_>) -> PyResult<()> {
+        self.event_loop.call_method1(py, "remove_reader", (self.bridge.wake_fd(),))?;
+        Ok(())
+    }
+
+    pub fn create_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.create_future.call0(py)
+    }
+
+    pub fn create_task<'py>(&self, py: Python<'py>, coro: Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.create_task.bind(py).call1((coro,))
+    }
+
+    /// Logs an error through the `_granian` logger, with the traceback of `err` when given.
+    pub fn log_error(&self, py: Python<'_>, message: &str, err: Option<&Bound<'_, PyAny>>) {
+        let kwargs = pyo3::types::PyDict::new(py);
+        if let Some(err) = err {
+            let _ = kwargs.set_item("exc_info", err);
+        }
+        if self.logger.call_method(py, "error", (message,), Some(&kwargs)).is_err() {
+            eprintln!("granian: {message}");
+        }
+    }
+
+    /// Logs from any thread: the record is written by the Python thread.
+    pub fn log_error_from_any_thread(self: &Arc<Self>, message: String) {
+        let this = self.clone();
+        self.bridge.push(Box::new(move |py| this.log_error(py, &message, None)));
+    }
+
+    /// Runs `work` on tokio and returns an asyncio future resolved with its converted result.
+    pub fn spawn_awaitable<T, F>(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        runtime: &tokio::runtime::Handle,
+        work: F,
+        convert: Convert<T>,
+    ) -> PyResult<Py<PyAny>>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, CoreError>> + Send + 'static,
+    {
+        let future = self.create_future.call0(py)?;
+        let target = future.clone_ref(py);
+        let bridge = self.bridge.clone();
+        runtime.spawn(async move {
+            let outcome = work.await;
+            bridge.push(Box::new(move |py| {
+                let result = outcome.map_err(CoreError::into_pyerr).and_then(|v| convert(py, v));
+                resolve_future(py, target.bind(py), result);
+            }));
+        });
+        Ok(future)
+    }
+}
+
+/// Sets the result or exception of an asyncio future unless it was cancelled meanwhile.
+pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, result: PyResult<Py<PyAny>>) {
+    let outcome = match result {
+        Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,)),
+        Err(err) => future.call_method1(pyo3::intern!(py, "set_exception"), (err.value(py),)),
+    };
+    // InvalidStateError: the awaiting task was cancelled and the future with it.
+    drop(outcome);
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ReadyAwaitable>()?;
+    m.add_class::<BridgeDrain>()?;
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! The lifecycle of a worker as Python drives it, shared by every interface: start the runtimes
+//! on an inherited listener, and a `shutdown()` awaitable that resolves once connections drained
+//! and the runtime threads ended.
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::errors::CoreError;
+use crate::net::listener_from_fd;
+use crate::pyloop::{resolve_future, PyLoop};
+use crate::workers::{Dispatcher, Worker, WorkerConfig};
+
+/// The running state behind an interface's worker class.
+#[derive(Default)]
+pub struct WorkerSlot {
+    running: Mutex<Option<(Arc<Worker>, Arc<PyLoop>)>>,
+}
+
+impl WorkerSlot {
+    /// Starts serving `listener_fd` with `make_dispatcher(pyloop)`.
+    pub fn start<D: Dispatcher>(
+        &self,
+        config: &WorkerConfig,
+        listener_fd: i32,
+        pyloop: Arc<PyLoop>,
+        dispatcher: D,
+    ) -> PyResult<()> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.is_some() {
+            return Err(PyRuntimeError::new_err("this worker is already serving"));
+        }
+        let listener = listener_from_fd(listener_fd).map_err(CoreError::from)?;
+        let reporter = pyloop.clone();
+        let report = Arc::new(move |message: String| reporter.log_error_from_any_thread(message));
+        let worker = Worker::start(config, listener, dispatcher, report).map_err(CoreError::from)?;
+        *running = Some((Arc::new(worker), pyloop));
+        Ok(())
+    }
+
+    /// Begins the drain; the returned asyncio future resolves when the worker has fully stopped.
+    pub fn shutdown(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some((worker, pyloop)) = running else {
+            return Err(PyRuntimeError::new_err("this worker is not serving"));
+        };
+        worker.begin_shutdown();
+        let future = pyloop.create_future(py)?;
+        let target = future.clone_ref(py);
+        let bridge = pyloop.bridge.clone();
+        let done = pyloop.clone();
+        std::thread::Builder::new()
+            .name("granian-drain".into())
+            .spawn(move || {
+                worker.join();
+                bridge.push(Box::new(move |py| {
+                    let _ = done.detach(py);
+                    resolve_future(py, target.bind(py), Ok(py.None()));
+                }));
+            })
+            .map_err(CoreError::from)?;
+        Ok(future)
+    }
+}

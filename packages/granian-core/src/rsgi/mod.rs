@@ -1,0 +1,59 @@
+//! RSGI 1.6 over HTTP: the worker class Python starts, the scope, the protocol objects.
+
+mod dispatch;
+mod protocol;
+mod scope;
+
+use pyo3::prelude::*;
+
+use crate::pyconfig::worker_config;
+use crate::pyloop::PyLoop;
+use crate::pyworker::WorkerSlot;
+use crate::workers::WorkerConfig;
+
+/// Serves an RSGI application from one worker process.
+#[pyclass(frozen, module = "granian._core", name = "RSGIWorker")]
+pub struct RsgiWorker {
+    listener_fd: i32,
+    config: WorkerConfig,
+    slot: WorkerSlot,
+}
+
+#[pymethods]
+impl RsgiWorker {
+    #[new]
+    #[pyo3(signature = (listener_fd, *, http, runtime_mode, runtime_threads, backpressure, http1_settings, http2_settings))]
+    fn new(
+        listener_fd: i32,
+        http: &str,
+        runtime_mode: &str,
+        runtime_threads: usize,
+        backpressure: usize,
+        http1_settings: &Bound<'_, PyAny>,
+        http2_settings: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let config = worker_config(http, runtime_mode, runtime_threads, backpressure, http1_settings, http2_settings)?;
+        Ok(Self { listener_fd, config, slot: WorkerSlot::default() })
+    }
+
+    /// Starts serving: `callback(scope, protocol)` runs as a task on `event_loop` per request.
+    fn serve(&self, py: Python<'_>, callback: Py<PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
+        let pyloop = PyLoop::attach(py, event_loop)?;
+        let dispatcher = dispatch::RsgiDispatcher::new(callback, pyloop.clone());
+        self.slot.start(&self.config, self.listener_fd, pyloop, dispatcher)
+    }
+
+    /// Stops accepting and drains; await the result to know the worker has stopped.
+    fn shutdown(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.slot.shutdown(py)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RsgiWorker>()?;
+    m.add_class::<scope::HttpScope>()?;
+    m.add_class::<scope::Headers>()?;
+    m.add_class::<protocol::HttpProtocol>()?;
+    m.add_class::<protocol::StreamTransport>()?;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The serving engine of one worker process: accept loops, connections, backpressure and drain.
+//!
+//! Interfaces plug in through [`Dispatcher`]: the engine owns sockets and HTTP, the dispatcher turns
+//! a request into a response (by asking the Python app). Backpressure is counted in requests handed
+//! to the dispatcher, not in connections, so idle keep-alive connections cost no app capacity.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::http::{connection_builder, error_response, Http1Settings, Http2Settings, HttpMode, ResponseBody};
+use crate::runtime::{RuntimeMode, RuntimeThreads};
+
+/// Everything a worker needs to know to serve, independent of the interface.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub http_mode: HttpMode,
+    pub http1: Http1Settings,
+    pub http2: Http2Settings,
+    pub runtime_mode: RuntimeMode,
+    pub runtime_threads: usize,
+    pub backpressure: usize,
+}
+
+/// Facts about one client connection, shared by its requests.
+pub struct ConnectionInfo {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub scheme: &'static str,
+    /// Cancelled when the connection is gone.
+    pub closed: CancellationToken,
+}
+
+/// Turns a request into a response; implemented once per interface.
+pub trait Dispatcher: Send + Sync + 'static {
+    /// `permit` is one unit of backpressure: hold it until the app is done with the request.
+    fn dispatch(
+        &self,
+        request: Request<Incoming>,
+        connection: Arc<ConnectionInfo>,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send;
+}
+
+/// Reports a problem seen on a tokio thread (the interface decides where it is logged).
+pub type ErrorSink = Arc<dyn Fn(String) + Send + Sync>;
+
+struct Engine<D> {
+    dispatcher: D,
+    builder: auto::Builder<TokioExecutor>,
+    backpressure: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+    report: ErrorSink,
+}
+
+/// A running worker: runtimes accepting connections until [`Worker::begin_shutdown`].
+pub struct Worker {
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+    threads: Mutex<Option<RuntimeThreads>>,
+}
+
+impl Worker {
+    /// Starts the runtimes and their accept loops on `listener`.
+    pub fn start<D: Dispatcher>(
+        config: &WorkerConfig,
+        listener: StdTcpListener,
+        dispatcher: D,
+        report: ErrorSink,
+    ) -> std::io::Result<Self> {
+        let engine = Arc::new(Engine {
+            dispatcher,
+            builder: connection_builder(config.http_mode, &config.http1, &config.http2),
+            backpressure: Arc::new(Semaphore::new(config.backpressure.max(1))),
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            report,
+        });
+        let listeners = (0..config.runtime_threads.max(1))
+            .map(|_| listener.try_clone())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let listeners = Mutex::new(listeners);
+        let shutdown = engine.shutdown.clone();
+        let connections = engine.connections.clone();
+        let threads = RuntimeThreads::start(config.runtime_mode, config.runtime_threads, |index| {
+            let engine = engine.clone();
+            let listener = listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
+            async move {
+                if let Some(listener) = listener {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => accept_loop(listener, engine.clone()).await,
+                        Err(err) => (engine.report)(format!("cannot use the listening socket: {err}")),
+                    }
+                }
+                // Keep the runtime alive until every connection (of every runtime) has drained.
+                engine.connections.wait().await;
+            }
+        })?;
+        Ok(Self { shutdown, connections, threads: Mutex::new(Some(threads)) })
+    }
+
+    /// Stops accepting; open connections are told to close once their in-flight requests finish.
+    pub fn begin_shutdown(&self) {
+        self.connections.close();
+        self.shutdown.cancel();
+    }
+
+    /// Blocks until every runtime thread has ended (after [`Worker::begin_shutdown`] and the drain).
+    pub fn join(&self) {
+        let threads = self.threads.lock().ok().and_then(|mut t| t.take());
+        if let Some(threads) = threads {
+            threads.join();
+        }
+    }
+}
+
+async fn accept_loop<D: Dispatcher>(listener: TcpListener, engine: Arc<Engine<D>>) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = engine.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    engine.connections.spawn(serve_connection(stream, peer, engine.clone()));
+                }
+                Err(err) => {
+                    // Out of descriptors or memory: back off briefly instead of spinning.
+                    (engine.report)(format!("accepting a connection failed: {err}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn serve_connection<D: Dispatcher>(stream: tokio::net::TcpStream, peer: SocketAddr, engine: Arc<Engine<D>>) {
+    let _ = stream.set_nodelay(true);
+    let local = match stream.local_addr() {
+        Ok(local) => local,
+        Err(_) => return,
+    };
+    let info = Arc::new(ConnectionInfo { local, peer, scheme: "http", closed: CancellationToken::new() });
+    let service = {
+        let engine = engine.clone();
+        let info = info.clone();
+        hyper::service::service_fn(move |request| {
+            let engine = engine.clone();
+            let info = info.clone();
+            async move {
+                let response = match engine.backpressure.clone().acquire_owned().await {
+                    Ok(permit) => engine.dispatcher.dispatch(request, info, permit).await,
+                    Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE),
+                };
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let connection = engine.builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = engine.shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+    info.closed.cancel();
+}

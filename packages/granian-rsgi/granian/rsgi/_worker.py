@@ -1,0 +1,51 @@
+"""Serving an RSGI application in one worker process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from granian._core import RSGIWorker
+from granian.log import logger
+
+
+class RSGIApplicationWorker:
+    """Runs one RSGI app: `__rsgi_init__` before serving, `__rsgi_del__` after the drain."""
+
+    def __init__(self, app: Any, event_loop: asyncio.AbstractEventLoop, listener_fd: int, settings: Any) -> None:
+        self.app = app
+        self.loop = event_loop
+        self.callback = getattr(app, '__rsgi__', app)
+        if not callable(self.callback):
+            raise TypeError(f'{settings.target!r} is not an RSGI application (it is not callable)')
+        self.core = RSGIWorker(
+            listener_fd,
+            http=settings.http,
+            runtime_mode=settings.runtime_mode,
+            runtime_threads=settings.runtime_threads,
+            backpressure=settings.backpressure,
+            http1_settings=settings.http1,
+            http2_settings=settings.http2,
+        )
+
+    def start(self) -> None:
+        """Call the app's init hook and start serving."""
+        init = getattr(self.app, '__rsgi_init__', None)
+        if init is not None:
+            init(self.loop)
+        self.core.serve(self.callback, self.loop)
+
+    async def stop(self) -> None:
+        """Drain, then call the app's teardown hook."""
+        await self.core.shutdown()
+        teardown = getattr(self.app, '__rsgi_del__', None)
+        if teardown is not None:
+            try:
+                teardown(self.loop)
+            except Exception:
+                logger.exception('__rsgi_del__ raised an exception')
+
+
+def create_worker(app: Any, event_loop: asyncio.AbstractEventLoop, listener_fd: int, settings: Any) -> RSGIApplicationWorker:
+    """The interface hook the granian worker process calls."""
+    return RSGIApplicationWorker(app, event_loop, listener_fd, settings)

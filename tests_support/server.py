@@ -1,0 +1,264 @@
+"""Run `python -m granian` as a real subprocess bound to 127.0.0.1, wait until it accepts, stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Self
+
+from .waiting import wait_until
+
+HOST = '127.0.0.1'
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+
+def free_port(host: str = HOST) -> int:
+    """Return a TCP port that was free on `host` a moment ago (bind port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def server_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return the environment for a server subprocess: ours minus GRANIAN_* settings, plus `overrides`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith('GRANIAN_')}
+    env['PYTHONUNBUFFERED'] = '1'
+    env.update(overrides or {})
+    return env
+
+
+def granian_command(
+    target: str, *, port: int, interface: str = 'rsgi', host: str = HOST, extra_args: Iterable[str] = ()
+) -> list[str]:
+    """Return the argv that serves `target` with `python -m granian`."""
+    return [
+        sys.executable,
+        '-m',
+        'granian',
+        '--interface',
+        interface,
+        '--host',
+        host,
+        '--port',
+        str(port),
+        *extra_args,
+        target,
+    ]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_granian(
+    args: Iterable[str], *, cwd: Path | str | None = None, env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m granian ARGS` to completion (bounded); kill its whole process group if it overruns."""
+    argv = [sys.executable, '-m', 'granian', *args]
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=server_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        stdout, stderr = proc.communicate(timeout=10)
+        raise AssertionError(
+            f'{argv} did not exit within {timeout} s\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}'
+        ) from None
+    finally:
+        if _group_alive(proc.pid):
+            _kill_group(proc.pid)
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+class ServerStartError(RuntimeError):
+    """The server process exited or never accepted connections."""
+
+
+class RunningServer:
+    """A granian server in a subprocess of its own session; use as a context manager or call start()/close().
+
+    stdout and stderr go to one temporary log file (`output`), kept until close().
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        working_dir: Path | str | None = None,
+        interface: str = 'rsgi',
+        extra_args: Iterable[str] = (),
+        env: Mapping[str, str] | None = None,
+        host: str = HOST,
+        port: int | None = None,
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> None:
+        self.target = target
+        self.working_dir = Path(working_dir) if working_dir is not None else None
+        self.interface = interface
+        self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self.leftover_processes = False
+        self._log_path: Path | None = None
+        self._log_file = None
+
+    @property
+    def base_url(self) -> str:
+        """The http:// URL of the server root, without a trailing slash."""
+        return f'http://{self.host}:{self.port}'
+
+    def url(self, path: str) -> str:
+        """Return the absolute URL for `path` (which starts with '/')."""
+        return self.base_url + path
+
+    @property
+    def command(self) -> list[str]:
+        """The argv used to start the server."""
+        extra = list(self.extra_args)
+        if self.working_dir is not None:
+            extra = ['--working-dir', str(self.working_dir), *extra]
+        return granian_command(self.target, port=self.port, interface=self.interface, host=self.host, extra_args=extra)
+
+    @property
+    def output(self) -> str:
+        """Everything the server wrote to stdout and stderr so far."""
+        if self._log_path is None or not self._log_path.exists():
+            return ''
+        return self._log_path.read_text(encoding='utf-8', errors='replace')
+
+    def start(self) -> Self:
+        """Spawn the server and block until its port accepts TCP connections (bounded by ready_timeout)."""
+        fd, name = tempfile.mkstemp(prefix='granian-test-', suffix='.log')
+        self._log_path = Path(name)
+        self._log_file = os.fdopen(fd, 'wb')
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=self.working_dir,
+            env=server_env(self.env),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                self._finish(code)
+                raise ServerStartError(
+                    f'server {self.command} exited with code {code} before accepting connections:\n{self.output}'
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise ServerStartError(
+                    f'server {self.command} did not accept connections within {self.ready_timeout} s:\n{self.output}'
+                )
+            time.sleep(0.05)
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> bool:
+        """Wait (bounded) until `text` appears in the server output."""
+        return wait_until(lambda: text in self.output, timeout)
+
+    def send_signal(self, sig: int) -> None:
+        """Send `sig` to the supervisor process only (not to its workers)."""
+        assert self.proc is not None, 'server not started'
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Wait (bounded) for the supervisor to exit; return its exit code, or None if it is still running."""
+        assert self.proc is not None, 'server not started'
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._finish(code)
+        return code
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM the supervisor and wait (bounded); SIGKILL the whole process group if it overruns.
+
+        Returns the supervisor's exit code (negative signal number when it had to be killed).
+        """
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            code = self.wait(timeout)
+            if code is None:
+                _kill_group(self.proc.pid)
+                code = self.proc.wait(timeout=10)
+                self._finish(code)
+        else:
+            self._finish(self.proc.returncode)
+        return self.returncode
+
+    def _finish(self, code: int) -> None:
+        if self.returncode is not None:
+            return
+        self.returncode = code
+        assert self.proc is not None
+        pgid = self.proc.pid
+        # Workers live in the supervisor's session; any still alive shortly after it exits were orphaned.
+        if not wait_until(lambda: not _group_alive(pgid), 3.0):
+            self.leftover_processes = True
+            _kill_group(pgid)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def close(self) -> None:
+        """Stop the server if needed and remove its log file."""
+        self.stop()
+        if self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+            self._log_path = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f'<RunningServer {self.target} at {self.base_url} pid={self.proc.pid if self.proc else None}>'
