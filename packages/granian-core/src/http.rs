@@ -61,7 +61,11 @@ pub struct Http2Settings {
 }
 
 /// Builds the hyper connection builder for a listener.
-pub fn connection_builder(mode: HttpMode, h1: &Http1Settings, h2: &Http2Settings) -> auto::Builder<TokioExecutor> {
+pub fn connection_builder(
+    mode: HttpMode,
+    h1: &Http1Settings,
+    h2: &Http2Settings,
+) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -96,7 +100,10 @@ pub enum ResponseBody {
     /// Chunks pushed by the app as it produces them.
     Channel(mpsc::Receiver<Bytes>),
     /// A file region read in chunks; `remaining` bytes are left to send.
-    File { reader: ReaderStream<tokio::io::Take<tokio::fs::File>>, remaining: u64 },
+    File {
+        reader: ReaderStream<tokio::io::Take<tokio::fs::File>>,
+        remaining: u64,
+    },
 }
 
 impl ResponseBody {
@@ -113,22 +120,25 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match &mut *self {
             ResponseBody::Empty => Poll::Ready(None),
             ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ResponseBody::Channel(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|d| Ok(Frame::data(d)))),
-            ResponseBody::File { reader, remaining } => {
-                match Pin::new(reader).poll_next(cx) {
-                    Poll::Ready(Some(Ok(chunk))) => {
-                        *remaining = remaining.saturating_sub(chunk.len() as u64);
-                        Poll::Ready(Some(Ok(Frame::data(chunk))))
-                    }
-                    Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
+            ResponseBody::Channel(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|d| Ok(Frame::data(d)))),
+            ResponseBody::File { reader, remaining } => match Pin::new(reader).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    *remaining = remaining.saturating_sub(chunk.len() as u64);
+                    Poll::Ready(Some(Ok(Frame::data(chunk))))
                 }
-            }
+                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -144,7 +154,9 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Empty => SizeHint::with_exact(0),
-            ResponseBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ResponseBody::Full(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             ResponseBody::Channel(_) => SizeHint::default(),
             ResponseBody::File { remaining, .. } => SizeHint::with_exact(*remaining),
         }
@@ -155,11 +167,20 @@ impl Body for ResponseBody {
 pub enum ResponseIntent {
     Ready(Response<ResponseBody>),
     /// A file (or the byte range `start..end` of it); opened on tokio, 404 when it cannot be.
-    File { status: StatusCode, headers: HeaderMap, path: std::path::PathBuf, range: Option<(u64, u64)> },
+    File {
+        status: StatusCode,
+        headers: HeaderMap,
+        path: std::path::PathBuf,
+        range: Option<(u64, u64)>,
+    },
 }
 
 /// Builds a response with the server's default headers added.
-pub fn response(status: StatusCode, mut headers: HeaderMap, body: ResponseBody) -> Response<ResponseBody> {
+pub fn response(
+    status: StatusCode,
+    mut headers: HeaderMap,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
     if !headers.contains_key(SERVER) {
         headers.insert(SERVER, HeaderValue::from_static("granian"));
     }
@@ -178,8 +199,15 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
         _ => "Internal server error",
     };
     let mut headers = HeaderMap::new();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    response(status, headers, ResponseBody::full(Bytes::from_static(text.as_bytes())))
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response(
+        status,
+        headers,
+        ResponseBody::full(Bytes::from_static(text.as_bytes())),
+    )
 }
 
 /// Parses a status code the app gave.
@@ -193,7 +221,10 @@ pub fn status_from_u16(code: u16) -> Option<StatusCode> {
 
 /// Adds one app-supplied header; invalid names or values are dropped, as upstream servers do.
 pub fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
         headers.append(name, value);
     }
 }
@@ -204,10 +235,22 @@ const FILE_CHUNK_SIZE: usize = 128 * 1024;
 pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
     match intent {
         ResponseIntent::Ready(response) => response,
-        ResponseIntent::File { status, mut headers, path, range } => match open_file_region(&path, range).await {
+        ResponseIntent::File {
+            status,
+            mut headers,
+            path,
+            range,
+        } => match open_file_region(&path, range).await {
             Ok((reader, length)) => {
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-                response(status, headers, ResponseBody::File { reader, remaining: length })
+                response(
+                    status,
+                    headers,
+                    ResponseBody::File {
+                        reader,
+                        remaining: length,
+                    },
+                )
             }
             Err(_) => error_response(StatusCode::NOT_FOUND),
         },
@@ -228,7 +271,10 @@ async fn open_file_region(
         file.seek(std::io::SeekFrom::Start(start)).await?;
     }
     let length = end.saturating_sub(start);
-    Ok((ReaderStream::with_capacity(file.take(length), FILE_CHUNK_SIZE), length))
+    Ok((
+        ReaderStream::with_capacity(file.take(length), FILE_CHUNK_SIZE),
+        length,
+    ))
 }
 
 #[cfg(test)]
@@ -259,7 +305,10 @@ mod tests {
         assert_eq!(plain.headers()[SERVER], "granian");
         let mut own = HeaderMap::new();
         own.insert(SERVER, HeaderValue::from_static("mine"));
-        assert_eq!(response(StatusCode::OK, own, ResponseBody::Empty).headers()[SERVER], "mine");
+        assert_eq!(
+            response(StatusCode::OK, own, ResponseBody::Empty).headers()[SERVER],
+            "mine"
+        );
     }
 
     #[tokio::test]

@@ -48,10 +48,14 @@ pub fn worker_config(
     http2_settings: &Bound<'_, PyAny>,
 ) -> PyResult<WorkerConfig> {
     Ok(WorkerConfig {
-        http_mode: HttpMode::parse(http)
-            .ok_or_else(|| PyValueError::new_err(format!("http must be 'auto', '1' or '2', not {http:?}")))?,
-        runtime_mode: RuntimeMode::parse(runtime_mode)
-            .ok_or_else(|| PyValueError::new_err(format!("runtime_mode must be 'st' or 'mt', not {runtime_mode:?}")))?,
+        http_mode: HttpMode::parse(http).ok_or_else(|| {
+            PyValueError::new_err(format!("http must be 'auto', '1' or '2', not {http:?}"))
+        })?,
+        runtime_mode: RuntimeMode::parse(runtime_mode).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "runtime_mode must be 'st' or 'mt', not {runtime_mode:?}"
+            ))
+        })?,
         runtime_threads: runtime_threads.max(1),
         backpressure: backpressure.max(1),
         http1: read_http1(http1_settings)?,

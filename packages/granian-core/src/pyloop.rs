@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
 use crate::errors::CoreError;
+use crate::http::ResponseIntent;
 
 /// Work to run on the Python thread, with the GIL held.
 pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
@@ -48,11 +49,37 @@ impl LoopBridge {
 
     /// Queues a job; wakes the event loop only if it is not already due to drain the queue.
     pub fn push(&self, job: Job) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(job);
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(job);
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            // A full socket buffer means a wake-up byte is already waiting: nothing is lost.
-            let _ = (&self.wake_writer).write(&[1]);
+            self.wake();
         }
+    }
+
+    /// Like [`LoopBridge::push`], but from a tokio task: the wake-up is written by a task queued
+    /// behind the ones already runnable, so requests read in the same runtime tick reach Python
+    /// as one batch instead of waking it (and switching threads) once each.
+    pub fn push_batched(self: &Arc<Self>, job: Job) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(job);
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let bridge = self.clone();
+                    runtime.spawn(async move { bridge.wake() });
+                }
+                Err(_) => self.wake(),
+            }
+        }
+    }
+
+    fn wake(&self) {
+        // A full socket buffer means a wake-up byte is already waiting: nothing is lost.
+        let _ = (&self.wake_writer).write(&[1]);
     }
 
     /// The descriptor the event loop watches for readability.
@@ -97,11 +124,23 @@ pub struct ReadyAwaitable {
 
 impl ReadyAwaitable {
     pub fn ok(py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        Ok(Py::new(py, Self { outcome: Mutex::new(Some(Ok(value))) })?.into_any())
+        Ok(Py::new(
+            py,
+            Self {
+                outcome: Mutex::new(Some(Ok(value))),
+            },
+        )?
+        .into_any())
     }
 
     pub fn err(py: Python<'_>, err: PyErr) -> PyResult<Py<PyAny>> {
-        Ok(Py::new(py, Self { outcome: Mutex::new(Some(Err(err))) })?.into_any())
+        Ok(Py::new(
+            py,
+            Self {
+                outcome: Mutex::new(Some(Err(err))),
+            },
+        )?
+        .into_any())
     }
 }
 
@@ -116,12 +155,52 @@ impl ReadyAwaitable {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let outcome = self
+            .outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         match outcome {
             Some(Ok(value)) => Err(PyStopIteration::new_err((value,))),
             Some(Err(err)) => Err(err),
             None => Err(PyStopIteration::new_err((py.None(),))),
         }
+    }
+}
+
+type Delivery = (tokio::sync::oneshot::Sender<ResponseIntent>, ResponseIntent);
+
+/// Responses produced during one event-loop iteration, handed to tokio together.
+///
+/// Waking a tokio thread costs a system call and, on a busy core, a context switch; sending each
+/// response as it is produced would pay that once per request. The first response of an iteration
+/// schedules a flush with `loop.call_soon`, which runs after every other ready callback.
+#[derive(Default)]
+struct Outbox {
+    deliveries: Mutex<Vec<Delivery>>,
+}
+
+impl Outbox {
+    fn flush(&self) {
+        let deliveries =
+            std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
+        for (sender, intent) in deliveries {
+            // The receiver is gone only when the client is: nothing left to tell.
+            let _ = sender.send(intent);
+        }
+    }
+}
+
+/// The callable `loop.call_soon` runs to flush the outbox.
+#[pyclass(frozen, module = "granian._core")]
+pub struct OutboxFlush {
+    outbox: Arc<Outbox>,
+}
+
+#[pymethods]
+impl OutboxFlush {
+    fn __call__(&self) {
+        self.outbox.flush();
     }
 }
 
@@ -134,6 +213,9 @@ pub struct PyLoop {
     event_loop: Py<PyAny>,
     create_future: Py<PyAny>,
     create_task: Py<PyAny>,
+    call_soon: Py<PyAny>,
+    outbox: Arc<Outbox>,
+    outbox_flush: Py<OutboxFlush>,
     logger: Py<PyAny>,
 }
 
@@ -141,29 +223,76 @@ impl PyLoop {
     /// Binds to `event_loop` and registers the bridge's wake descriptor with it.
     pub fn attach(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Self>> {
         let bridge = LoopBridge::new().map_err(CoreError::from)?;
-        let drain = Py::new(py, BridgeDrain { bridge: bridge.clone() })?;
+        let drain = Py::new(
+            py,
+            BridgeDrain {
+                bridge: bridge.clone(),
+            },
+        )?;
         event_loop.call_method1("add_reader", (bridge.wake_fd(), drain))?;
         let logger = PyModule::import(py, "logging")?.call_method1("getLogger", ("_granian",))?;
+        let outbox = Arc::new(Outbox::default());
+        let outbox_flush = Py::new(
+            py,
+            OutboxFlush {
+                outbox: outbox.clone(),
+            },
+        )?;
         Ok(Arc::new(Self {
             bridge,
             event_loop: event_loop.clone().unbind(),
             create_future: event_loop.getattr("create_future")?.unbind(),
             create_task: event_loop.getattr("create_task")?.unbind(),
+            call_soon: event_loop.getattr("call_soon")?.unbind(),
+            outbox,
+            outbox_flush,
             logger: logger.unbind(),
         }))
     }
 
     /// Stops watching the wake descriptor (the worker is done).
     pub fn detach(&self, py: Python<'_>) -> PyResult<()> {
-        self.event_loop.call_method1(py, "remove_reader", (self.bridge.wake_fd(),))?;
+        self.event_loop
+            .call_method1(py, "remove_reader", (self.bridge.wake_fd(),))?;
         Ok(())
+    }
+
+    /// Hands a response to the tokio side at the end of this event-loop iteration.
+    pub fn deliver(
+        &self,
+        py: Python<'_>,
+        sender: tokio::sync::oneshot::Sender<ResponseIntent>,
+        intent: ResponseIntent,
+    ) {
+        let first = {
+            let mut deliveries = self
+                .outbox
+                .deliveries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            deliveries.push((sender, intent));
+            deliveries.len() == 1
+        };
+        if first
+            && self
+                .call_soon
+                .call1(py, (self.outbox_flush.clone_ref(py),))
+                .is_err()
+        {
+            // The loop is closing: deliver now rather than never.
+            self.outbox.flush();
+        }
     }
 
     pub fn create_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.create_future.call0(py)
     }
 
-    pub fn create_task<'py>(&self, py: Python<'py>, coro: Py<PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    pub fn create_task<'py>(
+        &self,
+        py: Python<'py>,
+        coro: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.create_task.bind(py).call1((coro,))
     }
 
@@ -173,7 +302,11 @@ impl PyLoop {
         if let Some(err) = err {
             let _ = kwargs.set_item("exc_info", err);
         }
-        if self.logger.call_method(py, "error", (message,), Some(&kwargs)).is_err() {
+        if self
+            .logger
+            .call_method(py, "error", (message,), Some(&kwargs))
+            .is_err()
+        {
             eprintln!("granian: {message}");
         }
     }
@@ -181,7 +314,8 @@ impl PyLoop {
     /// Logs from any thread: the record is written by the Python thread.
     pub fn log_error_from_any_thread(self: &Arc<Self>, message: String) {
         let this = self.clone();
-        self.bridge.push(Box::new(move |py| this.log_error(py, &message, None)));
+        self.bridge
+            .push(Box::new(move |py| this.log_error(py, &message, None)));
     }
 
     /// Runs `work` on tokio and returns an asyncio future resolved with its converted result.
@@ -202,7 +336,9 @@ impl PyLoop {
         runtime.spawn(async move {
             let outcome = work.await;
             bridge.push(Box::new(move |py| {
-                let result = outcome.map_err(CoreError::into_pyerr).and_then(|v| convert(py, v));
+                let result = outcome
+                    .map_err(CoreError::into_pyerr)
+                    .and_then(|v| convert(py, v));
                 resolve_future(py, target.bind(py), result);
             }));
         });
@@ -223,5 +359,6 @@ pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, result: PyResul
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ReadyAwaitable>()?;
     m.add_class::<BridgeDrain>()?;
+    m.add_class::<OutboxFlush>()?;
     Ok(())
 }

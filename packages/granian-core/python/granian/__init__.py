@@ -3,8 +3,8 @@
 # Other distributions (granian-rsgi, granian-cli, ...) add sub-packages to this namespace.
 __path__ = __import__('pkgutil').extend_path(__path__, __name__)
 
-from ._loops import loops  # noqa: E402
-from ._version import __version__  # noqa: E402
-from .server import Server as Granian  # noqa: E402
+from ._loops import loops
+from ._version import __version__
+from .server import Server as Granian
 
-__all__ = ['Granian', 'loops', '__version__']
+__all__ = ['Granian', '__version__', 'loops']

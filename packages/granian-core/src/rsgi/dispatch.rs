@@ -29,7 +29,9 @@ struct RsgiApp {
 
 impl RsgiDispatcher {
     pub fn new(callback: Py<PyAny>, pyloop: Arc<PyLoop>) -> Self {
-        Self { app: Arc::new(RsgiApp { callback, pyloop }) }
+        Self {
+            app: Arc::new(RsgiApp { callback, pyloop }),
+        }
     }
 }
 
@@ -47,8 +49,16 @@ impl Dispatcher for RsgiDispatcher {
         let app = self.app.clone();
         let runtime = Handle::current();
         let (parts, body) = request.into_parts();
-        self.app.pyloop.bridge.push(Box::new(move |py| {
-            let request = PendingRequest { parts, body, connection, responder, disconnected, permit, runtime };
+        self.app.pyloop.bridge.push_batched(Box::new(move |py| {
+            let request = PendingRequest {
+                parts,
+                body,
+                connection,
+                responder,
+                disconnected,
+                permit,
+                runtime,
+            };
             start_request(py, &app, request);
         }));
         let response = match response.await {
@@ -80,15 +90,26 @@ fn start_request(py: Python<'_>, app: &RsgiApp, request: PendingRequest) {
         request.disconnected,
         request.permit,
     );
-    let Ok(protocol) = Py::new(py, protocol) else { return };
+    let Ok(protocol) = Py::new(py, protocol) else {
+        return;
+    };
     let started = (|| -> PyResult<()> {
-        let coroutine = app.callback.call1(py, (Py::new(py, scope)?, protocol.clone_ref(py)))?;
+        let coroutine = app
+            .callback
+            .call1(py, (Py::new(py, scope)?, protocol.clone_ref(py)))?;
         let task = app.pyloop.create_task(py, coroutine)?;
-        task.call_method1(pyo3::intern!(py, "add_done_callback"), (protocol.getattr(py, "_task_done")?,))?;
+        task.call_method1(
+            pyo3::intern!(py, "add_done_callback"),
+            (protocol.getattr(py, "_task_done")?,),
+        )?;
         Ok(())
     })();
     if let Err(err) = started {
-        app.pyloop.log_error(py, "Application callable raised an exception", Some(err.value(py).as_any()));
-        protocol.get().finish();
+        app.pyloop.log_error(
+            py,
+            "Application callable raised an exception",
+            Some(err.value(py).as_any()),
+        );
+        protocol.get().finish(py);
     }
 }

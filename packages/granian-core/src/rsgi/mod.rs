@@ -32,15 +32,32 @@ impl RsgiWorker {
         http1_settings: &Bound<'_, PyAny>,
         http2_settings: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let config = worker_config(http, runtime_mode, runtime_threads, backpressure, http1_settings, http2_settings)?;
-        Ok(Self { listener_fd, config, slot: WorkerSlot::default() })
+        let config = worker_config(
+            http,
+            runtime_mode,
+            runtime_threads,
+            backpressure,
+            http1_settings,
+            http2_settings,
+        )?;
+        Ok(Self {
+            listener_fd,
+            config,
+            slot: WorkerSlot::default(),
+        })
     }
 
     /// Starts serving: `callback(scope, protocol)` runs as a task on `event_loop` per request.
-    fn serve(&self, py: Python<'_>, callback: Py<PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn serve(
+        &self,
+        py: Python<'_>,
+        callback: Py<PyAny>,
+        event_loop: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let pyloop = PyLoop::attach(py, event_loop)?;
         let dispatcher = dispatch::RsgiDispatcher::new(callback, pyloop.clone());
-        self.slot.start(&self.config, self.listener_fd, pyloop, dispatcher)
+        self.slot
+            .start(&self.config, self.listener_fd, pyloop, dispatcher)
     }
 
     /// Stops accepting and drains; await the result to know the worker has stopped.

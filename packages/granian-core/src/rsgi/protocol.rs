@@ -23,7 +23,9 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{CoreError, RSGIProtocolClosed, RSGIProtocolError};
-use crate::http::{append_header, error_response, response, status_from_u16, ResponseBody, ResponseIntent};
+use crate::http::{
+    append_header, error_response, response, status_from_u16, ResponseBody, ResponseIntent,
+};
 use crate::pyloop::{PyLoop, ReadyAwaitable};
 
 /// How many chunks a streamed response may queue before `send_*` makes the app wait.
@@ -82,19 +84,26 @@ impl HttpProtocol {
     }
 
     /// Hands the response to hyper; a second response is ignored, as the specification allows.
-    fn respond(&self, intent: ResponseIntent) {
-        let mut state = lock(&self.response);
-        if let ResponseState::Pending(_) = &*state {
-            if let ResponseState::Pending(sender) = std::mem::replace(&mut *state, ResponseState::Sent) {
-                // The receiver is gone only when the client is: nothing left to tell.
-                let _ = sender.send(intent);
+    fn respond(&self, py: Python<'_>, intent: ResponseIntent) {
+        let sender = {
+            let mut state = lock(&self.response);
+            if !matches!(&*state, ResponseState::Pending(_)) {
+                return;
             }
-        }
+            match std::mem::replace(&mut *state, ResponseState::Sent) {
+                ResponseState::Pending(sender) => sender,
+                _ => return,
+            }
+        };
+        self.pyloop.deliver(py, sender, intent);
     }
 
     /// The app is done: answer 500 if it never responded, end a streamed body, free its slot.
-    pub fn finish(&self) {
-        self.respond(ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)));
+    pub fn finish(&self, py: Python<'_>) {
+        self.respond(
+            py,
+            ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)),
+        );
         lock(&self.stream).take();
         lock(&self.permit).take();
     }
@@ -102,7 +111,9 @@ impl HttpProtocol {
     fn take_body(&self) -> PyResult<Option<Incoming>> {
         match std::mem::replace(&mut *lock(&self.body), BodyState::Reading) {
             BodyState::Idle(body) => Ok(body),
-            BodyState::Reading => Err(RSGIProtocolError::new_err("the request body is already being read")),
+            BodyState::Reading => Err(RSGIProtocolError::new_err(
+                "the request body is already being read",
+            )),
         }
     }
 }
@@ -171,7 +182,8 @@ pub fn headers_from_py(headers: Option<&Bound<'_, PyAny>>) -> PyResult<HeaderMap
 }
 
 fn status(code: u16) -> PyResult<StatusCode> {
-    status_from_u16(code).ok_or_else(|| PyValueError::new_err(format!("{code} is not a valid HTTP status code")))
+    status_from_u16(code)
+        .ok_or_else(|| PyValueError::new_err(format!("{code} is not a valid HTTP status code")))
 }
 
 fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
@@ -188,7 +200,9 @@ impl HttpProtocol {
         {
             let mut whole = lock(&self.body_read_whole);
             if *whole {
-                return Err(RSGIProtocolError::new_err("the request body was already read"));
+                return Err(RSGIProtocolError::new_err(
+                    "the request body was already read",
+                ));
             }
             *whole = true;
         }
@@ -212,7 +226,10 @@ impl HttpProtocol {
                 let work = async move {
                     let result = async {
                         while let Some(frame) = body.frame().await {
-                            if let Ok(data) = frame.map_err(|e| CoreError::Closed(e.to_string()))?.into_data() {
+                            if let Ok(data) = frame
+                                .map_err(|e| CoreError::Closed(e.to_string()))?
+                                .into_data()
+                            {
                                 chunks.push(data);
                             }
                         }
@@ -222,7 +239,8 @@ impl HttpProtocol {
                     *lock(&state) = BodyState::Idle(None);
                     result
                 };
-                self.pyloop.spawn_awaitable(py, &self.runtime, work, chunks_to_pybytes)
+                self.pyloop
+                    .spawn_awaitable(py, &self.runtime, work, chunks_to_pybytes)
             }
         }
     }
@@ -251,7 +269,10 @@ impl HttpProtocol {
                 }
                 Poll::Ready(Some(Err(err))) => {
                     *lock(&self.body) = BodyState::Idle(None);
-                    return ReadyAwaitable::err(py, CoreError::Closed(err.to_string()).into_pyerr());
+                    return ReadyAwaitable::err(
+                        py,
+                        CoreError::Closed(err.to_string()).into_pyerr(),
+                    );
                 }
                 Poll::Ready(None) => {
                     *lock(&self.body) = BodyState::Idle(None);
@@ -277,7 +298,8 @@ impl HttpProtocol {
             *lock(&state) = BodyState::Idle(if keep { Some(body) } else { None });
             next
         };
-        self.pyloop.spawn_awaitable(py, &self.runtime, work, chunk_or_stop)
+        self.pyloop
+            .spawn_awaitable(py, &self.runtime, work, chunk_or_stop)
     }
 
     /// Resolves once the client connection is gone.
@@ -298,15 +320,28 @@ impl HttpProtocol {
     }
 
     #[pyo3(signature = (status=200, headers=None))]
-    fn response_empty(&self, status: u16, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn response_empty(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let status = self::status(status)?;
-        self.respond(ResponseIntent::Ready(response(status, headers_from_py(headers)?, ResponseBody::Empty)));
+        self.respond(
+            py,
+            ResponseIntent::Ready(response(
+                status,
+                headers_from_py(headers)?,
+                ResponseBody::Empty,
+            )),
+        );
         Ok(())
     }
 
     #[pyo3(signature = (status=200, headers=None, body=None))]
     fn response_str(
         &self,
+        py: Python<'_>,
         status: u16,
         headers: Option<&Bound<'_, PyAny>>,
         body: Option<&Bound<'_, PyString>>,
@@ -316,13 +351,21 @@ impl HttpProtocol {
             Some(text) => Bytes::copy_from_slice(text.to_str()?.as_bytes()),
             None => Bytes::new(),
         };
-        self.respond(ResponseIntent::Ready(response(status, headers_from_py(headers)?, ResponseBody::full(body))));
+        self.respond(
+            py,
+            ResponseIntent::Ready(response(
+                status,
+                headers_from_py(headers)?,
+                ResponseBody::full(body),
+            )),
+        );
         Ok(())
     }
 
     #[pyo3(signature = (status=200, headers=None, body=None))]
     fn response_bytes(
         &self,
+        py: Python<'_>,
         status: u16,
         headers: Option<&Bound<'_, PyAny>>,
         body: Option<&Bound<'_, PyAny>>,
@@ -332,21 +375,43 @@ impl HttpProtocol {
             Some(body) => body_bytes(body)?,
             None => Bytes::new(),
         };
-        self.respond(ResponseIntent::Ready(response(status, headers_from_py(headers)?, ResponseBody::full(body))));
+        self.respond(
+            py,
+            ResponseIntent::Ready(response(
+                status,
+                headers_from_py(headers)?,
+                ResponseBody::full(body),
+            )),
+        );
         Ok(())
     }
 
     /// Sends a file; the server answers 404 instead when it cannot be opened.
-    fn response_file(&self, status: u16, headers: Option<&Bound<'_, PyAny>>, file: std::path::PathBuf) -> PyResult<()> {
+    fn response_file(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        headers: Option<&Bound<'_, PyAny>>,
+        file: std::path::PathBuf,
+    ) -> PyResult<()> {
         let status = self::status(status)?;
         let headers = headers_from_py(headers)?;
-        self.respond(ResponseIntent::File { status, headers, path: file, range: None });
+        self.respond(
+            py,
+            ResponseIntent::File {
+                status,
+                headers,
+                path: file,
+                range: None,
+            },
+        );
         Ok(())
     }
 
     /// Sends the bytes `start..end` (end exclusive) of a file.
     fn response_file_range(
         &self,
+        py: Python<'_>,
         status: u16,
         headers: Option<&Bound<'_, PyAny>>,
         file: std::path::PathBuf,
@@ -358,13 +423,26 @@ impl HttpProtocol {
         }
         let status = self::status(status)?;
         let headers = headers_from_py(headers)?;
-        self.respond(ResponseIntent::File { status, headers, path: file, range: Some((start, end)) });
+        self.respond(
+            py,
+            ResponseIntent::File {
+                status,
+                headers,
+                path: file,
+                range: Some((start, end)),
+            },
+        );
         Ok(())
     }
 
     /// Starts a streamed response and returns the transport to send its chunks with.
     #[pyo3(signature = (status=200, headers=None))]
-    fn response_stream(&self, py: Python<'_>, status: u16, headers: Option<&Bound<'_, PyAny>>) -> PyResult<Py<StreamTransport>> {
+    fn response_stream(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<StreamTransport>> {
         let status = self::status(status)?;
         let headers = headers_from_py(headers)?;
         let sender = {
@@ -373,30 +451,47 @@ impl HttpProtocol {
                 ResponseState::Pending(sender) => sender,
                 previous => {
                     *state = previous;
-                    return Err(RSGIProtocolError::new_err("a response was already started for this request"));
+                    return Err(RSGIProtocolError::new_err(
+                        "a response was already started for this request",
+                    ));
                 }
             }
         };
         let (chunks, receiver) = mpsc::channel(STREAM_QUEUE);
         *lock(&self.stream) = Some(chunks);
-        let _ = sender.send(ResponseIntent::Ready(response(status, headers, ResponseBody::Channel(receiver))));
+        self.pyloop.deliver(
+            py,
+            sender,
+            ResponseIntent::Ready(response(status, headers, ResponseBody::Channel(receiver))),
+        );
         Py::new(
             py,
-            StreamTransport { pyloop: self.pyloop.clone(), runtime: self.runtime.clone(), stream: self.stream.clone() },
+            StreamTransport {
+                pyloop: self.pyloop.clone(),
+                runtime: self.runtime.clone(),
+                stream: self.stream.clone(),
+            },
         )
     }
 
     /// Called when the app's task ends: logs its exception, then finishes the request.
     fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        let cancelled = task.call_method0(pyo3::intern!(py, "cancelled")).and_then(|c| c.is_truthy()).unwrap_or(true);
+        let cancelled = task
+            .call_method0(pyo3::intern!(py, "cancelled"))
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(true);
         if !cancelled {
             if let Ok(exc) = task.call_method0(pyo3::intern!(py, "exception")) {
                 if !exc.is_none() {
-                    self.pyloop.log_error(py, "Application callable raised an exception", Some(&exc));
+                    self.pyloop.log_error(
+                        py,
+                        "Application callable raised an exception",
+                        Some(&exc),
+                    );
                 }
             }
         }
-        self.finish();
+        self.finish(py);
     }
 }
 
@@ -415,14 +510,19 @@ impl StreamTransport {
                 Ok(()) => return ReadyAwaitable::ok(py, py.None()),
                 Err(mpsc::error::TrySendError::Full(chunk)) => (sender.clone(), chunk),
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    return Err(RSGIProtocolClosed::new_err("the client closed the connection"))
+                    return Err(RSGIProtocolClosed::new_err(
+                        "the client closed the connection",
+                    ))
                 }
             },
             None => return Err(RSGIProtocolClosed::new_err("the response stream is closed")),
         };
         let (sender, chunk) = sender;
         let work = async move {
-            sender.send(chunk).await.map_err(|_| CoreError::Closed("the client closed the connection".into()))
+            sender
+                .send(chunk)
+                .await
+                .map_err(|_| CoreError::Closed("the client closed the connection".into()))
         };
         self.pyloop.spawn_awaitable(py, &self.runtime, work, none)
     }

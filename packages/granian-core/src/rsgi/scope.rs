@@ -38,7 +38,11 @@ pub struct HttpScope {
 
 impl HttpScope {
     pub fn new(parts: Parts, connection: Arc<ConnectionInfo>) -> Self {
-        Self { parts, connection, headers: OnceLock::new() }
+        Self {
+            parts,
+            connection,
+            headers: OnceLock::new(),
+        }
     }
 }
 
@@ -99,7 +103,12 @@ impl HttpScope {
         if let Some(headers) = self.headers.get() {
             return Ok(headers.clone_ref(py));
         }
-        let created = Py::new(py, Headers { map: self.parts.headers.clone() })?;
+        let created = Py::new(
+            py,
+            Headers {
+                map: self.parts.headers.clone(),
+            },
+        )?;
         Ok(self.headers.get_or_init(|| created).clone_ref(py))
     }
 }
@@ -125,7 +134,10 @@ impl Headers {
     }
 
     fn items(&self) -> Vec<(&str, String)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), text(v))).collect()
+        self.map
+            .iter()
+            .map(|(k, v)| (k.as_str(), text(v)))
+            .collect()
     }
 
     /// The first value of `key`, or `default`.
@@ -147,7 +159,10 @@ impl Headers {
     }
 
     fn __getitem__(&self, key: &str) -> PyResult<String> {
-        self.map.get(key).map(text).ok_or_else(|| PyKeyError::new_err(key.to_owned()))
+        self.map
+            .get(key)
+            .map(text)
+            .ok_or_else(|| PyKeyError::new_err(key.to_owned()))
     }
 
     fn __len__(&self) -> usize {
@@ -155,7 +170,9 @@ impl Headers {
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        PyList::new(py, self.map.keys().map(|k| k.as_str()))?.try_iter().map(|it| it.into_any())
+        PyList::new(py, self.map.keys().map(|k| k.as_str()))?
+            .try_iter()
+            .map(|it| it.into_any())
     }
 
     fn __repr__(&self) -> String {

@@ -17,14 +17,14 @@ from granian._core import (  # isort: skip
 )
 
 __all__ = [
-    'Headers',
     'HTTPProtocol',
+    'Headers',
     'ProtocolClosed',
     'ProtocolError',
     'Scope',
     'WebsocketMessage',
     'WebsocketMessageType',
     'WebsocketProtocol',
-    'create_worker',
     '__version__',
+    'create_worker',
 ]

@@ -42,10 +42,12 @@ class RSGIApplicationWorker:
         if teardown is not None:
             try:
                 teardown(self.loop)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the app's teardown must not stop the worker's exit
                 logger.exception('__rsgi_del__ raised an exception')
 
 
-def create_worker(app: Any, event_loop: asyncio.AbstractEventLoop, listener_fd: int, settings: Any) -> RSGIApplicationWorker:
+def create_worker(
+    app: Any, event_loop: asyncio.AbstractEventLoop, listener_fd: int, settings: Any
+) -> RSGIApplicationWorker:
     """The interface hook the granian worker process calls."""
     return RSGIApplicationWorker(app, event_loop, listener_fd, settings)

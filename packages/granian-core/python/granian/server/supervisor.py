@@ -13,8 +13,8 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._interfaces import load_interface
 from ..constants import HTTPModes, Interfaces, Loops, RuntimeModes
@@ -89,26 +89,26 @@ class Server:
         working_dir: str | os.PathLike | None = None,
     ) -> None:
         self.target = target
-        self._options = dict(
-            target=target,
-            address=address,
-            port=port,
-            interface=interface,
-            workers=workers,
-            runtime_threads=runtime_threads,
-            runtime_mode=runtime_mode,
-            loop=loop,
-            http=http,
-            backlog=backlog,
-            backpressure=backpressure,
-            http1_settings=http1_settings,
-            http2_settings=http2_settings,
-            log_enabled=log_enabled,
-            log_level=log_level,
-            log_dictconfig=log_dictconfig,
-            factory=factory,
-            working_dir=working_dir,
-        )
+        self._options = {
+            'target': target,
+            'address': address,
+            'port': port,
+            'interface': interface,
+            'workers': workers,
+            'runtime_threads': runtime_threads,
+            'runtime_mode': runtime_mode,
+            'loop': loop,
+            'http': http,
+            'backlog': backlog,
+            'backpressure': backpressure,
+            'http1_settings': http1_settings,
+            'http2_settings': http2_settings,
+            'log_enabled': log_enabled,
+            'log_level': log_level,
+            'log_dictconfig': log_dictconfig,
+            'factory': factory,
+            'working_dir': working_dir,
+        }
         self._startup_hooks: list[Callable[[], Any]] = []
         self._reload_hooks: list[Callable[[], Any]] = []
         self._shutdown_hooks: list[Callable[[], Any]] = []
@@ -252,7 +252,9 @@ class Server:
                     logger.error('worker-%d (pid %s) exited unexpectedly with code %s', index, worker.process.pid, code)
                     return FatalError(f'worker-{index} exited unexpectedly', logged=True)
 
-    def _reload(self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess]) -> None:
+    def _reload(
+        self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess]
+    ) -> None:
         logger.info('Reloading workers')
         for hook in self._reload_hooks:
             hook()

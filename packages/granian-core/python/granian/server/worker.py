@@ -54,7 +54,7 @@ def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, re
     try:
         worker: InterfaceWorker = interface.create_worker(app, event_loop, listener.fileno(), settings)
         worker.start()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure here is reported as one line
         logger.error('%s could not start: %s: %s', name, type(exc).__name__, exc)
         sys.exit(EXIT_STARTUP_FAILED)
 
