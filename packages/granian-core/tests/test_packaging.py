@@ -1,0 +1,92 @@
+"""Every distribution builds a wheel; only granian-core ships granian/__init__.py; versions move in lockstep."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+PACKAGES = ROOT / 'packages'
+THIN = ['granian-rsgi', 'granian-cli']
+
+
+def _version(manifest: Path) -> str:
+    # tomllib is 3.11+; the first `version = "..."` line of these manifests is the package's own.
+    match = re.search(r'^version = "([^"]+)"', manifest.read_text(), re.MULTILINE)
+    assert match, manifest
+    return match.group(1)
+
+
+def _granian_requirements(name: str) -> list[str]:
+    text = (PACKAGES / name / 'pyproject.toml').read_text()
+    block = re.search(r'^dependencies = \[(.*?)\]', text, re.MULTILINE | re.DOTALL)
+    return re.findall(r'"(granian-[^"]+)"', block.group(1)) if block else []
+
+
+@pytest.fixture(scope='module')
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFile]:
+    out = tmp_path_factory.mktemp('wheels')
+    maturin = shutil.which('maturin', path=str(Path(sys.executable).parent)) or shutil.which('maturin')
+    if maturin is None:
+        pytest.fail('maturin is needed to build the granian-core wheel (it is in the "build" dependency group)')
+    # Same profile and features as the development install, so cargo reuses its build.
+    subprocess.run(
+        [maturin, 'build', '--release', '--quiet', '-m', str(PACKAGES / 'granian-core' / 'Cargo.toml'), '-o', out],
+        check=True,
+        timeout=1800,
+    )
+    for name in THIN:
+        subprocess.run(
+            [sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '--no-build-isolation', '-w', out, '.'],
+            cwd=PACKAGES / name,
+            check=True,
+            timeout=300,
+        )
+    found = {}
+    for wheel in out.glob('*.whl'):
+        distribution = wheel.name.split('-')[0].replace('_', '-')
+        found[distribution] = zipfile.ZipFile(wheel)
+    return found
+
+
+def test_every_package_builds_a_wheel(wheels: dict[str, zipfile.ZipFile]) -> None:
+    assert sorted(wheels) == ['granian-cli', 'granian-core', 'granian-rsgi']
+
+
+def test_only_core_ships_the_namespace_init(wheels: dict[str, zipfile.ZipFile]) -> None:
+    assert 'granian/__init__.py' in wheels['granian-core'].namelist()
+    for name in THIN:
+        assert 'granian/__init__.py' not in wheels[name].namelist(), name
+
+
+def test_each_wheel_holds_only_its_own_subpackage(wheels: dict[str, zipfile.ZipFile]) -> None:
+    for name, subpackage in [('granian-rsgi', 'granian/rsgi/'), ('granian-cli', 'granian/cli/')]:
+        files = [f for f in wheels[name].namelist() if not f.split('/')[0].endswith('.dist-info')]
+        assert files, name
+        assert all(f.startswith(subpackage) for f in files), (name, files)
+        assert subpackage + 'py.typed' in files
+
+
+def test_core_wheel_has_the_native_module_and_typing(wheels: dict[str, zipfile.ZipFile]) -> None:
+    names = wheels['granian-core'].namelist()
+    assert any(re.fullmatch(r'granian/_core\..*\.so', n) for n in names), names
+    assert 'granian/py.typed' in names
+    assert 'granian/_core.pyi' in names
+
+
+def test_versions_are_in_lockstep_with_exact_pins() -> None:
+    import granian
+    import granian._core
+
+    cargo = _version(ROOT / 'Cargo.toml')
+    assert granian.__version__ == cargo == granian._core.__version__
+    for name in ['granian-core', *THIN]:
+        assert _version(PACKAGES / name / 'pyproject.toml') == cargo, name
+        for requirement in _granian_requirements(name):
+            assert requirement.endswith('==' + cargo), (name, requirement)
