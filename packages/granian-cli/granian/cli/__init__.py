@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from granian._interfaces import interface_available, interface_package
 from granian._loops import loops
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.errors import ConfigurationError, FatalError
@@ -20,14 +20,6 @@ from granian.log import LogLevels
 from .types import Duration
 
 __all__ = ['cli', 'entrypoint']
-
-# Interfaces that share an implementation package (asginl is ASGI without lifespan).
-_INTERFACE_PACKAGES = {
-    Interfaces.ASGI: 'asgi',
-    Interfaces.ASGINL: 'asgi',
-    Interfaces.RSGI: 'rsgi',
-    Interfaces.WSGI: 'wsgi',
-}
 
 _SETTINGS_FIELDS = {
     settings: {field.name: field for field in dataclasses.fields(settings)}
@@ -103,17 +95,13 @@ def _read_log_config(ctx: click.Context, path: Path) -> dict[str, Any]:
 
 
 def _require_interface_package(ctx: click.Context, interface: Interfaces) -> None:
-    package = _INTERFACE_PACKAGES[interface]
     try:
-        spec = importlib.util.find_spec(f'granian.{package}')
+        available = interface_available(interface)
     except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        _fail(
-            ctx,
-            f"The '{interface}' interface needs the granian-{package} package: pip install granian-{package}",
-            2,
-        )
+        available = False
+    if not available:
+        package = interface_package(interface)
+        _fail(ctx, f"The '{interface}' interface needs the {package} package: pip install {package}", 2)
 
 
 @click.command(
