@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,7 +43,36 @@ pub struct ConnectionInfo {
     pub scheme: &'static str,
     /// Cancelled when the connection is gone.
     pub closed: CancellationToken,
+    /// Set when the first request arrives (see [`FIRST_REQUEST_GRACE`]).
+    first_request: AtomicBool,
+    first_request_arrived: Notify,
 }
+
+impl ConnectionInfo {
+    fn new(local: SocketAddr, peer: SocketAddr, scheme: &'static str) -> Self {
+        Self {
+            local,
+            peer,
+            scheme,
+            closed: CancellationToken::new(),
+            first_request: AtomicBool::new(false),
+            first_request_arrived: Notify::new(),
+        }
+    }
+
+    fn mark_request(&self) {
+        if !self.first_request.swap(true, Ordering::AcqRel) {
+            self.first_request_arrived.notify_one();
+        }
+    }
+}
+
+/// How long a connection accepted just before shutdown may take to send its first request.
+///
+/// hyper closes a connection with no request in flight at once when told to shut down, but a client
+/// that has just connected has its request on the way (often already in the socket buffer): closing
+/// would reset it. Waiting for that one request, then closing after its response, loses nothing.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// Turns a request into a response; implemented once per interface.
 pub trait Dispatcher: Send + Sync + 'static {
@@ -167,12 +197,7 @@ async fn serve_connection<D: Dispatcher>(
         Ok(local) => local,
         Err(_) => return,
     };
-    let info = Arc::new(ConnectionInfo {
-        local,
-        peer,
-        scheme: "http",
-        closed: CancellationToken::new(),
-    });
+    let info = Arc::new(ConnectionInfo::new(local, peer, "http"));
     let service = {
         let engine = engine.clone();
         let info = info.clone();
@@ -180,6 +205,7 @@ async fn serve_connection<D: Dispatcher>(
             let engine = engine.clone();
             let info = info.clone();
             async move {
+                info.mark_request();
                 let response = match engine.backpressure.clone().acquire_owned().await {
                     Ok(permit) => engine.dispatcher.dispatch(request, info, permit).await,
                     Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE),
@@ -195,6 +221,16 @@ async fn serve_connection<D: Dispatcher>(
     tokio::select! {
         _ = connection.as_mut() => {}
         _ = engine.shutdown.cancelled() => {
+            if !info.first_request.load(Ordering::Acquire) {
+                tokio::select! {
+                    _ = connection.as_mut() => {
+                        info.closed.cancel();
+                        return;
+                    }
+                    _ = info.first_request_arrived.notified() => {}
+                    _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+                }
+            }
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }

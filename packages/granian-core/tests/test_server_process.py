@@ -17,6 +17,7 @@ from tests_support.waiting import wait_until
 
 APP = 'rsgi_app:app'
 LIFECYCLE_APP = 'rsgi_app:lifecycle_app'
+SIGHUP_CLIENTS = 4
 
 
 def get_fresh_connection(port: int, path: str, timeout: float = 10.0) -> tuple[int, str]:
@@ -91,48 +92,64 @@ def test_sigterm_lets_in_flight_request_finish_then_exits_0(rsgi_apps_dir: Path,
 
 
 def test_sighup_replaces_workers_without_failed_requests(rsgi_apps_dir: Path):
-    failures: list[str] = []
-    pids_before: set[int] = set()
-    pids_after: list[int] = []
-
-    def request_pid() -> int | None:
-        try:
-            status, body = get_fresh_connection(server.port, '/pid', timeout=10)
-        except (OSError, http.client.HTTPException) as exc:
-            failures.append(f'{time.monotonic() - t_hup:+.2f}s {exc!r}')
-            return None
-        if status != 200:
-            failures.append(f'{time.monotonic() - t_hup:+.2f}s status {status}: {body[:100]}')
-            return None
-        return int(body)
+    # Several clients, each opening a new connection per request, keep connections arriving at every
+    # moment of the replacement, including the instant the old worker stops accepting.
+    failures: list[tuple[float, str]] = []
+    answers: list[tuple[float, int]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
 
     with RunningServer(APP, working_dir=rsgi_apps_dir) as server:
-        t_hup = time.monotonic() + 1.0
-        while time.monotonic() < t_hup:
-            pid = request_pid()
-            if pid is not None:
-                pids_before.add(pid)
-        assert pids_before, f'no request succeeded before SIGHUP; output:\n{server.output}'
+        start = time.monotonic()
+
+        def client_loop() -> None:
+            while not stop.is_set():
+                sent_at = time.monotonic() - start
+                try:
+                    status, body = get_fresh_connection(server.port, '/pid', timeout=10)
+                except (OSError, http.client.HTTPException) as exc:
+                    with lock:
+                        failures.append((sent_at, repr(exc)))
+                    continue
+                with lock:
+                    if status == 200:
+                        answers.append((sent_at, int(body)))
+                    else:
+                        failures.append((sent_at, f'status {status}: {body[:100]}'))
+
+        threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(SIGHUP_CLIENTS)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        with lock:
+            pids_before = {pid for _, pid in answers}
+        hup_at = time.monotonic() - start
         server.send_signal(signal.SIGHUP)
 
         def replaced() -> bool:
-            # Done when the last 20 answers all came from new workers and the loop ran at least 4 s.
-            recent = pids_after[-20:]
-            return time.monotonic() - t_hup >= 4.0 and len(recent) == 20 and not pids_before.intersection(recent)
+            # Done when the last answers all came from new workers and the clients ran 4 s past SIGHUP.
+            with lock:
+                recent = [pid for _, pid in answers[-40:]]
+            return time.monotonic() - start - hup_at >= 4.0 and len(recent) == 40 and not pids_before & set(recent)
 
-        deadline = t_hup + 25.0
-        while not replaced() and time.monotonic() < deadline:
-            pid = request_pid()
-            if pid is not None:
-                pids_after.append(pid)
+        was_replaced = wait_until(replaced, 25.0, interval=0.1)
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+        clients_stuck = sum(thread.is_alive() for thread in threads)
         output = server.output
         still_running = server.proc.poll() is None
 
-    assert not failures, f'{len(failures)} requests failed around SIGHUP: {failures[:10]}; output:\n{output}'
+    assert pids_before, f'no request succeeded before SIGHUP; output:\n{output}'
+    report = [f'{sent_at - hup_at:+.3f}s after SIGHUP: {error}' for sent_at, error in failures]
+    assert not failures, (
+        f'{len(failures)} of {len(answers) + len(failures)} requests failed: {report[:10]}; output:\n{output}'
+    )
+    assert not clients_stuck, f'{clients_stuck} client threads did not finish'
     assert still_running, f'the server exited after SIGHUP; output:\n{output}'
-    assert replaced(), (
+    assert was_replaced, (
         f'workers were not replaced within 25 s of SIGHUP: before {pids_before}, '
-        f'last answers {pids_after[-20:]}; output:\n{output}'
+        f'last answers {[pid for _, pid in answers[-40:]]}; output:\n{output}'
     )
 
 

@@ -35,6 +35,7 @@ def probe(fn):
 
 
 def getitem_missing(headers) -> str:
+    """Report what `headers['x-missing']` raises."""
     try:
         headers['x-missing']
     except KeyError:
@@ -45,6 +46,7 @@ def getitem_missing(headers) -> str:
 
 
 def describe_scope(scope) -> dict:
+    """Return every scope attribute and the result of every headers-mapping operation."""
     headers = scope.headers
     return {
         'proto': probe(lambda: scope.proto),
@@ -78,6 +80,7 @@ def describe_scope(scope) -> dict:
 
 
 def respond_json(proto, data, status: int = 200) -> None:
+    """Send `data` as a JSON response."""
     proto.response_str(status, JSON_HEADERS, json.dumps(data, default=repr))
 
 
