@@ -192,7 +192,29 @@ async def route_pid(scope, proto):
     proto.response_str(200, TEXT_HEADERS, str(os.getpid()))
 
 
+_in_app = {'now': 0, 'peak': 0}
+
+
+async def route_concurrency(scope, proto):
+    """Stay in the app for a while and record how many requests were inside at once."""
+    _in_app['now'] += 1
+    _in_app['peak'] = max(_in_app['peak'], _in_app['now'])
+    try:
+        await asyncio.sleep(float(query(scope).get('seconds', '0.3')))
+    finally:
+        _in_app['now'] -= 1
+    proto.response_str(200, TEXT_HEADERS, 'ok')
+
+
+async def route_concurrency_peak(scope, proto):
+    """Report (and reset) the most requests seen inside the app at once."""
+    peak, _in_app['peak'] = _in_app['peak'], 0
+    proto.response_str(200, TEXT_HEADERS, str(peak))
+
+
 ROUTES = {
+    '/concurrency': route_concurrency,
+    '/concurrency/peak': route_concurrency_peak,
     '/echo': route_echo,
     '/stream-echo': route_stream_echo,
     '/double-read': route_double_read,
