@@ -38,27 +38,23 @@ fn read_http2(obj: &Bound<'_, PyAny>) -> PyResult<Http2Settings> {
     })
 }
 
-/// Builds a [`WorkerConfig`]; a bad value raises `ValueError` naming it.
-pub fn worker_config(
-    http: &str,
-    runtime_mode: &str,
-    runtime_threads: usize,
-    backpressure: usize,
-    http1_settings: &Bound<'_, PyAny>,
-    http2_settings: &Bound<'_, PyAny>,
-) -> PyResult<WorkerConfig> {
+/// Builds a [`WorkerConfig`] from a `granian.server.config.WorkerSettings`; bad values raise
+/// `ValueError` naming them.
+pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
+    let http: String = attr(settings, "http")?;
+    let runtime_mode: String = attr(settings, "runtime_mode")?;
     Ok(WorkerConfig {
-        http_mode: HttpMode::parse(http).ok_or_else(|| {
+        http_mode: HttpMode::parse(&http).ok_or_else(|| {
             PyValueError::new_err(format!("http must be 'auto', '1' or '2', not {http:?}"))
         })?,
-        runtime_mode: RuntimeMode::parse(runtime_mode).ok_or_else(|| {
+        runtime_mode: RuntimeMode::parse(&runtime_mode).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "runtime_mode must be 'st' or 'mt', not {runtime_mode:?}"
             ))
         })?,
-        runtime_threads: runtime_threads.max(1),
-        backpressure: backpressure.max(1),
-        http1: read_http1(http1_settings)?,
-        http2: read_http2(http2_settings)?,
+        runtime_threads: attr::<usize>(settings, "runtime_threads")?.max(1),
+        backpressure: attr::<usize>(settings, "backpressure")?.max(1),
+        http1: read_http1(&settings.getattr("http1")?)?,
+        http2: read_http2(&settings.getattr("http2")?)?,
     })
 }

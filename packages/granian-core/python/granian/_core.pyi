@@ -109,16 +109,6 @@ class RSGIHTTPProtocol:
 
 @final
 class RSGIWorker:
-    def __new__(
-        cls,
-        listener_fd: int,
-        *,
-        http: str,
-        runtime_mode: str,
-        runtime_threads: int,
-        backpressure: int,
-        http1_settings: Any,
-        http2_settings: Any,
-    ) -> RSGIWorker: ...
+    def __new__(cls, listener_fd: int, settings: Any) -> RSGIWorker: ...
     def serve(self, callback: Any, event_loop: Any) -> None: ...
     def shutdown(self) -> Awaitable[None]: ...

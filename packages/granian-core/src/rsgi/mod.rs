@@ -21,28 +21,12 @@ pub struct RsgiWorker {
 
 #[pymethods]
 impl RsgiWorker {
+    /// `settings` is a `granian.server.config.WorkerSettings`.
     #[new]
-    #[pyo3(signature = (listener_fd, *, http, runtime_mode, runtime_threads, backpressure, http1_settings, http2_settings))]
-    fn new(
-        listener_fd: i32,
-        http: &str,
-        runtime_mode: &str,
-        runtime_threads: usize,
-        backpressure: usize,
-        http1_settings: &Bound<'_, PyAny>,
-        http2_settings: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
-        let config = worker_config(
-            http,
-            runtime_mode,
-            runtime_threads,
-            backpressure,
-            http1_settings,
-            http2_settings,
-        )?;
+    fn new(listener_fd: i32, settings: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(Self {
             listener_fd,
-            config,
+            config: worker_config(settings)?,
             slot: WorkerSlot::default(),
         })
     }

@@ -98,6 +98,19 @@ impl HttpProtocol {
         self.pyloop.deliver(py, sender, intent);
     }
 
+    fn respond_full(
+        &self,
+        py: Python<'_>,
+        status: u16,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Bytes,
+    ) -> PyResult<()> {
+        let status = self::status(status)?;
+        let response = response(status, headers_from_py(headers)?, ResponseBody::full(body));
+        self.respond(py, ResponseIntent::Ready(response));
+        Ok(())
+    }
+
     /// The app is done: answer 500 if it never responded, end a streamed body, free its slot.
     pub fn finish(&self, py: Python<'_>) {
         self.respond(
@@ -346,20 +359,11 @@ impl HttpProtocol {
         headers: Option<&Bound<'_, PyAny>>,
         body: Option<&Bound<'_, PyString>>,
     ) -> PyResult<()> {
-        let status = self::status(status)?;
         let body = match body {
             Some(text) => Bytes::copy_from_slice(text.to_str()?.as_bytes()),
             None => Bytes::new(),
         };
-        self.respond(
-            py,
-            ResponseIntent::Ready(response(
-                status,
-                headers_from_py(headers)?,
-                ResponseBody::full(body),
-            )),
-        );
-        Ok(())
+        self.respond_full(py, status, headers, body)
     }
 
     #[pyo3(signature = (status=200, headers=None, body=None))]
@@ -370,20 +374,11 @@ impl HttpProtocol {
         headers: Option<&Bound<'_, PyAny>>,
         body: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let status = self::status(status)?;
         let body = match body {
             Some(body) => body_bytes(body)?,
             None => Bytes::new(),
         };
-        self.respond(
-            py,
-            ResponseIntent::Ready(response(
-                status,
-                headers_from_py(headers)?,
-                ResponseBody::full(body),
-            )),
-        );
-        Ok(())
+        self.respond_full(py, status, headers, body)
     }
 
     /// Sends a file; the server answers 404 instead when it cannot be opened.

@@ -18,15 +18,7 @@ class RSGIApplicationWorker:
         self.callback = getattr(app, '__rsgi__', app)
         if not callable(self.callback):
             raise TypeError(f'{settings.target!r} is not an RSGI application (it is not callable)')
-        self.core = RSGIWorker(
-            listener_fd,
-            http=settings.http,
-            runtime_mode=settings.runtime_mode,
-            runtime_threads=settings.runtime_threads,
-            backpressure=settings.backpressure,
-            http1_settings=settings.http1,
-            http2_settings=settings.http2,
-        )
+        self.core = RSGIWorker(listener_fd, settings)
 
     def start(self) -> None:
         """Call the app's init hook and start serving."""
