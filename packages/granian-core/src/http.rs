@@ -3,6 +3,8 @@
 //! Nothing here touches Python.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -61,11 +63,7 @@ pub struct Http2Settings {
 }
 
 /// Builds the hyper connection builder for a listener.
-pub fn connection_builder(
-    mode: HttpMode,
-    h1: &Http1Settings,
-    h2: &Http2Settings,
-) -> auto::Builder<TokioExecutor> {
+pub fn connection_builder(mode: HttpMode, h1: &Http1Settings, h2: &Http2Settings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -97,8 +95,11 @@ pub fn connection_builder(
 pub enum ResponseBody {
     Empty,
     Full(Option<Bytes>),
-    /// Chunks pushed by the app as it produces them.
-    Channel(mpsc::Receiver<Bytes>),
+    /// Chunks pushed by the app as it produces them (see [`stream_body`]).
+    Channel {
+        chunks: mpsc::Receiver<Bytes>,
+        complete: Arc<AtomicBool>,
+    },
     /// A file region read in chunks; `remaining` bytes are left to send.
     File {
         reader: ReaderStream<tokio::io::Take<tokio::fs::File>>,
@@ -120,16 +121,20 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match &mut *self {
             ResponseBody::Empty => Poll::Ready(None),
             ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ResponseBody::Channel(rx) => rx
-                .poll_recv(cx)
-                .map(|chunk| chunk.map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Channel { chunks, complete } => match chunks.poll_recv(cx) {
+                Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Poll::Ready(None) if complete.load(Ordering::Acquire) => Poll::Ready(None),
+                // The app stopped before finishing its response: fail the body so hyper aborts the
+                // connection instead of presenting a truncated response as complete.
+                Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(
+                    "the application did not finish the response",
+                )))),
+                Poll::Pending => Poll::Pending,
+            },
             ResponseBody::File { reader, remaining } => match Pin::new(reader).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     *remaining = remaining.saturating_sub(chunk.len() as u64);
@@ -146,7 +151,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Empty => true,
             ResponseBody::Full(data) => data.is_none(),
-            ResponseBody::Channel(_) => false,
+            ResponseBody::Channel { .. } => false,
             ResponseBody::File { remaining, .. } => *remaining == 0,
         }
     }
@@ -154,13 +159,56 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Empty => SizeHint::with_exact(0),
-            ResponseBody::Full(data) => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-            ResponseBody::Channel(_) => SizeHint::default(),
+            ResponseBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ResponseBody::Channel { .. } => SizeHint::default(),
             ResponseBody::File { remaining, .. } => SizeHint::with_exact(*remaining),
         }
     }
+}
+
+/// The app's end of a streamed response body.
+#[derive(Clone)]
+pub struct StreamSender {
+    chunks: mpsc::Sender<Bytes>,
+    complete: Arc<AtomicBool>,
+}
+
+impl StreamSender {
+    /// Queues a chunk if there is room; `Err(Full(chunk))` hands it back to wait for room.
+    pub fn try_send(&self, chunk: Bytes) -> Result<(), mpsc::error::TrySendError<Bytes>> {
+        self.chunks.try_send(chunk)
+    }
+
+    /// Waits for room, then queues the chunk; fails when the client is gone.
+    pub async fn send(&self, chunk: Bytes) -> Result<(), mpsc::error::SendError<Bytes>> {
+        self.chunks.send(chunk).await
+    }
+
+    /// Declares the body complete: once every sender is dropped, the response ends normally.
+    /// Without this, the end of the senders aborts the connection.
+    pub fn complete(&self) {
+        self.complete.store(true, Ordering::Release);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.chunks.is_closed()
+    }
+}
+
+/// A streamed response body holding up to `capacity` chunks, and the sender that feeds it.
+pub fn stream_body(capacity: usize) -> (StreamSender, ResponseBody) {
+    let (chunks, receiver) = mpsc::channel(capacity);
+    let complete = Arc::new(AtomicBool::new(false));
+    (
+        StreamSender {
+            chunks,
+            complete: complete.clone(),
+        },
+        ResponseBody::Channel {
+            chunks: receiver,
+            complete,
+        },
+    )
 }
 
 /// What the app asked the server to send.
@@ -176,11 +224,7 @@ pub enum ResponseIntent {
 }
 
 /// Builds a response with the server's default headers added.
-pub fn response(
-    status: StatusCode,
-    mut headers: HeaderMap,
-    body: ResponseBody,
-) -> Response<ResponseBody> {
+pub fn response(status: StatusCode, mut headers: HeaderMap, body: ResponseBody) -> Response<ResponseBody> {
     if !headers.contains_key(SERVER) {
         headers.insert(SERVER, HeaderValue::from_static("granian"));
     }
@@ -203,11 +247,7 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response(
-        status,
-        headers,
-        ResponseBody::full(Bytes::from_static(text.as_bytes())),
-    )
+    response(status, headers, ResponseBody::full(Bytes::from_static(text.as_bytes())))
 }
 
 /// Parses a status code the app gave.
@@ -221,10 +261,7 @@ pub fn status_from_u16(code: u16) -> Option<StatusCode> {
 
 /// Adds one app-supplied header; invalid names or values are dropped, as upstream servers do.
 pub fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (
-        HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value),
-    ) {
+    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
         headers.append(name, value);
     }
 }
@@ -271,10 +308,7 @@ async fn open_file_region(
         file.seek(std::io::SeekFrom::Start(start)).await?;
     }
     let length = end.saturating_sub(start);
-    Ok((
-        ReaderStream::with_capacity(file.take(length), FILE_CHUNK_SIZE),
-        length,
-    ))
+    Ok((ReaderStream::with_capacity(file.take(length), FILE_CHUNK_SIZE), length))
 }
 
 #[cfg(test)]

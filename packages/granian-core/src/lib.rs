@@ -4,6 +4,8 @@
 //! interface modules (`rsgi`) → shared engine (`workers`, `http`, `pyloop`, `runtime`) →
 //! primitives (`net`, `errors`).
 
+mod body;
+mod dispatch;
 mod errors;
 mod http;
 mod net;
@@ -20,14 +22,8 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = true)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add(
-        "RSGIProtocolError",
-        m.py().get_type::<errors::RSGIProtocolError>(),
-    )?;
-    m.add(
-        "RSGIProtocolClosed",
-        m.py().get_type::<errors::RSGIProtocolClosed>(),
-    )?;
+    m.add("RSGIProtocolError", m.py().get_type::<errors::RSGIProtocolError>())?;
+    m.add("RSGIProtocolClosed", m.py().get_type::<errors::RSGIProtocolClosed>())?;
     pyloop::register(m)?;
     rsgi::register(m)?;
     Ok(())

@@ -44,14 +44,10 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
     let http: String = attr(settings, "http")?;
     let runtime_mode: String = attr(settings, "runtime_mode")?;
     Ok(WorkerConfig {
-        http_mode: HttpMode::parse(&http).ok_or_else(|| {
-            PyValueError::new_err(format!("http must be 'auto', '1' or '2', not {http:?}"))
-        })?,
-        runtime_mode: RuntimeMode::parse(&runtime_mode).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "runtime_mode must be 'st' or 'mt', not {runtime_mode:?}"
-            ))
-        })?,
+        http_mode: HttpMode::parse(&http)
+            .ok_or_else(|| PyValueError::new_err(format!("http must be 'auto', '1' or '2', not {http:?}")))?,
+        runtime_mode: RuntimeMode::parse(&runtime_mode)
+            .ok_or_else(|| PyValueError::new_err(format!("runtime_mode must be 'st' or 'mt', not {runtime_mode:?}")))?,
         runtime_threads: attr::<usize>(settings, "runtime_threads")?.max(1),
         backpressure: attr::<usize>(settings, "backpressure")?.max(1),
         http1: read_http1(&settings.getattr("http1")?)?,

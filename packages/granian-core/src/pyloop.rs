@@ -49,10 +49,7 @@ impl LoopBridge {
 
     /// Queues a job; wakes the event loop only if it is not already due to drain the queue.
     pub fn push(&self, job: Job) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(job);
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(job);
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             self.wake();
         }
@@ -62,10 +59,7 @@ impl LoopBridge {
     /// behind the ones already runnable, so requests read in the same runtime tick reach Python
     /// as one batch instead of waking it (and switching threads) once each.
     pub fn push_batched(self: &Arc<Self>, job: Job) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(job);
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(job);
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -155,11 +149,7 @@ impl ReadyAwaitable {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let outcome = self
-            .outcome
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
         match outcome {
             Some(Ok(value)) => Err(PyStopIteration::new_err((value,))),
             Some(Err(err)) => Err(err),
@@ -182,8 +172,7 @@ struct Outbox {
 
 impl Outbox {
     fn flush(&self) {
-        let deliveries =
-            std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
+        let deliveries = std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
         for (sender, intent) in deliveries {
             // The receiver is gone only when the client is: nothing left to tell.
             let _ = sender.send(intent);
@@ -204,8 +193,29 @@ impl OutboxFlush {
     }
 }
 
-/// Converts a Rust value into a Python object on the Python thread.
-pub type Convert<T> = fn(Python<'_>, T) -> PyResult<Py<PyAny>>;
+/// An awaitable that is already finished with `None`. It holds no state, so one object serves
+/// every `await` (acknowledging a send costs no allocation).
+#[pyclass(frozen, module = "granian._core")]
+pub struct DoneAwaitable;
+
+#[pymethods]
+impl DoneAwaitable {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self) -> PyResult<()> {
+        Err(PyStopIteration::new_err(()))
+    }
+}
+
+/// Turns the outcome of tokio-side work into the Python result (or exception) of an awaitable,
+/// on the Python thread. Each interface decides which exception a [`CoreError`] becomes.
+pub type Settle<T> = fn(Python<'_>, Result<T, CoreError>) -> PyResult<Py<PyAny>>;
 
 /// One worker's view of its Python event loop.
 pub struct PyLoop {
@@ -214,6 +224,7 @@ pub struct PyLoop {
     create_future: Py<PyAny>,
     create_task: Py<PyAny>,
     call_soon: Py<PyAny>,
+    done: Py<DoneAwaitable>,
     outbox: Arc<Outbox>,
     outbox_flush: Py<OutboxFlush>,
     logger: Py<PyAny>,
@@ -223,27 +234,18 @@ impl PyLoop {
     /// Binds to `event_loop` and registers the bridge's wake descriptor with it.
     pub fn attach(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Self>> {
         let bridge = LoopBridge::new().map_err(CoreError::from)?;
-        let drain = Py::new(
-            py,
-            BridgeDrain {
-                bridge: bridge.clone(),
-            },
-        )?;
+        let drain = Py::new(py, BridgeDrain { bridge: bridge.clone() })?;
         event_loop.call_method1("add_reader", (bridge.wake_fd(), drain))?;
         let logger = PyModule::import(py, "logging")?.call_method1("getLogger", ("_granian",))?;
         let outbox = Arc::new(Outbox::default());
-        let outbox_flush = Py::new(
-            py,
-            OutboxFlush {
-                outbox: outbox.clone(),
-            },
-        )?;
+        let outbox_flush = Py::new(py, OutboxFlush { outbox: outbox.clone() })?;
         Ok(Arc::new(Self {
             bridge,
             event_loop: event_loop.clone().unbind(),
             create_future: event_loop.getattr("create_future")?.unbind(),
             create_task: event_loop.getattr("create_task")?.unbind(),
             call_soon: event_loop.getattr("call_soon")?.unbind(),
+            done: Py::new(py, DoneAwaitable)?,
             outbox,
             outbox_flush,
             logger: logger.unbind(),
@@ -265,35 +267,39 @@ impl PyLoop {
         intent: ResponseIntent,
     ) {
         let first = {
-            let mut deliveries = self
-                .outbox
-                .deliveries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut deliveries = self.outbox.deliveries.lock().unwrap_or_else(|e| e.into_inner());
             deliveries.push((sender, intent));
             deliveries.len() == 1
         };
-        if first
-            && self
-                .call_soon
-                .call1(py, (self.outbox_flush.clone_ref(py),))
-                .is_err()
-        {
+        if first && self.call_soon.call1(py, (self.outbox_flush.clone_ref(py),)).is_err() {
             // The loop is closing: deliver now rather than never.
             self.outbox.flush();
         }
+    }
+
+    /// An awaitable for a result known now: `None` costs nothing, anything else one small object.
+    pub fn ready(&self, py: Python<'_>, result: PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+        match result {
+            Ok(value) if value.is_none(py) => Ok(self.done(py)),
+            Ok(value) => ReadyAwaitable::ok(py, value),
+            Err(err) => ReadyAwaitable::err(py, err),
+        }
+    }
+
+    /// An awaitable that returns `None` at once.
+    pub fn done(&self, py: Python<'_>) -> Py<PyAny> {
+        self.done.clone_ref(py).into_any()
     }
 
     pub fn create_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.create_future.call0(py)
     }
 
-    pub fn create_task<'py>(
-        &self,
-        py: Python<'py>,
-        coro: Py<PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.create_task.bind(py).call1((coro,))
+    /// Runs `coroutine` as a task on the loop, calling `on_done(task)` when it ends.
+    pub fn run_task(&self, py: Python<'_>, coroutine: Py<PyAny>, on_done: Py<PyAny>) -> PyResult<()> {
+        let task = self.create_task.bind(py).call1((coroutine,))?;
+        task.call_method1(pyo3::intern!(py, "add_done_callback"), (on_done,))?;
+        Ok(())
     }
 
     /// Logs an error through the `_granian` logger, with the traceback of `err` when given.
@@ -302,11 +308,7 @@ impl PyLoop {
         if let Some(err) = err {
             let _ = kwargs.set_item("exc_info", err);
         }
-        if self
-            .logger
-            .call_method(py, "error", (message,), Some(&kwargs))
-            .is_err()
-        {
+        if self.logger.call_method(py, "error", (message,), Some(&kwargs)).is_err() {
             eprintln!("granian: {message}");
         }
     }
@@ -314,17 +316,16 @@ impl PyLoop {
     /// Logs from any thread: the record is written by the Python thread.
     pub fn log_error_from_any_thread(self: &Arc<Self>, message: String) {
         let this = self.clone();
-        self.bridge
-            .push(Box::new(move |py| this.log_error(py, &message, None)));
+        self.bridge.push(Box::new(move |py| this.log_error(py, &message, None)));
     }
 
-    /// Runs `work` on tokio and returns an asyncio future resolved with its converted result.
+    /// Runs `work` on tokio and returns an asyncio future settled with its outcome.
     pub fn spawn_awaitable<T, F>(
         self: &Arc<Self>,
         py: Python<'_>,
         runtime: &tokio::runtime::Handle,
         work: F,
-        convert: Convert<T>,
+        settle: Settle<T>,
     ) -> PyResult<Py<PyAny>>
     where
         T: Send + 'static,
@@ -336,10 +337,7 @@ impl PyLoop {
         runtime.spawn(async move {
             let outcome = work.await;
             bridge.push(Box::new(move |py| {
-                let result = outcome
-                    .map_err(CoreError::into_pyerr)
-                    .and_then(|v| convert(py, v));
-                resolve_future(py, target.bind(py), result);
+                resolve_future(py, target.bind(py), settle(py, outcome))
             }));
         });
         Ok(future)
@@ -360,5 +358,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ReadyAwaitable>()?;
     m.add_class::<BridgeDrain>()?;
     m.add_class::<OutboxFlush>()?;
+    m.add_class::<DoneAwaitable>()?;
     Ok(())
 }

@@ -34,19 +34,14 @@ impl WorkerSlot {
         let listener = listener_from_fd(listener_fd).map_err(CoreError::from)?;
         let reporter = pyloop.clone();
         let report = Arc::new(move |message: String| reporter.log_error_from_any_thread(message));
-        let worker =
-            Worker::start(config, listener, dispatcher, report).map_err(CoreError::from)?;
+        let worker = Worker::start(config, listener, dispatcher, report).map_err(CoreError::from)?;
         *running = Some((Arc::new(worker), pyloop));
         Ok(())
     }
 
     /// Begins the drain; the returned asyncio future resolves when the worker has fully stopped.
     pub fn shutdown(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some((worker, pyloop)) = running else {
             return Err(PyRuntimeError::new_err("this worker is not serving"));
         };

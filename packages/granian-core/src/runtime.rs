@@ -42,9 +42,7 @@ impl RuntimeThreads {
         match mode {
             RuntimeMode::SingleThreaded => {
                 for index in 0..threads {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?;
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                     let root = main(index);
                     handles.push(
                         std::thread::Builder::new()

@@ -20,9 +20,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::{
-    connection_builder, error_response, Http1Settings, Http2Settings, HttpMode, ResponseBody,
-};
+use crate::http::{connection_builder, error_response, Http1Settings, Http2Settings, HttpMode, ResponseBody};
 use crate::runtime::{RuntimeMode, RuntimeThreads};
 
 /// Everything a worker needs to know to serve, independent of the interface.
@@ -126,26 +124,23 @@ impl Worker {
         let listeners = Mutex::new(listeners);
         let shutdown = engine.shutdown.clone();
         let connections = engine.connections.clone();
-        let threads =
-            RuntimeThreads::start(config.runtime_mode, config.runtime_threads, |index| {
-                let engine = engine.clone();
-                let listener = listeners
-                    .lock()
-                    .ok()
-                    .and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
-                async move {
-                    if let Some(listener) = listener {
-                        match TcpListener::from_std(listener) {
-                            Ok(listener) => accept_loop(listener, engine.clone()).await,
-                            Err(err) => {
-                                (engine.report)(format!("cannot use the listening socket: {err}"))
-                            }
-                        }
+        let threads = RuntimeThreads::start(config.runtime_mode, config.runtime_threads, |index| {
+            let engine = engine.clone();
+            let listener = listeners
+                .lock()
+                .ok()
+                .and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
+            async move {
+                if let Some(listener) = listener {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => accept_loop(listener, engine.clone()).await,
+                        Err(err) => (engine.report)(format!("cannot use the listening socket: {err}")),
                     }
-                    // Keep the runtime alive until every connection (of every runtime) has drained.
-                    engine.connections.wait().await;
                 }
-            })?;
+                // Keep the runtime alive until every connection (of every runtime) has drained.
+                engine.connections.wait().await;
+            }
+        })?;
         Ok(Self {
             shutdown,
             connections,
@@ -187,11 +182,7 @@ async fn accept_loop<D: Dispatcher>(listener: TcpListener, engine: Arc<Engine<D>
     }
 }
 
-async fn serve_connection<D: Dispatcher>(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    engine: Arc<Engine<D>>,
-) {
+async fn serve_connection<D: Dispatcher>(stream: tokio::net::TcpStream, peer: SocketAddr, engine: Arc<Engine<D>>) {
     let _ = stream.set_nodelay(true);
     let local = match stream.local_addr() {
         Ok(local) => local,
@@ -214,9 +205,7 @@ async fn serve_connection<D: Dispatcher>(
             }
         })
     };
-    let connection = engine
-        .builder
-        .serve_connection(TokioIo::new(stream), service);
+    let connection = engine.builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}

@@ -6,6 +6,7 @@ mod scope;
 
 use pyo3::prelude::*;
 
+use crate::dispatch::PyDispatcher;
 use crate::pyconfig::worker_config;
 use crate::pyloop::PyLoop;
 use crate::pyworker::WorkerSlot;
@@ -32,16 +33,10 @@ impl RsgiWorker {
     }
 
     /// Starts serving: `callback(scope, protocol)` runs as a task on `event_loop` per request.
-    fn serve(
-        &self,
-        py: Python<'_>,
-        callback: Py<PyAny>,
-        event_loop: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    fn serve(&self, py: Python<'_>, callback: Py<PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
         let pyloop = PyLoop::attach(py, event_loop)?;
-        let dispatcher = dispatch::RsgiDispatcher::new(callback, pyloop.clone());
-        self.slot
-            .start(&self.config, self.listener_fd, pyloop, dispatcher)
+        let dispatcher = PyDispatcher::new(dispatch::RsgiHandler::new(callback, pyloop.clone()), pyloop.clone());
+        self.slot.start(&self.config, self.listener_fd, pyloop, dispatcher)
     }
 
     /// Stops accepting and drains; await the result to know the worker has stopped.

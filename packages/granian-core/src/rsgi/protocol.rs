@@ -1,19 +1,10 @@
 //! The RSGI HTTP protocol object: request body reads, disconnect notification and responses.
-//!
-//! Work that can finish at once finishes at once: a body that has already arrived is returned as a
-//! ready awaitable (polled with a no-op waker first), a stream chunk that fits the channel is queued
-//! without a round trip through the event loop. Only when something must wait does a tokio task
-//! take over and resolve an asyncio future through the bridge.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
-use http_body::{Body, Frame};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use pyo3::exceptions::{PyStopAsyncIteration, PyValueError};
 use pyo3::prelude::*;
@@ -22,24 +13,18 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
+use crate::body::{Chunk, RequestBody};
 use crate::errors::{CoreError, RSGIProtocolClosed, RSGIProtocolError};
 use crate::http::{
-    append_header, error_response, response, status_from_u16, ResponseBody, ResponseIntent,
+    append_header, error_response, response, status_from_u16, stream_body, ResponseBody, ResponseIntent, StreamSender,
 };
-use crate::pyloop::{PyLoop, ReadyAwaitable};
+use crate::pyloop::PyLoop;
 
 /// How many chunks a streamed response may queue before `send_*` makes the app wait.
-const STREAM_QUEUE: usize = 16;
+pub const STREAM_QUEUE: usize = 16;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-enum BodyState {
-    /// Not being read right now; `None` once the body ended.
-    Idle(Option<Incoming>),
-    /// A tokio task is reading it.
-    Reading,
 }
 
 enum ResponseState {
@@ -48,16 +33,16 @@ enum ResponseState {
     Sent,
 }
 
-type StreamSender = Arc<Mutex<Option<mpsc::Sender<Bytes>>>>;
+type SharedStream = Arc<Mutex<Option<StreamSender>>>;
 
 #[pyclass(frozen, module = "granian._core", name = "RSGIHTTPProtocol")]
 pub struct HttpProtocol {
     pyloop: Arc<PyLoop>,
     runtime: Handle,
-    body: Arc<Mutex<BodyState>>,
+    body: RequestBody,
     body_read_whole: Mutex<bool>,
     response: Mutex<ResponseState>,
-    stream: StreamSender,
+    stream: SharedStream,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
     disconnected: CancellationToken,
 }
@@ -74,7 +59,7 @@ impl HttpProtocol {
         Self {
             pyloop,
             runtime,
-            body: Arc::new(Mutex::new(BodyState::Idle(Some(body)))),
+            body: RequestBody::new(body),
             body_read_whole: Mutex::new(false),
             response: Mutex::new(ResponseState::Pending(responder)),
             stream: Arc::new(Mutex::new(None)),
@@ -87,12 +72,12 @@ impl HttpProtocol {
     fn respond(&self, py: Python<'_>, intent: ResponseIntent) {
         let sender = {
             let mut state = lock(&self.response);
-            if !matches!(&*state, ResponseState::Pending(_)) {
-                return;
-            }
             match std::mem::replace(&mut *state, ResponseState::Sent) {
                 ResponseState::Pending(sender) => sender,
-                _ => return,
+                previous => {
+                    *state = previous;
+                    return;
+                }
             }
         };
         self.pyloop.deliver(py, sender, intent);
@@ -111,51 +96,33 @@ impl HttpProtocol {
         Ok(())
     }
 
-    /// The app is done: answer 500 if it never responded, end a streamed body, free its slot.
-    pub fn finish(&self, py: Python<'_>) {
+    /// The app is done: answer 500 if it never responded, end a streamed body (cleanly unless the
+    /// app failed), free its backpressure slot.
+    pub fn finish(&self, py: Python<'_>, app_failed: bool) {
         self.respond(
             py,
             ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)),
         );
-        lock(&self.stream).take();
+        if let Some(stream) = lock(&self.stream).take() {
+            if !app_failed {
+                stream.complete();
+            }
+        }
         lock(&self.permit).take();
     }
+}
 
-    fn take_body(&self) -> PyResult<Option<Incoming>> {
-        match std::mem::replace(&mut *lock(&self.body), BodyState::Reading) {
-            BodyState::Idle(body) => Ok(body),
-            BodyState::Reading => Err(RSGIProtocolError::new_err(
-                "the request body is already being read",
-            )),
-        }
+/// RSGI raises `ProtocolClosed` when the client is gone, `ProtocolError` when the app misuses the API.
+fn rsgi_error(err: CoreError) -> PyErr {
+    match err {
+        CoreError::Closed(reason) => RSGIProtocolClosed::new_err(reason),
+        CoreError::Protocol(message) => RSGIProtocolError::new_err(message),
+        other => other.into_pyerr(),
     }
 }
 
-fn poll_now(body: &mut Incoming) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-    let mut cx = Context::from_waker(Waker::noop());
-    Pin::new(body).poll_frame(&mut cx)
-}
-
-/// Collects whatever of the body is already buffered; `Ok(true)` when the body ended.
-fn collect_ready(body: &mut Incoming, chunks: &mut Vec<Bytes>) -> Result<bool, CoreError> {
-    loop {
-        if body.is_end_stream() {
-            return Ok(true);
-        }
-        match poll_now(body) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    chunks.push(data);
-                }
-            }
-            Poll::Ready(Some(Err(err))) => return Err(CoreError::Closed(err.to_string())),
-            Poll::Ready(None) => return Ok(true),
-            Poll::Pending => return Ok(false),
-        }
-    }
-}
-
-fn chunks_to_pybytes(py: Python<'_>, chunks: Vec<Bytes>) -> PyResult<Py<PyAny>> {
+fn settle_whole_body(py: Python<'_>, outcome: Result<Vec<Bytes>, CoreError>) -> PyResult<Py<PyAny>> {
+    let chunks = outcome.map_err(rsgi_error)?;
     if chunks.len() == 1 {
         return Ok(PyBytes::new(py, &chunks[0]).into_any().unbind());
     }
@@ -171,14 +138,15 @@ fn chunks_to_pybytes(py: Python<'_>, chunks: Vec<Bytes>) -> PyResult<Py<PyAny>> 
     Ok(bytes.into_any().unbind())
 }
 
-fn chunk_or_stop(py: Python<'_>, chunk: Option<Bytes>) -> PyResult<Py<PyAny>> {
-    match chunk {
+fn settle_chunk(py: Python<'_>, outcome: Result<Chunk, CoreError>) -> PyResult<Py<PyAny>> {
+    match outcome.map_err(rsgi_error)?.data {
         Some(data) => Ok(PyBytes::new(py, &data).into_any().unbind()),
         None => Err(PyStopAsyncIteration::new_err(())),
     }
 }
 
-fn none(py: Python<'_>, _: ()) -> PyResult<Py<PyAny>> {
+fn settle_none(py: Python<'_>, outcome: Result<(), CoreError>) -> PyResult<Py<PyAny>> {
+    outcome.map_err(rsgi_error)?;
     Ok(py.None())
 }
 
@@ -195,11 +163,11 @@ pub fn headers_from_py(headers: Option<&Bound<'_, PyAny>>) -> PyResult<HeaderMap
 }
 
 fn status(code: u16) -> PyResult<StatusCode> {
-    status_from_u16(code)
-        .ok_or_else(|| PyValueError::new_err(format!("{code} is not a valid HTTP status code")))
+    status_from_u16(code).ok_or_else(|| PyValueError::new_err(format!("{code} is not a valid HTTP status code")))
 }
 
-fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+/// Bytes of a `bytes` object (or anything convertible to bytes).
+pub fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if let Ok(bytes) = body.cast::<PyBytes>() {
         return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
     }
@@ -213,49 +181,11 @@ impl HttpProtocol {
         {
             let mut whole = lock(&self.body_read_whole);
             if *whole {
-                return Err(RSGIProtocolError::new_err(
-                    "the request body was already read",
-                ));
+                return Err(RSGIProtocolError::new_err("the request body was already read"));
             }
             *whole = true;
         }
-        let Some(mut body) = self.take_body()? else {
-            *lock(&self.body) = BodyState::Idle(None);
-            return ReadyAwaitable::ok(py, PyBytes::new(py, b"").into_any().unbind());
-        };
-        let hint = body.size_hint().lower() as usize;
-        let mut chunks = Vec::with_capacity(if hint > 0 { 1 } else { 4 });
-        match collect_ready(&mut body, &mut chunks) {
-            Ok(true) => {
-                *lock(&self.body) = BodyState::Idle(None);
-                ReadyAwaitable::ok(py, chunks_to_pybytes(py, chunks)?)
-            }
-            Err(err) => {
-                *lock(&self.body) = BodyState::Idle(None);
-                ReadyAwaitable::err(py, err.into_pyerr())
-            }
-            Ok(false) => {
-                let state = self.body.clone();
-                let work = async move {
-                    let result = async {
-                        while let Some(frame) = body.frame().await {
-                            if let Ok(data) = frame
-                                .map_err(|e| CoreError::Closed(e.to_string()))?
-                                .into_data()
-                            {
-                                chunks.push(data);
-                            }
-                        }
-                        Ok(chunks)
-                    }
-                    .await;
-                    *lock(&state) = BodyState::Idle(None);
-                    result
-                };
-                self.pyloop
-                    .spawn_awaitable(py, &self.runtime, work, chunks_to_pybytes)
-            }
-        }
+        self.body.read_all(py, &self.pyloop, &self.runtime, settle_whole_body)
     }
 
     fn __aiter__(slf: Py<Self>) -> Py<Self> {
@@ -264,91 +194,25 @@ impl HttpProtocol {
 
     /// The next chunk of the request body; the iteration ends with the body.
     fn __anext__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let Some(mut body) = self.take_body()? else {
-            *lock(&self.body) = BodyState::Idle(None);
-            return ReadyAwaitable::err(py, PyStopAsyncIteration::new_err(()));
-        };
-        loop {
-            if body.is_end_stream() {
-                *lock(&self.body) = BodyState::Idle(None);
-                return ReadyAwaitable::err(py, PyStopAsyncIteration::new_err(()));
-            }
-            match poll_now(&mut body) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        *lock(&self.body) = BodyState::Idle(Some(body));
-                        return ReadyAwaitable::ok(py, PyBytes::new(py, &data).into_any().unbind());
-                    }
-                }
-                Poll::Ready(Some(Err(err))) => {
-                    *lock(&self.body) = BodyState::Idle(None);
-                    return ReadyAwaitable::err(
-                        py,
-                        CoreError::Closed(err.to_string()).into_pyerr(),
-                    );
-                }
-                Poll::Ready(None) => {
-                    *lock(&self.body) = BodyState::Idle(None);
-                    return ReadyAwaitable::err(py, PyStopAsyncIteration::new_err(()));
-                }
-                Poll::Pending => break,
-            }
-        }
-        let state = self.body.clone();
-        let work = async move {
-            let next = loop {
-                match body.frame().await {
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            break Ok(Some(data));
-                        }
-                    }
-                    Some(Err(err)) => break Err(CoreError::Closed(err.to_string())),
-                    None => break Ok(None),
-                }
-            };
-            let keep = matches!(next, Ok(Some(_)));
-            *lock(&state) = BodyState::Idle(if keep { Some(body) } else { None });
-            next
-        };
-        self.pyloop
-            .spawn_awaitable(py, &self.runtime, work, chunk_or_stop)
+        self.body.next_chunk(py, &self.pyloop, &self.runtime, settle_chunk)
     }
 
     /// Resolves once the client connection is gone.
     fn client_disconnect(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         if self.disconnected.is_cancelled() {
-            return ReadyAwaitable::ok(py, py.None());
+            return Ok(self.pyloop.done(py));
         }
         let token = self.disconnected.clone();
-        self.pyloop.spawn_awaitable(
-            py,
-            &self.runtime,
-            async move {
-                token.cancelled().await;
-                Ok(())
-            },
-            none,
-        )
+        let work = async move {
+            token.cancelled().await;
+            Ok(())
+        };
+        self.pyloop.spawn_awaitable(py, &self.runtime, work, settle_none)
     }
 
     #[pyo3(signature = (status=200, headers=None))]
-    fn response_empty(
-        &self,
-        py: Python<'_>,
-        status: u16,
-        headers: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let status = self::status(status)?;
-        self.respond(
-            py,
-            ResponseIntent::Ready(response(
-                status,
-                headers_from_py(headers)?,
-                ResponseBody::Empty,
-            )),
-        );
-        Ok(())
+    fn response_empty(&self, py: Python<'_>, status: u16, headers: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.respond_full(py, status, headers, Bytes::new())
     }
 
     #[pyo3(signature = (status=200, headers=None, body=None))]
@@ -452,13 +316,10 @@ impl HttpProtocol {
                 }
             }
         };
-        let (chunks, receiver) = mpsc::channel(STREAM_QUEUE);
+        let (chunks, body) = stream_body(STREAM_QUEUE);
         *lock(&self.stream) = Some(chunks);
-        self.pyloop.deliver(
-            py,
-            sender,
-            ResponseIntent::Ready(response(status, headers, ResponseBody::Channel(receiver))),
-        );
+        self.pyloop
+            .deliver(py, sender, ResponseIntent::Ready(response(status, headers, body)));
         Py::new(
             py,
             StreamTransport {
@@ -471,22 +332,26 @@ impl HttpProtocol {
 
     /// Called when the app's task ends: logs its exception, then finishes the request.
     fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        let cancelled = task
-            .call_method0(pyo3::intern!(py, "cancelled"))
-            .and_then(|c| c.is_truthy())
-            .unwrap_or(true);
-        if !cancelled {
-            if let Ok(exc) = task.call_method0(pyo3::intern!(py, "exception")) {
-                if !exc.is_none() {
-                    self.pyloop.log_error(
-                        py,
-                        "Application callable raised an exception",
-                        Some(&exc),
-                    );
-                }
-            }
+        let failed = task_failed(py, task, &self.pyloop);
+        self.finish(py, failed);
+    }
+}
+
+/// Whether the app's task ended with an exception (logged here) or was cancelled.
+pub fn task_failed(py: Python<'_>, task: &Bound<'_, PyAny>, pyloop: &PyLoop) -> bool {
+    let cancelled = task
+        .call_method0(pyo3::intern!(py, "cancelled"))
+        .and_then(|c| c.is_truthy())
+        .unwrap_or(true);
+    if cancelled {
+        return true;
+    }
+    match task.call_method0(pyo3::intern!(py, "exception")) {
+        Ok(exc) if !exc.is_none() => {
+            pyloop.log_error(py, "Application callable raised an exception", Some(&exc));
+            true
         }
-        self.finish(py);
+        _ => false,
     }
 }
 
@@ -495,31 +360,28 @@ impl HttpProtocol {
 pub struct StreamTransport {
     pyloop: Arc<PyLoop>,
     runtime: Handle,
-    stream: StreamSender,
+    stream: SharedStream,
 }
 
 impl StreamTransport {
     fn send(&self, py: Python<'_>, chunk: Bytes) -> PyResult<Py<PyAny>> {
-        let sender = match &*lock(&self.stream) {
+        let (sender, chunk) = match &*lock(&self.stream) {
             Some(sender) => match sender.try_send(chunk) {
-                Ok(()) => return ReadyAwaitable::ok(py, py.None()),
+                Ok(()) => return Ok(self.pyloop.done(py)),
                 Err(mpsc::error::TrySendError::Full(chunk)) => (sender.clone(), chunk),
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    return Err(RSGIProtocolClosed::new_err(
-                        "the client closed the connection",
-                    ))
+                    return Err(RSGIProtocolClosed::new_err("the client closed the connection"))
                 }
             },
             None => return Err(RSGIProtocolClosed::new_err("the response stream is closed")),
         };
-        let (sender, chunk) = sender;
         let work = async move {
             sender
                 .send(chunk)
                 .await
                 .map_err(|_| CoreError::Closed("the client closed the connection".into()))
         };
-        self.pyloop.spawn_awaitable(py, &self.runtime, work, none)
+        self.pyloop.spawn_awaitable(py, &self.runtime, work, settle_none)
     }
 }
 

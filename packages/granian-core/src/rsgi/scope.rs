@@ -134,10 +134,7 @@ impl Headers {
     }
 
     fn items(&self) -> Vec<(&str, String)> {
-        self.map
-            .iter()
-            .map(|(k, v)| (k.as_str(), text(v)))
-            .collect()
+        self.map.iter().map(|(k, v)| (k.as_str(), text(v))).collect()
     }
 
     /// The first value of `key`, or `default`.

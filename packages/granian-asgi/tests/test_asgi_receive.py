@@ -1,0 +1,69 @@
+"""ASGI 2.4 `receive()`: `http.request` messages carry the body, then `http.disconnect` once the response is done."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests_support.waiting import wait_until
+
+BODY_SIZES = {'0B': 0, '1KiB': 1024, '10MiB': 10 * 1024 * 1024}
+
+
+@pytest.fixture(scope='module', params=list(BODY_SIZES), ids=list(BODY_SIZES))
+def body(request: pytest.FixtureRequest) -> bytes:
+    return os.urandom(BODY_SIZES[request.param])
+
+
+def check_echo(response: httpx.Response, body: bytes) -> None:
+    assert response.status_code == 200, response.text[:200]
+    # Compare lengths first so a mismatch reports sizes instead of megabytes of bytes.
+    assert len(response.content) == len(body)
+    assert response.content == body
+
+
+@pytest.mark.parametrize('route', ['/echo', '/stream-echo'], ids=['whole-body', 'streamed'])
+def test_echo(asgi_server, http_client: httpx.Client, body: bytes, route: str):
+    check_echo(http_client.post(asgi_server.url(route), content=body), body)
+
+
+@pytest.mark.parametrize('route', ['/echo', '/stream-echo'], ids=['whole-body', 'streamed'])
+def test_echo_request_body_sent_in_pieces(asgi_server, http_client: httpx.Client, route: str):
+    # A generator body has no length: HTTP/1.1 sends it chunked, HTTP/2 as several DATA frames.
+    pieces = [os.urandom(size) for size in (1, 4096, 70000, 3)]
+    check_echo(http_client.post(asgi_server.url(route), content=iter(pieces)), b''.join(pieces))
+
+
+def test_request_without_body_is_one_empty_message(asgi_server, http_client: httpx.Client):
+    response = http_client.get(asgi_server.url('/receive-log'))
+    assert response.status_code == 200, response.text
+    assert response.json() == [{'type': 'http.request', 'body_type': 'bytes', 'body_length': 0, 'more_body': False}]
+
+
+def test_body_messages_are_http_request_with_more_body_until_the_last(asgi_server, http_client: httpx.Client):
+    pieces = [os.urandom(size) for size in (10, 100_000, 5)]
+    response = http_client.post(asgi_server.url('/receive-log'), content=iter(pieces))
+    assert response.status_code == 200, response.text
+    log = response.json()
+    assert all(entry['type'] == 'http.request' for entry in log), log
+    assert all(entry['body_type'] == 'bytes' for entry in log), log
+    assert sum(entry['body_length'] for entry in log) == sum(map(len, pieces))
+    assert [entry['more_body'] for entry in log] == [True] * (len(log) - 1) + [False], log
+
+
+def test_receive_after_complete_response_is_http_disconnect(
+    asgi_server, http_client: httpx.Client, tmp_path: Path, read_marker
+):
+    marker = tmp_path / 'after-response.json'
+    response = http_client.post(asgi_server.url(f'/receive-after-response?marker={quote(str(marker))}'), content=b'x')
+    assert (response.status_code, response.text) == (200, 'done')
+    # The client keeps its connection open; the response being complete is what ends the request for the app.
+    assert wait_until(marker.exists, 10), 'receive() after the response completed did not return within 10 s'
+    record = read_marker(marker)
+    assert record['outcome'] == 'message', record
+    assert record['message']['type'] == 'http.disconnect', record
+    assert http_client.get(asgi_server.url('/scope')).status_code == 200
