@@ -56,10 +56,12 @@ def outcome(
 def test_waiting_receive_returns_http_disconnect(outcome: DisconnectOutcome):
     received = outcome.record['receive']
     assert received != 'timeout', 'receive() did not return within 20 s of the client leaving'
+    assert received != 'cancelled', 'the server cancelled the app instead of returning http.disconnect from receive()'
     assert isinstance(received, dict) and received.get('type') == 'http.disconnect', received
 
 
 def test_send_after_disconnect_raises_oserror(outcome: DisconnectOutcome):
+    assert outcome.record['receive'] != 'cancelled', 'the server cancelled the app; it never got to call send()'
     error = outcome.record['send_error']
     assert error is not None, 'send() to a client that has gone did not raise'
     assert error['is_oserror'], f'send() raised {error["class"]}: {error["message"]}, which is not an OSError'

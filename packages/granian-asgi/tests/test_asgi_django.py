@@ -24,7 +24,7 @@ def test_get(django_server, http_client: httpx.Client):
 def test_post_body_in_sync_view(django_server, http_client: httpx.Client):
     response = http_client.post(django_server.url('/reverse'), content=b'hello granian')
     assert response.status_code == 200, response.text
-    assert response.content == b'naing olleh'
+    assert response.content == b'nainarg olleh'
 
 
 @pytest.mark.parametrize('size', [0, 100, 300_000])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import quote
 
+import h11
 import httpx
 import pytest
 
+from tests_support.server import HOST
 from tests_support.waiting import wait_until
 
 BODY_SIZES = {'0B': 0, '1KiB': 1024, '10MiB': 10 * 1024 * 1024}
@@ -26,8 +30,55 @@ def check_echo(response: httpx.Response, body: bytes) -> None:
     assert response.content == body
 
 
+async def full_duplex_post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    """POST `body` over HTTP/1.1 while reading the response at the same time; return (status, response body).
+
+    httpx sends the whole request body before it reads the response. A server that echoes each chunk as it
+    arrives and applies backpressure would then block on a client that never reads: that deadlock is the
+    client's, so the streamed echo over HTTP/1.1 uses this client instead.
+    """
+    reader, writer = await asyncio.open_connection(HOST, port)
+    conn = h11.Connection(h11.CLIENT)
+    headers = [('host', 'localhost'), ('content-length', str(len(body))), ('connection', 'close')]
+    writer.write(conn.send(h11.Request(method='POST', target=path, headers=headers)))
+
+    async def send_body() -> None:
+        for start in range(0, len(body), 65536):
+            writer.write(conn.send(h11.Data(data=body[start : start + 65536])))
+            await writer.drain()
+        writer.write(conn.send(h11.EndOfMessage()))
+        await writer.drain()
+
+    sender = asyncio.create_task(send_body())
+    status, chunks = 0, []
+    try:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+        await sender
+    finally:
+        sender.cancel()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return status, b''.join(chunks)
+
+
 @pytest.mark.parametrize('route', ['/echo', '/stream-echo'], ids=['whole-body', 'streamed'])
-def test_echo(asgi_server, http_client: httpx.Client, body: bytes, route: str):
+def test_echo(asgi_server, http_client: httpx.Client, http_version: str, body: bytes, route: str):
+    if route == '/stream-echo' and http_version == '1.1':
+        status, content = asyncio.run(asyncio.wait_for(full_duplex_post(asgi_server.port, route, body), 60))
+        assert status == 200, content[:200]
+        assert len(content) == len(body)
+        assert content == body
+        return
     check_echo(http_client.post(asgi_server.url(route), content=body), body)
 
 

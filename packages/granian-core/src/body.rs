@@ -58,6 +58,11 @@ impl RequestBody {
         }
     }
 
+    /// True once the body has been read to its end.
+    pub fn is_finished(&self) -> bool {
+        matches!(&*lock(&self.state), State::Idle(None))
+    }
+
     fn take(&self) -> Result<Option<Incoming>, CoreError> {
         match std::mem::replace(&mut *lock(&self.state), State::Reading) {
             State::Idle(body) => Ok(body),

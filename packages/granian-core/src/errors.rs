@@ -20,6 +20,13 @@ create_exception!(
     "The connection behind an RSGI protocol object is gone."
 );
 
+create_exception!(
+    granian._core,
+    ClientDisconnected,
+    PyOSError,
+    "The client went away: ASGI apps get it from send() after a disconnect (ASGI spec 2.4)."
+);
+
 /// What can go wrong in the core, independent of Python.
 #[derive(Debug)]
 pub enum CoreError {

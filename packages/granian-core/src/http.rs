@@ -189,10 +189,6 @@ impl StreamSender {
     pub fn complete(&self) {
         self.complete.store(true, Ordering::Release);
     }
-
-    pub fn is_closed(&self) -> bool {
-        self.chunks.is_closed()
-    }
 }
 
 /// A streamed response body holding up to `capacity` chunks, and the sender that feeds it.
@@ -248,6 +244,13 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response(status, headers, ResponseBody::full(Bytes::from_static(text.as_bytes())))
+}
+
+/// The request path, percent-decoded (invalid UTF-8 replaced).
+pub fn decoded_path(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Parses a status code the app gave.
@@ -314,6 +317,12 @@ async fn open_file_region(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_percent_decoded_lossily() {
+        assert_eq!(decoded_path("/a%20b"), "/a b");
+        assert_eq!(decoded_path("/%c0"), "/\u{fffd}");
+    }
 
     #[test]
     fn status_codes_outside_the_valid_range_are_rejected() {

@@ -1,9 +1,10 @@
 //! `granian._core`: the native half of granian.
 //!
 //! This file only declares modules and the Python module. Dependencies run one way:
-//! interface modules (`rsgi`) → shared engine (`workers`, `http`, `pyloop`, `runtime`) →
+//! interface modules (`rsgi`, `asgi`) → shared engine (`workers`, `http`, `pyloop`, `runtime`) →
 //! primitives (`net`, `errors`).
 
+mod asgi;
 mod body;
 mod dispatch;
 mod errors;
@@ -26,5 +27,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RSGIProtocolClosed", m.py().get_type::<errors::RSGIProtocolClosed>())?;
     pyloop::register(m)?;
     rsgi::register(m)?;
+    asgi::register(m)?;
     Ok(())
 }

@@ -302,6 +302,32 @@ impl PyLoop {
         Ok(())
     }
 
+    /// Whether an app's task ended with an exception or was cancelled. The exception is logged
+    /// unless `expected(exc)` says it is part of normal operation (a client that went away).
+    pub fn task_failed(
+        &self,
+        py: Python<'_>,
+        task: &Bound<'_, PyAny>,
+        expected: impl Fn(&Bound<'_, PyAny>) -> bool,
+    ) -> bool {
+        let cancelled = task
+            .call_method0(pyo3::intern!(py, "cancelled"))
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(true);
+        if cancelled {
+            return true;
+        }
+        match task.call_method0(pyo3::intern!(py, "exception")) {
+            Ok(exc) if !exc.is_none() => {
+                if !expected(&exc) {
+                    self.log_error(py, "Application callable raised an exception", Some(&exc));
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Logs an error through the `_granian` logger, with the traceback of `err` when given.
     pub fn log_error(&self, py: Python<'_>, message: &str, err: Option<&Bound<'_, PyAny>>) {
         let kwargs = pyo3::types::PyDict::new(py);

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / 'packages'
-THIN = ['granian-rsgi', 'granian-cli']
+THIN = ['granian-asgi', 'granian-rsgi', 'granian-cli']
 
 
 def _version(manifest: Path) -> str:
@@ -56,7 +56,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFil
 
 
 def test_every_package_builds_a_wheel(wheels: dict[str, zipfile.ZipFile]) -> None:
-    assert sorted(wheels) == ['granian-cli', 'granian-core', 'granian-rsgi']
+    assert sorted(wheels) == ['granian-asgi', 'granian-cli', 'granian-core', 'granian-rsgi']
 
 
 def test_only_core_ships_the_namespace_init(wheels: dict[str, zipfile.ZipFile]) -> None:
@@ -66,7 +66,11 @@ def test_only_core_ships_the_namespace_init(wheels: dict[str, zipfile.ZipFile]) 
 
 
 def test_each_wheel_holds_only_its_own_subpackage(wheels: dict[str, zipfile.ZipFile]) -> None:
-    for name, subpackage in [('granian-rsgi', 'granian/rsgi/'), ('granian-cli', 'granian/cli/')]:
+    for name, subpackage in [
+        ('granian-asgi', 'granian/asgi/'),
+        ('granian-rsgi', 'granian/rsgi/'),
+        ('granian-cli', 'granian/cli/'),
+    ]:
         files = [f for f in wheels[name].namelist() if not f.split('/')[0].endswith('.dist-info')]
         assert files, name
         assert all(f.startswith(subpackage) for f in files), (name, files)

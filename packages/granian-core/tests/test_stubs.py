@@ -8,7 +8,7 @@ import sys
 
 def test_core_stubs_match_the_native_module() -> None:
     result = subprocess.run(
-        [sys.executable, '-m', 'mypy.stubtest', 'granian._core', '--ignore-missing-stub'],
+        [sys.executable, '-m', 'mypy.stubtest', 'granian._core'],
         capture_output=True,
         text=True,
         timeout=300,

@@ -201,6 +201,10 @@ async def route_disconnect(scope, receive, send):
         message = await asyncio.wait_for(receive(), WAIT_LIMIT)
     except asyncio.TimeoutError:
         record['receive'] = 'timeout'
+    except asyncio.CancelledError:
+        # Record it: a server that cancels the app instead of telling it about the disconnect is what we test.
+        write_marker(marker, {'receive': 'cancelled', 'send_error': None})
+        raise
     except Exception as exc:  # noqa: BLE001
         record['receive'] = {'raised': describe_exception(exc)}
     else:

@@ -67,12 +67,16 @@ async def wait_for_disconnect(request: Request) -> PlainTextResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DISCONNECT_WAIT_LIMIT
     polls = 0
-    while loop.time() < deadline:
-        polls += 1
-        if await request.is_disconnected():
-            write_marker(marker, {'outcome': 'disconnected', 'polls': polls})
-            return PlainTextResponse('gone')
-        await asyncio.sleep(0.05)
+    try:
+        while loop.time() < deadline:
+            polls += 1
+            if await request.is_disconnected():
+                write_marker(marker, {'outcome': 'disconnected', 'polls': polls})
+                return PlainTextResponse('gone')
+            await asyncio.sleep(0.05)
+    except asyncio.CancelledError:
+        write_marker(marker, {'outcome': 'cancelled', 'polls': polls})
+        raise
     write_marker(marker, {'outcome': 'timeout', 'polls': polls})
     return PlainTextResponse('timeout')
 

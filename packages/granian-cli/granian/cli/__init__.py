@@ -158,6 +158,12 @@ def _require_interface_package(ctx: click.Context, interface: Interfaces) -> Non
     metavar='FILE',
     help='JSON file with a logging dictConfig, merged over the default configuration.',
 )
+@_option(
+    '--url-path-prefix',
+    default=None,
+    metavar='PREFIX',
+    help='URL path the app is mounted at (ASGI root_path).',
+)
 @_option('--factory/--no-factory', default=False, help='Treat APP as a factory that returns the application.')
 @_option(
     '--working-dir',
@@ -204,6 +210,7 @@ def cli(
     log_enabled: bool,
     log_level: str,
     log_config: Path | None,
+    url_path_prefix: str | None,
     factory: bool,
     working_dir: Path | None,
 ) -> None:
@@ -254,6 +261,7 @@ def cli(
             log_dictconfig=log_dictconfig,
             factory=factory,
             working_dir=working_dir,
+            url_path_prefix=url_path_prefix,
         ).serve()
     except FatalError as exc:
         # The server logs its own reason before raising; repeat only what it did not log.

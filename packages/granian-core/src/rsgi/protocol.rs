@@ -332,26 +332,8 @@ impl HttpProtocol {
 
     /// Called when the app's task ends: logs its exception, then finishes the request.
     fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        let failed = task_failed(py, task, &self.pyloop);
+        let failed = self.pyloop.task_failed(py, task, |_| false);
         self.finish(py, failed);
-    }
-}
-
-/// Whether the app's task ended with an exception (logged here) or was cancelled.
-pub fn task_failed(py: Python<'_>, task: &Bound<'_, PyAny>, pyloop: &PyLoop) -> bool {
-    let cancelled = task
-        .call_method0(pyo3::intern!(py, "cancelled"))
-        .and_then(|c| c.is_truthy())
-        .unwrap_or(true);
-    if cancelled {
-        return true;
-    }
-    match task.call_method0(pyo3::intern!(py, "exception")) {
-        Ok(exc) if !exc.is_none() => {
-            pyloop.log_error(py, "Application callable raised an exception", Some(&exc));
-            true
-        }
-        _ => false,
     }
 }
 

@@ -6,11 +6,11 @@ use std::sync::{Arc, OnceLock};
 use http::header::HeaderMap;
 use http::request::Parts;
 use http::Version;
-use percent_encoding::percent_decode_str;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
+use crate::http::decoded_path;
 use crate::workers::ConnectionInfo;
 
 pub const RSGI_VERSION: &str = "1.6";
@@ -22,11 +22,6 @@ pub fn version_label(version: Version) -> &'static str {
         Version::HTTP_2 | Version::HTTP_3 => "2",
         _ => "1.1",
     }
-}
-
-/// The request path, percent-decoded (invalid UTF-8 replaced).
-pub fn decoded_path(raw: &str) -> String {
-    percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
 #[pyclass(frozen, module = "granian._core", name = "RSGIHTTPScope")]
@@ -186,11 +181,5 @@ mod tests {
         assert_eq!(version_label(Version::HTTP_10), "1");
         assert_eq!(version_label(Version::HTTP_11), "1.1");
         assert_eq!(version_label(Version::HTTP_2), "2");
-    }
-
-    #[test]
-    fn paths_are_percent_decoded_lossily() {
-        assert_eq!(decoded_path("/a%20b"), "/a b");
-        assert_eq!(decoded_path("/%c0"), "/\u{fffd}");
     }
 }

@@ -40,6 +40,7 @@ class WorkerSettings:
     interface: str
     factory: bool
     working_dir: str | None
+    url_path_prefix: str | None
     loop: str
     http: str
     runtime_mode: str
@@ -99,6 +100,7 @@ def build_config(
     log_dictconfig: dict[str, Any] | None,
     factory: bool,
     working_dir: str | os.PathLike | None,
+    url_path_prefix: str | None = None,
 ) -> ServerConfig:
     """Validate the arguments and derive dependent defaults."""
     if not isinstance(target, str) or not target:
@@ -118,6 +120,12 @@ def build_config(
         # One thread: single-thread runtime, no work stealing. More threads: one shared runtime.
         mode = RuntimeModes.st.value if runtime_threads == 1 else RuntimeModes.mt.value
     loop_name = str(loop.value if isinstance(loop, Loops) else loop)
+    if url_path_prefix:
+        if not url_path_prefix.startswith('/'):
+            raise ConfigurationError(
+                f'url_path_prefix must start with "/", not {url_path_prefix!r}', key='url_path_prefix'
+            )
+        url_path_prefix = url_path_prefix.rstrip('/') or None
     return ServerConfig(
         bind=BindSpec(address=str(address), port=port, backlog=backlog),
         workers=workers,
@@ -126,6 +134,7 @@ def build_config(
             interface=interface_name,
             factory=bool(factory),
             working_dir=str(Path(working_dir).resolve()) if working_dir else None,
+            url_path_prefix=url_path_prefix or None,
             loop=loop_name,
             http=http_mode,
             runtime_mode=mode,

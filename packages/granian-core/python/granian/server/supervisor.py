@@ -87,6 +87,7 @@ class Server:
         log_dictconfig: dict[str, Any] | None = None,
         factory: bool = False,
         working_dir: str | os.PathLike | None = None,
+        url_path_prefix: str | None = None,
     ) -> None:
         self.target = target
         self._options = {
@@ -108,6 +109,7 @@ class Server:
             'log_dictconfig': log_dictconfig,
             'factory': factory,
             'working_dir': working_dir,
+            'url_path_prefix': url_path_prefix,
         }
         self._startup_hooks: list[Callable[[], Any]] = []
         self._reload_hooks: list[Callable[[], Any]] = []

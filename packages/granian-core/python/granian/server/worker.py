@@ -2,7 +2,9 @@
 
 Each interface package provides `granian.<interface>.create_worker(app, loop, listener_fd, settings)`,
 returning an object with `start()` (begin serving; called with the loop not yet running) and
-`async stop()` (stop accepting, drain in-flight requests, run shutdown hooks).
+`async stop()` (stop accepting, drain in-flight requests, run shutdown hooks). `start()` raises
+`granian.errors.FatalError` with a one-line reason when the app refuses to start (for example an
+ASGI lifespan startup failure).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Protocol
 from .._imports import TargetLoadError, load_target, prepare_import_path
 from .._interfaces import load_interface
 from .._loops import loops
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, FatalError
 from ..log import configure_logging, logger
 from .config import WorkerSettings
 
@@ -54,6 +56,9 @@ def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, re
     try:
         worker: InterfaceWorker = interface.create_worker(app, event_loop, listener.fileno(), settings)
         worker.start()
+    except FatalError as exc:
+        logger.error('%s', exc)
+        sys.exit(EXIT_STARTUP_FAILED)
     except Exception as exc:  # noqa: BLE001 - any failure here is reported as one line
         logger.error('%s could not start: %s: %s', name, type(exc).__name__, exc)
         sys.exit(EXIT_STARTUP_FAILED)

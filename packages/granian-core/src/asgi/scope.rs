@@ -1,0 +1,105 @@
+//! The ASGI HTTP scope: a dict, as the specification requires, built once per request.
+
+use std::net::SocketAddr;
+
+use http::header::HOST;
+use http::request::Parts;
+use http::Version;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::http::decoded_path;
+use crate::workers::ConnectionInfo;
+
+pub const ASGI_VERSION: &str = "3.0";
+pub const ASGI_SPEC_VERSION: &str = "2.4";
+
+/// `http_version` as ASGI spells it.
+pub fn version_label(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_10 | Version::HTTP_09 => "1.0",
+        Version::HTTP_2 | Version::HTTP_3 => "2",
+        _ => "1.1",
+    }
+}
+
+fn address<'py>(py: Python<'py>, addr: &SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyString::new(py, &addr.ip().to_string()).into_any(),
+            addr.port().into_pyobject(py)?.into_any(),
+        ],
+    )
+}
+
+/// Per-worker values every scope shares.
+pub struct ScopeTemplate {
+    pub root_path: Py<PyString>,
+    /// The lifespan state; each request gets a shallow copy.
+    pub state: Option<Py<PyDict>>,
+}
+
+pub fn http_scope<'py>(
+    py: Python<'py>,
+    template: &ScopeTemplate,
+    parts: &Parts,
+    connection: &ConnectionInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    use pyo3::intern;
+    let scope = PyDict::new(py);
+    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let asgi = PyDict::new(py);
+    asgi.set_item(intern!(py, "version"), intern!(py, ASGI_VERSION))?;
+    asgi.set_item(intern!(py, "spec_version"), intern!(py, ASGI_SPEC_VERSION))?;
+    scope.set_item(intern!(py, "asgi"), asgi)?;
+    scope.set_item(intern!(py, "http_version"), version_label(parts.version))?;
+    scope.set_item(intern!(py, "server"), address(py, &connection.local)?)?;
+    scope.set_item(intern!(py, "client"), address(py, &connection.peer)?)?;
+    scope.set_item(intern!(py, "scheme"), connection.scheme)?;
+    scope.set_item(intern!(py, "method"), parts.method.as_str())?;
+    let raw_path = parts.uri.path();
+    scope.set_item(intern!(py, "path"), decoded_path(raw_path))?;
+    scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path.as_bytes()))?;
+    scope.set_item(
+        intern!(py, "query_string"),
+        PyBytes::new(py, parts.uri.query().unwrap_or("").as_bytes()),
+    )?;
+    scope.set_item(intern!(py, "root_path"), template.root_path.bind(py))?;
+    let headers = PyList::empty(py);
+    if !parts.headers.contains_key(HOST) {
+        // HTTP/2 carries the host in :authority; ASGI apps look for a host header.
+        if let Some(authority) = parts.uri.authority() {
+            headers.append((
+                PyBytes::new(py, b"host"),
+                PyBytes::new(py, authority.as_str().as_bytes()),
+            ))?;
+        }
+    }
+    for (name, value) in &parts.headers {
+        headers.append((
+            PyBytes::new(py, name.as_str().as_bytes()),
+            PyBytes::new(py, value.as_bytes()),
+        ))?;
+    }
+    scope.set_item(intern!(py, "headers"), headers)?;
+    let extensions = PyDict::new(py);
+    extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
+    scope.set_item(intern!(py, "extensions"), extensions)?;
+    if let Some(state) = &template.state {
+        scope.set_item(intern!(py, "state"), state.bind(py).copy()?)?;
+    }
+    Ok(scope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_use_asgi_labels() {
+        assert_eq!(version_label(Version::HTTP_10), "1.0");
+        assert_eq!(version_label(Version::HTTP_11), "1.1");
+        assert_eq!(version_label(Version::HTTP_2), "2");
+    }
+}
