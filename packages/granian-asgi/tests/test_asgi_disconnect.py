@@ -45,7 +45,9 @@ def outcome(
         else:
             pending.close()
         # The app gives up waiting after 20 s and records 'timeout'.
-        assert wait_until(marker.exists, 25), 'the app did not finish within 25 s of the client leaving'
+        assert wait_until(marker.exists, 25), (
+            f'the app did not finish within 25 s of the client leaving; server log:\n{asgi_server.output[log_before:]}'
+        )
     finally:
         pending.close()
     # Anything the server logs about the request is written right after the app returns.

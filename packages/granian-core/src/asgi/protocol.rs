@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{Chunk, RequestBody};
 use crate::errors::{ClientDisconnected, CoreError};
 use crate::http::{error_response, response, status_from_u16, stream_body, ResponseBody, ResponseIntent, StreamSender};
-use crate::pyloop::PyLoop;
+use crate::pyloop::{resolve_future, PyLoop};
 
 /// How many body chunks a streamed response may queue before `send()` makes the app wait.
 const STREAM_QUEUE: usize = 16;
@@ -59,6 +59,9 @@ pub struct HttpProtocol {
     disconnected: CancellationToken,
     /// Cancelled once the response is complete: `receive()` then reports a disconnect.
     response_complete: CancellationToken,
+    /// Futures of `receive()` calls waiting for the disconnect, and whether a watcher runs.
+    disconnect_waiters: Arc<Mutex<Vec<Py<PyAny>>>>,
+    watching_disconnect: Mutex<bool>,
 }
 
 fn disconnected_error() -> PyErr {
@@ -90,11 +93,6 @@ fn disconnect_message(py: Python<'_>) -> PyResult<Py<PyAny>> {
     let message = PyDict::new(py);
     message.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
     Ok(message.into_any().unbind())
-}
-
-fn settle_disconnect(py: Python<'_>, outcome: Result<(), CoreError>) -> PyResult<Py<PyAny>> {
-    outcome.map_err(asgi_error)?;
-    disconnect_message(py)
 }
 
 fn settle_sent(py: Python<'_>, outcome: Result<(), CoreError>) -> PyResult<Py<PyAny>> {
@@ -149,6 +147,8 @@ impl HttpProtocol {
             permit: Mutex::new(Some(permit)),
             disconnected,
             response_complete: CancellationToken::new(),
+            disconnect_waiters: Arc::new(Mutex::new(Vec::new())),
+            watching_disconnect: Mutex::new(false),
         }
     }
 
@@ -262,16 +262,40 @@ impl HttpProtocol {
         if self.disconnected.is_cancelled() || self.response_complete.is_cancelled() {
             return self.pyloop.ready(py, disconnect_message(py));
         }
-        let gone = self.disconnected.clone();
-        let complete = self.response_complete.clone();
-        let work = async move {
-            tokio::select! {
-                _ = gone.cancelled() => {}
-                _ = complete.cancelled() => {}
+        // One watcher per request settles every waiting receive(): apps that poll for a
+        // disconnect (and cancel the wait) would otherwise leave a task behind per poll.
+        let future = self.pyloop.create_future(py)?;
+        let start_watcher = {
+            let mut waiters = lock(&self.disconnect_waiters);
+            if waiters.len() >= 8 {
+                waiters.retain(|waiter| {
+                    !waiter
+                        .call_method0(py, intern!(py, "done"))
+                        .and_then(|d| d.is_truthy(py))
+                        .unwrap_or(true)
+                });
             }
-            Ok(())
+            waiters.push(future.clone_ref(py));
+            !std::mem::replace(&mut *lock(&self.watching_disconnect), true)
         };
-        self.pyloop.spawn_awaitable(py, &self.runtime, work, settle_disconnect)
+        if start_watcher {
+            let gone = self.disconnected.clone();
+            let complete = self.response_complete.clone();
+            let waiters = self.disconnect_waiters.clone();
+            let bridge = self.pyloop.bridge.clone();
+            self.runtime.spawn(async move {
+                tokio::select! {
+                    _ = gone.cancelled() => {}
+                    _ = complete.cancelled() => {}
+                }
+                bridge.push(Box::new(move |py| {
+                    for waiter in std::mem::take(&mut *lock(&waiters)) {
+                        resolve_future(py, waiter.bind(py), disconnect_message(py));
+                    }
+                }));
+            });
+        }
+        Ok(future)
     }
 
     /// `await send(message)`.
