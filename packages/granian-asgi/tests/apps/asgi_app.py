@@ -23,6 +23,7 @@ JSON_HEADERS = [(b'content-type', b'application/json')]
 TEXT_HEADERS = [(b'content-type', b'text/plain; charset=utf-8')]
 BINARY_HEADERS = [(b'content-type', b'application/octet-stream')]
 WAIT_LIMIT = 20.0
+SEND_WAIT_LIMIT = 10.0
 
 # What the lifespan and the requests did in this worker, for the shutdown marker and /scope.
 counters = {'startup_complete': False, 'in_flight': 0, 'completed': 0}
@@ -192,32 +193,47 @@ async def route_receive_after_response(scope, receive, send):
 
 
 async def route_disconnect(scope, receive, send):
-    """Wait for the client to go away (body consumed, no response yet), then try to respond anyway."""
+    """Wait for the client to go away (body consumed, no response yet), then try to respond anyway.
+
+    The marker is written after each step: `send` is 'pending' while the app is still trying to send, then
+    None (send did not raise), 'timeout' (send blocked for SEND_WAIT_LIMIT s), 'cancelled', or the exception.
+    """
     marker = Path(query(scope)['marker'])
     await read_body(receive)
     write_marker(marker.with_name(marker.name + '.started'), 'started')
-    record: dict = {}
+    record: dict = {'receive': 'pending', 'send': 'pending'}
     try:
         message = await asyncio.wait_for(receive(), WAIT_LIMIT)
     except asyncio.TimeoutError:
         record['receive'] = 'timeout'
     except asyncio.CancelledError:
-        # Record it: a server that cancels the app instead of telling it about the disconnect is what we test.
-        write_marker(marker, {'receive': 'cancelled', 'send_error': None})
+        # A server that cancels the app instead of telling it about the disconnect is what the test looks for.
+        write_marker(marker, {'receive': 'cancelled', 'send': 'cancelled'})
         raise
     except Exception as exc:  # noqa: BLE001
         record['receive'] = {'raised': describe_exception(exc)}
     else:
         record['receive'] = jsonable(message)
+    write_marker(marker, record)
     # Give the server a moment to notice the closed connection everywhere before sending into it.
     await asyncio.sleep(0.2)
-    try:
+
+    async def respond_anyway() -> None:
         await send({'type': 'http.response.start', 'status': 200, 'headers': TEXT_HEADERS})
         await send({'type': 'http.response.body', 'body': b'nobody reads this'})
+
+    try:
+        await asyncio.wait_for(respond_anyway(), SEND_WAIT_LIMIT)
+    except asyncio.TimeoutError:
+        record['send'] = 'timeout'
+    except asyncio.CancelledError:
+        record['send'] = 'cancelled'
+        write_marker(marker, record)
+        raise
     except Exception as exc:  # noqa: BLE001
-        record['send_error'] = describe_exception(exc)
+        record['send'] = describe_exception(exc)
     else:
-        record['send_error'] = None
+        record['send'] = None
     write_marker(marker, record)
 
 
