@@ -33,9 +33,11 @@ APPS = ROOT / 'benchmarks' / 'apps'
 OURS = ROOT / '.venv' / 'bin' / 'python'
 PEERS_VENV = ROOT / 'benchmarks' / '.venv-peers'
 PEERS = PEERS_VENV / 'bin' / 'python'
-PEER_PACKAGES = ['granian==2.8.1', 'uvloop', 'uvicorn[standard]', 'httptools']
+PEER_PACKAGES = ['granian==2.8.1', 'uvloop', 'uvicorn[standard]', 'httptools', 'gunicorn']
+# Optional peers: bjoern needs Debian's libev-dev to build; skipped when it is not installable.
+OPTIONAL_PEER_PACKAGES = ['bjoern']
 PORT = 18_100
-ECHO_BODY_SIZE = 10 * 1024
+ECHO_SIZES = {'echo1k': 1024, 'echo10k': 10 * 1024}
 
 
 def servers(interface: str) -> dict[str, list[str]]:
@@ -45,6 +47,17 @@ def servers(interface: str) -> dict[str, list[str]]:
         'ours': [str(OURS), *granian_args, f'{interface}_bench:app'],
         'granian-2.8.1': [str(PEERS), *granian_args, f'{interface}_bench:app'],
     }
+    if interface == 'wsgi':
+        found['gunicorn-gthread'] = [
+            str(PEERS), '-m', 'gunicorn', '-k', 'gthread', '--threads', '4', '-w', '1', '--log-level', 'warning',
+            '-b', '127.0.0.1:{port}', 'wsgi_bench:app',
+        ]  # fmt: skip
+        if _importable(PEERS, 'bjoern'):
+            found['bjoern'] = [
+                str(PEERS),
+                '-c',
+                'import bjoern, wsgi_bench; bjoern.run(wsgi_bench.app, "127.0.0.1", {port})',
+            ]
     if interface == 'asgi':
         found['uvicorn'] = [
             str(PEERS), '-m', 'uvicorn', '--http', 'httptools', '--loop', 'uvloop', '--no-access-log',
@@ -53,12 +66,20 @@ def servers(interface: str) -> dict[str, list[str]]:
     return found
 
 
+def _importable(python: Path, module: str) -> bool:
+    return subprocess.run([str(python), '-c', f'import {module}'], capture_output=True, check=False).returncode == 0
+
+
 def ensure_peers() -> None:
     """Create the peers' venv on first use."""
-    if PEERS.exists():
-        return
-    venv.create(PEERS_VENV, with_pip=True)
-    subprocess.run([str(PEERS), '-m', 'pip', 'install', '--quiet', *PEER_PACKAGES], check=True)
+    if not PEERS.exists():
+        venv.create(PEERS_VENV, with_pip=True)
+    missing = [p for p in PEER_PACKAGES if not _importable(PEERS, p.split('=')[0].split('[')[0])]
+    if missing:
+        subprocess.run([str(PEERS), '-m', 'pip', 'install', '--quiet', *missing], check=True)
+    for package in OPTIONAL_PEER_PACKAGES:
+        if not _importable(PEERS, package):
+            subprocess.run([str(PEERS), '-m', 'pip', 'install', '--quiet', package], capture_output=True, check=False)
 
 
 def wait_listening(port: int, timeout: float = 20.0) -> None:
@@ -72,12 +93,12 @@ def wait_listening(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f'nothing listens on port {port} after {timeout} s')
 
 
-def wrk(port: int, scenario: str, duration: int, script: Path) -> tuple[float, str]:
+def wrk(port: int, scenario: str, duration: int, scripts: dict[str, Path]) -> tuple[float, str]:
     """Run wrk on CPU 1; returns (requests/s, p99 latency)."""
     args = ['taskset', '-c', '1', 'wrk', '-t1', '-c64', f'-d{duration}s', '--latency']
-    if scenario == 'echo10k':
-        args += ['-s', str(script)]
-    args.append(f'http://127.0.0.1:{port}/' + ('echo' if scenario == 'echo10k' else ''))
+    if scenario in scripts:
+        args += ['-s', str(scripts[scenario])]
+    args.append(f'http://127.0.0.1:{port}/' + ('echo' if scenario in scripts else ''))
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=duration + 30).stdout
     errors = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
     if errors:
@@ -87,7 +108,7 @@ def wrk(port: int, scenario: str, duration: int, script: Path) -> tuple[float, s
     return rps, p99
 
 
-def measure(command: list[str], scenario: str, duration: int, script: Path) -> tuple[float, str]:
+def measure(command: list[str], scenario: str, duration: int, scripts: dict[str, Path]) -> tuple[float, str]:
     """Start a server pinned to CPU 0, warm it up, load it, stop it by its process id."""
     port = PORT
     argv = ['taskset', '-c', '0', *[part.replace('{port}', str(port)) for part in command]]
@@ -96,8 +117,8 @@ def measure(command: list[str], scenario: str, duration: int, script: Path) -> t
     )
     try:
         wait_listening(port)
-        wrk(port, scenario, 2, script)
-        return wrk(port, scenario, duration, script)
+        wrk(port, scenario, 2, scripts)
+        return wrk(port, scenario, duration, scripts)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -111,27 +132,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--duration', type=int, default=10)
-    parser.add_argument('--interfaces', default='rsgi,asgi')
-    parser.add_argument('--scenarios', default='get,echo10k')
+    parser.add_argument('--interfaces', default='rsgi,asgi,wsgi')
+    parser.add_argument('--scenarios', default='get,echo1k,echo10k')
     options = parser.parse_args()
     for tool in ('wrk', 'taskset'):
         if shutil.which(tool) is None:
             sys.exit(f'{tool} is needed: apt-get install {"wrk" if tool == "wrk" else "util-linux"}')
     ensure_peers()
     with tempfile.TemporaryDirectory() as tmp:
-        body = Path(tmp, 'body.bin')
-        body.write_bytes(b'x' * ECHO_BODY_SIZE)
-        script = Path(tmp, 'echo.lua')
-        script.write_text(
-            f'wrk.method = "POST"\nlocal f = io.open("{body}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
-        )
+        scripts = {}
+        for scenario, size in ECHO_SIZES.items():
+            body = Path(tmp, f'{scenario}.bin')
+            body.write_bytes(b'x' * size)
+            scripts[scenario] = Path(tmp, f'{scenario}.lua')
+            scripts[scenario].write_text(
+                f'wrk.method = "POST"\nlocal f = io.open("{body}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+            )
         print(f'{"interface":<9} {"scenario":<8} {"server":<14} {"req/s":>10} {"p99":>9} {"vs 2.8.1":>8}  runs')
         for interface in options.interfaces.split(','):
             for scenario in options.scenarios.split(','):
                 results: dict[str, list[tuple[float, str]]] = {}
                 for _ in range(options.rounds):
                     for name, command in servers(interface).items():
-                        results.setdefault(name, []).append(measure(command, scenario, options.duration, script))
+                        results.setdefault(name, []).append(measure(command, scenario, options.duration, scripts))
                 baseline = statistics.median(r for r, _ in results['granian-2.8.1'])
                 for name, runs in results.items():
                     median = statistics.median(r for r, _ in runs)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / '.venv'
 BIN = VENV / ('Scripts' if os.name == 'nt' else 'bin')
 PYTHON = BIN / ('python.exe' if os.name == 'nt' else 'python')
-THIN_PACKAGES = ['packages/granian-asgi', 'packages/granian-rsgi', 'packages/granian-cli']
+THIN_PACKAGES = ['packages/granian-asgi', 'packages/granian-rsgi', 'packages/granian-wsgi', 'packages/granian-cli']
 
 
 def run(*cmd: str | os.PathLike) -> None:

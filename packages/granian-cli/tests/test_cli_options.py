@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import importlib.machinery
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 from granian import cli as cli_module
 from granian.errors import ConfigurationError, FatalError
 from granian.http import HTTP1Settings, HTTP2Settings
+from granian.server import Server
 
 ALL_OPTIONS = [
     '--host',
@@ -56,26 +58,8 @@ ALL_OPTIONS = [
     '--version',
 ]
 
-SERVER_KWARGS = {
-    'target',
-    'address',
-    'port',
-    'interface',
-    'workers',
-    'runtime_threads',
-    'runtime_mode',
-    'loop',
-    'http',
-    'backlog',
-    'backpressure',
-    'http1_settings',
-    'http2_settings',
-    'log_enabled',
-    'log_level',
-    'log_dictconfig',
-    'factory',
-    'working_dir',
-}
+# The CLI must pass every argument granian.server.Server takes.
+SERVER_KWARGS = set(inspect.signature(Server.__init__).parameters) - {'self'}
 
 
 class RecordingServer:
@@ -235,6 +219,9 @@ def test_defaults_passed_to_server(run, fake_server):
         'log_dictconfig': None,
         'factory': False,
         'working_dir': None,
+        'url_path_prefix': None,
+        'blocking_threads': None,
+        'blocking_threads_idle_timeout': 30,
     }
     assert dataclasses.asdict(kwargs['http1_settings']) == _field_defaults(HTTP1Settings)
     assert dataclasses.asdict(kwargs['http2_settings']) == _field_defaults(HTTP2Settings)

@@ -53,9 +53,7 @@ fn closed(err: hyper::Error) -> CoreError {
 
 impl RequestBody {
     pub fn new(body: Incoming) -> Self {
-        Self {
-            state: Arc::new(Mutex::new(State::Idle(Some(body)))),
-        }
+        Self { state: Arc::new(Mutex::new(State::Idle(Some(body)))) }
     }
 
     /// True once the body has been read to its end.
@@ -138,10 +136,7 @@ impl RequestBody {
         runtime: &Handle,
         settle: Settle<Chunk>,
     ) -> PyResult<Py<PyAny>> {
-        let end = Chunk {
-            data: None,
-            more: false,
-        };
+        let end = Chunk { data: None, more: false };
         let mut body = match self.take() {
             Ok(Some(body)) => body,
             Ok(None) => {
@@ -180,19 +175,11 @@ impl RequestBody {
                 match body.frame().await {
                     Some(Ok(frame)) => {
                         if let Ok(data) = frame.into_data() {
-                            break Ok(Chunk {
-                                data: Some(data),
-                                more: !body.is_end_stream(),
-                            });
+                            break Ok(Chunk { data: Some(data), more: !body.is_end_stream() });
                         }
                     }
                     Some(Err(err)) => break Err(closed(err)),
-                    None => {
-                        break Ok(Chunk {
-                            data: None,
-                            more: false,
-                        })
-                    }
+                    None => break Ok(Chunk { data: None, more: false }),
                 }
             };
             let keep = matches!(&next, Ok(Chunk { more: true, .. }));
@@ -200,5 +187,73 @@ impl RequestBody {
             next
         };
         pyloop.spawn_awaitable(py, runtime, work, settle)
+    }
+
+    /// The next chunk, waiting for it on this (non-tokio) thread with the GIL released.
+    pub fn next_chunk_blocking(&self, py: Python<'_>, runtime: &Handle) -> Result<Chunk, CoreError> {
+        let end = Chunk { data: None, more: false };
+        let Some(mut body) = self.take()? else {
+            self.put_back(None);
+            return Ok(end);
+        };
+        loop {
+            if body.is_end_stream() {
+                self.put_back(None);
+                return Ok(end);
+            }
+            match poll_now(&mut body) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let more = !body.is_end_stream();
+                        self.put_back(if more { Some(body) } else { None });
+                        return Ok(Chunk { data: Some(data), more });
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    self.put_back(None);
+                    return Err(closed(err));
+                }
+                Poll::Ready(None) => {
+                    self.put_back(None);
+                    return Ok(end);
+                }
+                Poll::Pending => break,
+            }
+        }
+        let (done, result) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            let next = loop {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            break Ok(Some(data));
+                        }
+                    }
+                    Some(Err(err)) => break Err(closed(err)),
+                    None => break Ok(None),
+                }
+            };
+            let _ = done.send((body, next));
+        });
+        let received = py.detach(|| result.blocking_recv());
+        let Ok((body, next)) = received else {
+            self.put_back(None);
+            return Err(CoreError::Closed("the server is stopping".into()));
+        };
+        match next {
+            Ok(Some(data)) => {
+                let more = !body.is_end_stream();
+                self.put_back(if more { Some(body) } else { None });
+                Ok(Chunk { data: Some(data), more })
+            }
+            Ok(None) => {
+                self.put_back(None);
+                Ok(end)
+            }
+            Err(err) => {
+                self.put_back(None);
+                Err(err)
+            }
+        }
     }
 }

@@ -52,10 +52,7 @@ pub struct PyDispatcher<H> {
 
 impl<H: RequestHandler> PyDispatcher<H> {
     pub fn new(handler: H, pyloop: Arc<PyLoop>) -> Self {
-        Self {
-            handler: Arc::new(handler),
-            pyloop,
-        }
+        Self { handler: Arc::new(handler), pyloop }
     }
 }
 
@@ -69,30 +66,34 @@ impl<H: RequestHandler> Dispatcher for PyDispatcher<H> {
         if let Some(response) = self.handler.screen(&request) {
             return response;
         }
-        let (responder, response) = oneshot::channel();
-        let disconnected = connection.closed.child_token();
-        // If hyper drops this future (the client went away), the app hears about it.
-        let guard = disconnected.clone().drop_guard();
         let handler = self.handler.clone();
-        let runtime = Handle::current();
-        let (parts, body) = request.into_parts();
-        self.pyloop.bridge.push_batched(Box::new(move |py| {
-            let request = PendingRequest {
-                parts,
-                body,
-                connection,
-                responder,
-                disconnected,
-                permit,
-                runtime,
-            };
-            handler.start(py, request);
-        }));
-        let response = match response.await {
-            Ok(intent) => materialize(intent).await,
-            Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
-        };
-        guard.disarm();
-        response
+        let bridge = self.pyloop.bridge.clone();
+        hand_off(request, connection, permit, move |pending| {
+            bridge.push_batched(Box::new(move |py| handler.start(py, pending)));
+        })
+        .await
     }
+}
+
+/// The tokio side of every interface: packs the request, lets `send` hand it to the Python side,
+/// waits for the response intent and turns it into the response (500 if none ever comes).
+pub async fn hand_off(
+    request: Request<Incoming>,
+    connection: Arc<ConnectionInfo>,
+    permit: OwnedSemaphorePermit,
+    send: impl FnOnce(PendingRequest),
+) -> Response<ResponseBody> {
+    let (responder, response) = oneshot::channel();
+    let disconnected = connection.closed.child_token();
+    // If hyper drops this future (the client went away), the app hears about it.
+    let guard = disconnected.clone().drop_guard();
+    let runtime = Handle::current();
+    let (parts, body) = request.into_parts();
+    send(PendingRequest { parts, body, connection, responder, disconnected, permit, runtime });
+    let response = match response.await {
+        Ok(intent) => materialize(intent).await,
+        Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    guard.disarm();
+    response
 }

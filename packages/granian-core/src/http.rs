@@ -130,9 +130,9 @@ impl Body for ResponseBody {
                 Poll::Ready(None) if complete.load(Ordering::Acquire) => Poll::Ready(None),
                 // The app stopped before finishing its response: fail the body so hyper aborts the
                 // connection instead of presenting a truncated response as complete.
-                Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(
-                    "the application did not finish the response",
-                )))),
+                Poll::Ready(None) => {
+                    Poll::Ready(Some(Err(std::io::Error::other("the application did not finish the response"))))
+                }
                 Poll::Pending => Poll::Pending,
             },
             ResponseBody::File { reader, remaining } => match Pin::new(reader).poll_next(cx) {
@@ -179,6 +179,11 @@ impl StreamSender {
         self.chunks.try_send(chunk)
     }
 
+    /// Waits for room from a thread outside tokio; fails when the client is gone.
+    pub fn blocking_send(&self, chunk: Bytes) -> Result<(), mpsc::error::SendError<Bytes>> {
+        self.chunks.blocking_send(chunk)
+    }
+
     /// Waits for room, then queues the chunk; fails when the client is gone.
     pub async fn send(&self, chunk: Bytes) -> Result<(), mpsc::error::SendError<Bytes>> {
         self.chunks.send(chunk).await
@@ -195,16 +200,7 @@ impl StreamSender {
 pub fn stream_body(capacity: usize) -> (StreamSender, ResponseBody) {
     let (chunks, receiver) = mpsc::channel(capacity);
     let complete = Arc::new(AtomicBool::new(false));
-    (
-        StreamSender {
-            chunks,
-            complete: complete.clone(),
-        },
-        ResponseBody::Channel {
-            chunks: receiver,
-            complete,
-        },
-    )
+    (StreamSender { chunks, complete: complete.clone() }, ResponseBody::Channel { chunks: receiver, complete })
 }
 
 /// What the app asked the server to send.
@@ -216,6 +212,13 @@ pub enum ResponseIntent {
         headers: HeaderMap,
         path: std::path::PathBuf,
         range: Option<(u64, u64)>,
+    },
+    /// An already open file, sent from `start` to its end.
+    OpenFile {
+        status: StatusCode,
+        headers: HeaderMap,
+        file: std::fs::File,
+        start: u64,
     },
 }
 
@@ -239,18 +242,13 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
         _ => "Internal server error",
     };
     let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response(status, headers, ResponseBody::full(Bytes::from_static(text.as_bytes())))
 }
 
 /// The request path, percent-decoded (invalid UTF-8 replaced).
 pub fn decoded_path(raw: &str) -> String {
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
 /// Parses a status code the app gave.
@@ -275,33 +273,38 @@ const FILE_CHUNK_SIZE: usize = 128 * 1024;
 pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
     match intent {
         ResponseIntent::Ready(response) => response,
-        ResponseIntent::File {
-            status,
-            mut headers,
-            path,
-            range,
-        } => match open_file_region(&path, range).await {
-            Ok((reader, length)) => {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-                response(
-                    status,
-                    headers,
-                    ResponseBody::File {
-                        reader,
-                        remaining: length,
-                    },
-                )
-            }
-            Err(_) => error_response(StatusCode::NOT_FOUND),
-        },
+        ResponseIntent::File { status, headers, path, range } => {
+            let file = match tokio::fs::File::open(&path).await {
+                Ok(file) => file,
+                Err(_) => return error_response(StatusCode::NOT_FOUND),
+            };
+            file_response(status, headers, file, range).await
+        }
+        ResponseIntent::OpenFile { status, headers, file, start } => {
+            file_response(status, headers, tokio::fs::File::from_std(file), Some((start, u64::MAX))).await
+        }
     }
 }
 
-async fn open_file_region(
-    path: &std::path::Path,
+async fn file_response(
+    status: StatusCode,
+    mut headers: HeaderMap,
+    file: tokio::fs::File,
+    range: Option<(u64, u64)>,
+) -> Response<ResponseBody> {
+    match file_region(file, range).await {
+        Ok((reader, length)) => {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+            response(status, headers, ResponseBody::File { reader, remaining: length })
+        }
+        Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+async fn file_region(
+    mut file: tokio::fs::File,
     range: Option<(u64, u64)>,
 ) -> std::io::Result<(ReaderStream<tokio::io::Take<tokio::fs::File>>, u64)> {
-    let mut file = tokio::fs::File::open(path).await?;
     let size = file.metadata().await?.len();
     let (start, end) = match range {
         Some((start, end)) => (start.min(size), end.min(size)),
@@ -348,10 +351,7 @@ mod tests {
         assert_eq!(plain.headers()[SERVER], "granian");
         let mut own = HeaderMap::new();
         own.insert(SERVER, HeaderValue::from_static("mine"));
-        assert_eq!(
-            response(StatusCode::OK, own, ResponseBody::Empty).headers()[SERVER],
-            "mine"
-        );
+        assert_eq!(response(StatusCode::OK, own, ResponseBody::Empty).headers()[SERVER], "mine");
     }
 
     #[tokio::test]
@@ -360,13 +360,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f.bin");
         std::fs::write(&path, b"0123456789").unwrap();
-        let (_, len) = open_file_region(&path, Some((2, 5))).await.unwrap();
+        let open = || async { tokio::fs::File::open(&path).await.unwrap() };
+        let (_, len) = file_region(open().await, Some((2, 5))).await.unwrap();
         assert_eq!(len, 3);
-        let (_, len) = open_file_region(&path, Some((8, 50))).await.unwrap();
+        let (_, len) = file_region(open().await, Some((8, 50))).await.unwrap();
         assert_eq!(len, 2);
-        let (_, len) = open_file_region(&path, None).await.unwrap();
+        let (_, len) = file_region(open().await, None).await.unwrap();
         assert_eq!(len, 10);
-        assert!(open_file_region(&dir.join("missing"), None).await.is_err());
+        let missing = ResponseIntent::File {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            path: dir.join("missing"),
+            range: None,
+        };
+        assert_eq!(materialize(missing).await.status(), StatusCode::NOT_FOUND);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,10 +1,11 @@
 //! `granian._core`: the native half of granian.
 //!
 //! This file only declares modules and the Python module. Dependencies run one way:
-//! interface modules (`rsgi`, `asgi`) → shared engine (`workers`, `http`, `pyloop`, `runtime`) →
+//! interface modules (`asgi`, `rsgi`, `wsgi`) → shared engine (`workers`, `http`, `pyloop`, `runtime`) →
 //! primitives (`net`, `errors`).
 
 mod asgi;
+mod blocking;
 mod body;
 mod dispatch;
 mod errors;
@@ -16,6 +17,7 @@ mod pyworker;
 mod rsgi;
 mod runtime;
 mod workers;
+mod wsgi;
 
 use pyo3::prelude::*;
 
@@ -28,5 +30,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     pyloop::register(m)?;
     rsgi::register(m)?;
     asgi::register(m)?;
+    wsgi::register(m)?;
     Ok(())
 }

@@ -118,23 +118,11 @@ pub struct ReadyAwaitable {
 
 impl ReadyAwaitable {
     pub fn ok(py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        Ok(Py::new(
-            py,
-            Self {
-                outcome: Mutex::new(Some(Ok(value))),
-            },
-        )?
-        .into_any())
+        Ok(Py::new(py, Self { outcome: Mutex::new(Some(Ok(value))) })?.into_any())
     }
 
     pub fn err(py: Python<'_>, err: PyErr) -> PyResult<Py<PyAny>> {
-        Ok(Py::new(
-            py,
-            Self {
-                outcome: Mutex::new(Some(Err(err))),
-            },
-        )?
-        .into_any())
+        Ok(Py::new(py, Self { outcome: Mutex::new(Some(Err(err))) })?.into_any())
     }
 }
 
@@ -254,8 +242,7 @@ impl PyLoop {
 
     /// Stops watching the wake descriptor (the worker is done).
     pub fn detach(&self, py: Python<'_>) -> PyResult<()> {
-        self.event_loop
-            .call_method1(py, "remove_reader", (self.bridge.wake_fd(),))?;
+        self.event_loop.call_method1(py, "remove_reader", (self.bridge.wake_fd(),))?;
         Ok(())
     }
 
@@ -310,10 +297,7 @@ impl PyLoop {
         task: &Bound<'_, PyAny>,
         expected: impl Fn(&Bound<'_, PyAny>) -> bool,
     ) -> bool {
-        let cancelled = task
-            .call_method0(pyo3::intern!(py, "cancelled"))
-            .and_then(|c| c.is_truthy())
-            .unwrap_or(true);
+        let cancelled = task.call_method0(pyo3::intern!(py, "cancelled")).and_then(|c| c.is_truthy()).unwrap_or(true);
         if cancelled {
             return true;
         }
@@ -362,9 +346,7 @@ impl PyLoop {
         let bridge = self.bridge.clone();
         runtime.spawn(async move {
             let outcome = work.await;
-            bridge.push(Box::new(move |py| {
-                resolve_future(py, target.bind(py), settle(py, outcome))
-            }));
+            bridge.push(Box::new(move |py| resolve_future(py, target.bind(py), settle(py, outcome))));
         });
         Ok(future)
     }

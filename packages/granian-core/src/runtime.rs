@@ -58,16 +58,12 @@ impl RuntimeThreads {
                     .enable_all()
                     .build()?;
                 let root = main(0);
-                handles.push(
-                    std::thread::Builder::new()
-                        .name("granian-rt-main".into())
-                        .spawn(move || {
-                            runtime.block_on(async move {
-                                // Run the root on a worker thread rather than this parked one.
-                                let _ = tokio::spawn(root).await;
-                            });
-                        })?,
-                );
+                handles.push(std::thread::Builder::new().name("granian-rt-main".into()).spawn(move || {
+                    runtime.block_on(async move {
+                        // Run the root on a worker thread rather than this parked one.
+                        let _ = tokio::spawn(root).await;
+                    });
+                })?);
             }
         }
         Ok(Self { threads: handles })

@@ -118,18 +118,14 @@ impl Worker {
             connections: TaskTracker::new(),
             report,
         });
-        let listeners = (0..config.runtime_threads.max(1))
-            .map(|_| listener.try_clone())
-            .collect::<std::io::Result<Vec<_>>>()?;
+        let listeners =
+            (0..config.runtime_threads.max(1)).map(|_| listener.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
         let listeners = Mutex::new(listeners);
         let shutdown = engine.shutdown.clone();
         let connections = engine.connections.clone();
         let threads = RuntimeThreads::start(config.runtime_mode, config.runtime_threads, |index| {
             let engine = engine.clone();
-            let listener = listeners
-                .lock()
-                .ok()
-                .and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
+            let listener = listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
             async move {
                 if let Some(listener) = listener {
                     match TcpListener::from_std(listener) {
@@ -141,11 +137,7 @@ impl Worker {
                 engine.connections.wait().await;
             }
         })?;
-        Ok(Self {
-            shutdown,
-            connections,
-            threads: Mutex::new(Some(threads)),
-        })
+        Ok(Self { shutdown, connections, threads: Mutex::new(Some(threads)) })
     }
 
     /// Stops accepting; open connections are told to close once their in-flight requests finish.

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / 'packages'
-THIN = ['granian-asgi', 'granian-rsgi', 'granian-cli']
+THIN = ['granian-asgi', 'granian-rsgi', 'granian-wsgi', 'granian-cli']
 
 
 def _version(manifest: Path) -> str:
@@ -56,7 +56,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFil
 
 
 def test_every_package_builds_a_wheel(wheels: dict[str, zipfile.ZipFile]) -> None:
-    assert sorted(wheels) == ['granian-asgi', 'granian-cli', 'granian-core', 'granian-rsgi']
+    assert sorted(wheels) == ['granian-asgi', 'granian-cli', 'granian-core', 'granian-rsgi', 'granian-wsgi']
 
 
 def test_only_core_ships_the_namespace_init(wheels: dict[str, zipfile.ZipFile]) -> None:

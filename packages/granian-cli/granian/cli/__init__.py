@@ -16,6 +16,7 @@ from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.errors import ConfigurationError, FatalError
 from granian.http import HTTP1Settings, HTTP2Settings
 from granian.log import LogLevels
+from granian.server.defaults import SERVER_DEFAULTS
 
 from .types import Duration
 
@@ -110,12 +111,19 @@ def _require_interface_package(ctx: click.Context, interface: Interfaces) -> Non
     help='Serve APP, a Python import target such as "module:app" or "path/to/file.py:app" (attribute defaults to app).',
 )
 @click.argument('app', required=True)
-@_option('--host', default='127.0.0.1', help='Host address to bind to.')
-@_option('--port', type=click.IntRange(0, 65535), default=8000, help='Port to bind to.')
+@_option('--host', default=SERVER_DEFAULTS['address'], help='Host address to bind to.')
+@_option('--port', type=click.IntRange(0, 65535), default=SERVER_DEFAULTS['port'], help='Port to bind to.')
 @_option('--interface', type=_choices(Interfaces), default=Interfaces.RSGI.value, help='Application interface type.')
 @_option('--http', type=_choices(HTTPModes), default=HTTPModes.auto.value, help='HTTP version to serve.')
-@_option('--workers', type=click.IntRange(min=1), default=1, help='Number of worker processes.')
-@_option('--runtime-threads', type=click.IntRange(min=1), default=1, help='Number of Rust runtime threads per worker.')
+@_option(
+    '--workers', type=click.IntRange(min=1), default=SERVER_DEFAULTS['workers'], help='Number of worker processes.'
+)
+@_option(
+    '--runtime-threads',
+    type=click.IntRange(min=1),
+    default=SERVER_DEFAULTS['runtime_threads'],
+    help='Number of Rust runtime threads per worker.',
+)
 @_option(
     '--runtime-mode',
     type=_choices(RuntimeModes),
@@ -123,13 +131,31 @@ def _require_interface_package(ctx: click.Context, interface: Interfaces) -> Non
     help='Rust runtime threading: mt (multi-threaded), st (single-threaded) or auto.',
 )
 @_option('--loop', type=_loop_choices(), default=Loops.auto.value, help='Event loop implementation.')
-@_option('--backlog', type=click.IntRange(min=128), default=1024, help='Maximum number of pending connections.')
+@_option(
+    '--backlog',
+    type=click.IntRange(min=128),
+    default=SERVER_DEFAULTS['backlog'],
+    help='Maximum number of pending connections.',
+)
 @_option(
     '--backpressure',
     type=click.IntRange(min=1),
     default=None,
     show_default='backlog / workers',
     help='Maximum number of requests each worker handles at once.',
+)
+@_option(
+    '--blocking-threads',
+    type=click.IntRange(min=1),
+    default=None,
+    show_default='WSGI: backpressure / 2, otherwise 1',
+    help='Most threads running a WSGI app per worker (started only when requests stall).',
+)
+@_option(
+    '--blocking-threads-idle-timeout',
+    type=Duration(5, 600),
+    default=SERVER_DEFAULTS['blocking_threads_idle_timeout'],
+    help='Seconds an idle blocking thread waits before it exits.',
 )
 @_settings_option(HTTP1Settings, 'max_buffer_size', '--http1-buffer-size')
 @_settings_option(HTTP1Settings, 'header_read_timeout', '--http1-header-read-timeout')
@@ -194,6 +220,8 @@ def cli(
     loop: str,
     backlog: int,
     backpressure: int | None,
+    blocking_threads: int | None,
+    blocking_threads_idle_timeout: int,
     http1_buffer_size: int,
     http1_header_read_timeout: int,
     http1_keep_alive: bool,
@@ -262,6 +290,8 @@ def cli(
             factory=factory,
             working_dir=working_dir,
             url_path_prefix=url_path_prefix,
+            blocking_threads=blocking_threads,
+            blocking_threads_idle_timeout=blocking_threads_idle_timeout,
         ).serve()
     except FatalError as exc:
         # The server logs its own reason before raising; repeat only what it did not log.

@@ -26,11 +26,7 @@ struct AsgiHandler {
 }
 
 fn is_websocket_upgrade(request: &Request<Incoming>) -> bool {
-    request
-        .headers()
-        .get_all(UPGRADE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    request.headers().get_all(UPGRADE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 impl RequestHandler for AsgiHandler {
@@ -61,15 +57,10 @@ impl RequestHandler for AsgiHandler {
             let receive = protocol.getattr(py, pyo3::intern!(py, "receive"))?;
             let send = protocol.getattr(py, pyo3::intern!(py, "send"))?;
             let coroutine = self.app.call1(py, (scope?, receive, send))?;
-            self.pyloop
-                .run_task(py, coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?)
+            self.pyloop.run_task(py, coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?)
         })();
         if let Err(err) = started {
-            self.pyloop.log_error(
-                py,
-                "Application callable raised an exception",
-                Some(err.value(py).as_any()),
-            );
+            self.pyloop.log_error(py, "Application callable raised an exception", Some(err.value(py).as_any()));
             protocol.get().finish(py);
         }
     }
@@ -108,21 +99,9 @@ impl AsgiWorker {
         state: Option<Py<PyDict>>,
     ) -> PyResult<()> {
         let pyloop = PyLoop::attach(py, event_loop)?;
-        let template = scope::ScopeTemplate {
-            root_path: PyString::new(py, &self.root_path).unbind(),
-            state,
-        };
-        let handler = AsgiHandler {
-            app,
-            pyloop: pyloop.clone(),
-            template,
-        };
-        self.slot.start(
-            &self.config,
-            self.listener_fd,
-            pyloop.clone(),
-            PyDispatcher::new(handler, pyloop),
-        )
+        let template = scope::ScopeTemplate { root_path: PyString::new(py, &self.root_path).unbind(), state };
+        let handler = AsgiHandler { app, pyloop: pyloop.clone(), template };
+        self.slot.start(&self.config, self.listener_fd, pyloop.clone(), PyDispatcher::new(handler, pyloop))
     }
 
     /// Stops accepting and drains; await the result to know the worker has stopped.
@@ -134,9 +113,6 @@ impl AsgiWorker {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AsgiWorker>()?;
     m.add_class::<protocol::HttpProtocol>()?;
-    m.add(
-        "ClientDisconnected",
-        m.py().get_type::<crate::errors::ClientDisconnected>(),
-    )?;
+    m.add("ClientDisconnected", m.py().get_type::<crate::errors::ClientDisconnected>())?;
     Ok(())
 }

@@ -38,11 +38,7 @@ enum SendState {
     /// Waiting for `http.response.start`.
     AwaitingStart(oneshot::Sender<ResponseIntent>),
     /// Start received; the head goes out with the first body message.
-    Started {
-        responder: oneshot::Sender<ResponseIntent>,
-        status: StatusCode,
-        headers: HeaderMap,
-    },
+    Started { responder: oneshot::Sender<ResponseIntent>, status: StatusCode, headers: HeaderMap },
     /// Body chunks are flowing.
     Streaming(StreamSender),
     /// The response is complete (or was abandoned).
@@ -185,11 +181,7 @@ impl HttpProtocol {
         };
         let mut state = lock(&self.send_state);
         match std::mem::replace(&mut *state, SendState::Finished) {
-            SendState::Started {
-                responder,
-                status,
-                headers,
-            } => {
+            SendState::Started { responder, status, headers } => {
                 if !more {
                     drop(state);
                     let response = response(status, headers, ResponseBody::full(body));
@@ -198,11 +190,7 @@ impl HttpProtocol {
                     return Ok(self.pyloop.done(py));
                 }
                 let (stream, body_stream) = stream_body(STREAM_QUEUE);
-                self.pyloop.deliver(
-                    py,
-                    responder,
-                    ResponseIntent::Ready(response(status, headers, body_stream)),
-                );
+                self.pyloop.deliver(py, responder, ResponseIntent::Ready(response(status, headers, body_stream)));
                 *state = SendState::Streaming(stream.clone());
                 drop(state);
                 self.push_chunk(py, &stream, body)
@@ -237,10 +225,7 @@ impl HttpProtocol {
             Err(mpsc::error::TrySendError::Full(chunk)) => {
                 let stream = stream.clone();
                 let work = async move {
-                    stream
-                        .send(chunk)
-                        .await
-                        .map_err(|_| CoreError::Closed("the client closed the connection".into()))
+                    stream.send(chunk).await.map_err(|_| CoreError::Closed("the client closed the connection".into()))
                 };
                 self.pyloop.spawn_awaitable(py, &self.runtime, work, settle_sent)
             }
@@ -255,9 +240,7 @@ impl HttpProtocol {
     /// gone or the response is complete.
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         if !self.body.is_finished() {
-            return self
-                .body
-                .next_chunk(py, &self.pyloop, &self.runtime, settle_request_chunk);
+            return self.body.next_chunk(py, &self.pyloop, &self.runtime, settle_request_chunk);
         }
         if self.disconnected.is_cancelled() || self.response_complete.is_cancelled() {
             return self.pyloop.ready(py, disconnect_message(py));
@@ -269,10 +252,7 @@ impl HttpProtocol {
             let mut waiters = lock(&self.disconnect_waiters);
             if waiters.len() >= 8 {
                 waiters.retain(|waiter| {
-                    !waiter
-                        .call_method0(py, intern!(py, "done"))
-                        .and_then(|d| d.is_truthy(py))
-                        .unwrap_or(true)
+                    !waiter.call_method0(py, intern!(py, "done")).and_then(|d| d.is_truthy(py)).unwrap_or(true)
                 });
             }
             waiters.push(future.clone_ref(py));
@@ -300,9 +280,7 @@ impl HttpProtocol {
 
     /// `await send(message)`.
     fn send(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let message = message
-            .cast::<PyDict>()
-            .map_err(|_| PyValueError::new_err("ASGI messages must be dicts"))?;
+        let message = message.cast::<PyDict>().map_err(|_| PyValueError::new_err("ASGI messages must be dicts"))?;
         if self.disconnected.is_cancelled() {
             return Err(disconnected_error());
         }
@@ -324,11 +302,7 @@ impl HttpProtocol {
                         let headers = headers_from_message(message);
                         match (status, headers) {
                             (Ok(status), Ok(headers)) => {
-                                *state = SendState::Started {
-                                    responder,
-                                    status,
-                                    headers,
-                                };
+                                *state = SendState::Started { responder, status, headers };
                                 Ok(self.pyloop.done(py))
                             }
                             (Err(err), _) | (_, Err(err)) => {
@@ -351,22 +325,9 @@ impl HttpProtocol {
                     .extract()?;
                 let mut state = lock(&self.send_state);
                 match std::mem::replace(&mut *state, SendState::Finished) {
-                    SendState::Started {
-                        responder,
-                        status,
-                        headers,
-                    } => {
+                    SendState::Started { responder, status, headers } => {
                         drop(state);
-                        self.pyloop.deliver(
-                            py,
-                            responder,
-                            ResponseIntent::File {
-                                status,
-                                headers,
-                                path,
-                                range: None,
-                            },
-                        );
+                        self.pyloop.deliver(py, responder, ResponseIntent::File { status, headers, path, range: None });
                         self.complete_response();
                         Ok(self.pyloop.done(py))
                     }
@@ -388,11 +349,9 @@ impl HttpProtocol {
 
     /// Called when the app's task ends: logs its exception (not a client disconnect), then finishes.
     fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        self.pyloop
-            .task_failed(py, task, |exc| exc.is_instance_of::<ClientDisconnected>());
+        self.pyloop.task_failed(py, task, |exc| exc.is_instance_of::<ClientDisconnected>());
         if matches!(&*lock(&self.send_state), SendState::Started { .. }) && !self.disconnected.is_cancelled() {
-            self.pyloop
-                .log_error(py, "ASGI application returned without completing its response", None);
+            self.pyloop.log_error(py, "ASGI application returned without completing its response", None);
         }
         self.finish(py);
     }

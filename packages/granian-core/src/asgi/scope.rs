@@ -24,13 +24,7 @@ pub fn version_label(version: Version) -> &'static str {
 }
 
 fn address<'py>(py: Python<'py>, addr: &SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            PyString::new(py, &addr.ip().to_string()).into_any(),
-            addr.port().into_pyobject(py)?.into_any(),
-        ],
-    )
+    PyTuple::new(py, [PyString::new(py, &addr.ip().to_string()).into_any(), addr.port().into_pyobject(py)?.into_any()])
 }
 
 /// Per-worker values every scope shares.
@@ -61,26 +55,17 @@ pub fn http_scope<'py>(
     let raw_path = parts.uri.path();
     scope.set_item(intern!(py, "path"), decoded_path(raw_path))?;
     scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path.as_bytes()))?;
-    scope.set_item(
-        intern!(py, "query_string"),
-        PyBytes::new(py, parts.uri.query().unwrap_or("").as_bytes()),
-    )?;
+    scope.set_item(intern!(py, "query_string"), PyBytes::new(py, parts.uri.query().unwrap_or("").as_bytes()))?;
     scope.set_item(intern!(py, "root_path"), template.root_path.bind(py))?;
     let headers = PyList::empty(py);
     if !parts.headers.contains_key(HOST) {
         // HTTP/2 carries the host in :authority; ASGI apps look for a host header.
         if let Some(authority) = parts.uri.authority() {
-            headers.append((
-                PyBytes::new(py, b"host"),
-                PyBytes::new(py, authority.as_str().as_bytes()),
-            ))?;
+            headers.append((PyBytes::new(py, b"host"), PyBytes::new(py, authority.as_str().as_bytes())))?;
         }
     }
     for (name, value) in &parts.headers {
-        headers.append((
-            PyBytes::new(py, name.as_str().as_bytes()),
-            PyBytes::new(py, value.as_bytes()),
-        ))?;
+        headers.append((PyBytes::new(py, name.as_str().as_bytes()), PyBytes::new(py, value.as_bytes())))?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
     let extensions = PyDict::new(py);

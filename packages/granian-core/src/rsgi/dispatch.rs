@@ -35,15 +35,10 @@ impl RequestHandler for RsgiHandler {
         let Ok(protocol) = Py::new(py, protocol) else { return };
         let started = (|| -> PyResult<()> {
             let coroutine = self.callback.call1(py, (Py::new(py, scope)?, protocol.clone_ref(py)))?;
-            self.pyloop
-                .run_task(py, coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?)
+            self.pyloop.run_task(py, coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?)
         })();
         if let Err(err) = started {
-            self.pyloop.log_error(
-                py,
-                "Application callable raised an exception",
-                Some(err.value(py).as_any()),
-            );
+            self.pyloop.log_error(py, "Application callable raised an exception", Some(err.value(py).as_any()));
             protocol.get().finish(py, true);
         }
     }

@@ -25,11 +25,7 @@ impl RsgiWorker {
     /// `settings` is a `granian.server.config.WorkerSettings`.
     #[new]
     fn new(listener_fd: i32, settings: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Self {
-            listener_fd,
-            config: worker_config(settings)?,
-            slot: WorkerSlot::default(),
-        })
+        Ok(Self { listener_fd, config: worker_config(settings)?, slot: WorkerSlot::default() })
     }
 
     /// Starts serving: `callback(scope, protocol)` runs as a task on `event_loop` per request.

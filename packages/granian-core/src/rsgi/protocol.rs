@@ -99,10 +99,7 @@ impl HttpProtocol {
     /// The app is done: answer 500 if it never responded, end a streamed body (cleanly unless the
     /// app failed), free its backpressure slot.
     pub fn finish(&self, py: Python<'_>, app_failed: bool) {
-        self.respond(
-            py,
-            ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)),
-        );
+        self.respond(py, ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)));
         if let Some(stream) = lock(&self.stream).take() {
             if !app_failed {
                 stream.complete();
@@ -255,15 +252,7 @@ impl HttpProtocol {
     ) -> PyResult<()> {
         let status = self::status(status)?;
         let headers = headers_from_py(headers)?;
-        self.respond(
-            py,
-            ResponseIntent::File {
-                status,
-                headers,
-                path: file,
-                range: None,
-            },
-        );
+        self.respond(py, ResponseIntent::File { status, headers, path: file, range: None });
         Ok(())
     }
 
@@ -282,15 +271,7 @@ impl HttpProtocol {
         }
         let status = self::status(status)?;
         let headers = headers_from_py(headers)?;
-        self.respond(
-            py,
-            ResponseIntent::File {
-                status,
-                headers,
-                path: file,
-                range: Some((start, end)),
-            },
-        );
+        self.respond(py, ResponseIntent::File { status, headers, path: file, range: Some((start, end)) });
         Ok(())
     }
 
@@ -310,23 +291,16 @@ impl HttpProtocol {
                 ResponseState::Pending(sender) => sender,
                 previous => {
                     *state = previous;
-                    return Err(RSGIProtocolError::new_err(
-                        "a response was already started for this request",
-                    ));
+                    return Err(RSGIProtocolError::new_err("a response was already started for this request"));
                 }
             }
         };
         let (chunks, body) = stream_body(STREAM_QUEUE);
         *lock(&self.stream) = Some(chunks);
-        self.pyloop
-            .deliver(py, sender, ResponseIntent::Ready(response(status, headers, body)));
+        self.pyloop.deliver(py, sender, ResponseIntent::Ready(response(status, headers, body)));
         Py::new(
             py,
-            StreamTransport {
-                pyloop: self.pyloop.clone(),
-                runtime: self.runtime.clone(),
-                stream: self.stream.clone(),
-            },
+            StreamTransport { pyloop: self.pyloop.clone(), runtime: self.runtime.clone(), stream: self.stream.clone() },
         )
     }
 
@@ -358,10 +332,7 @@ impl StreamTransport {
             None => return Err(RSGIProtocolClosed::new_err("the response stream is closed")),
         };
         let work = async move {
-            sender
-                .send(chunk)
-                .await
-                .map_err(|_| CoreError::Closed("the client closed the connection".into()))
+            sender.send(chunk).await.map_err(|_| CoreError::Closed("the client closed the connection".into()))
         };
         self.pyloop.spawn_awaitable(py, &self.runtime, work, settle_none)
     }

@@ -33,11 +33,7 @@ pub struct HttpScope {
 
 impl HttpScope {
     pub fn new(parts: Parts, connection: Arc<ConnectionInfo>) -> Self {
-        Self {
-            parts,
-            connection,
-            headers: OnceLock::new(),
-        }
+        Self { parts, connection, headers: OnceLock::new() }
     }
 }
 
@@ -98,12 +94,7 @@ impl HttpScope {
         if let Some(headers) = self.headers.get() {
             return Ok(headers.clone_ref(py));
         }
-        let created = Py::new(
-            py,
-            Headers {
-                map: self.parts.headers.clone(),
-            },
-        )?;
+        let created = Py::new(py, Headers { map: self.parts.headers.clone() })?;
         Ok(self.headers.get_or_init(|| created).clone_ref(py))
     }
 }
@@ -151,10 +142,7 @@ impl Headers {
     }
 
     fn __getitem__(&self, key: &str) -> PyResult<String> {
-        self.map
-            .get(key)
-            .map(text)
-            .ok_or_else(|| PyKeyError::new_err(key.to_owned()))
+        self.map.get(key).map(text).ok_or_else(|| PyKeyError::new_err(key.to_owned()))
     }
 
     fn __len__(&self) -> usize {
@@ -162,9 +150,7 @@ impl Headers {
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        PyList::new(py, self.map.keys().map(|k| k.as_str()))?
-            .try_iter()
-            .map(|it| it.into_any())
+        PyList::new(py, self.map.keys().map(|k| k.as_str()))?.try_iter().map(|it| it.into_any())
     }
 
     fn __repr__(&self) -> String {

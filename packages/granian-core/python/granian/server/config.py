@@ -46,6 +46,9 @@ class WorkerSettings:
     runtime_mode: str
     runtime_threads: int
     backpressure: int
+    blocking_threads: int
+    blocking_threads_idle_timeout: float
+    workers: int
     http1: HTTP1Settings
     http2: HTTP2Settings
     log_enabled: bool
@@ -101,6 +104,8 @@ def build_config(
     factory: bool,
     working_dir: str | os.PathLike | None,
     url_path_prefix: str | None = None,
+    blocking_threads: int | None = None,
+    blocking_threads_idle_timeout: float = 30,
 ) -> ServerConfig:
     """Validate the arguments and derive dependent defaults."""
     if not isinstance(target, str) or not target:
@@ -114,6 +119,20 @@ def build_config(
     if backpressure is None:
         backpressure = max(1, backlog // workers)
     backpressure = _at_least(backpressure, 1, 'backpressure')
+    if blocking_threads is None:
+        # WSGI apps run on the blocking pool: it may grow to half the backpressure (threads are
+        # only started when work stalls). Async interfaces use one thread for file work.
+        blocking_threads = max(1, backpressure // 2) if interface_name == Interfaces.WSGI else 1
+    blocking_threads = _at_least(blocking_threads, 1, 'blocking_threads')
+    if blocking_threads > 1 and interface_name != Interfaces.WSGI:
+        raise ConfigurationError(
+            f'blocking_threads > 1 only applies to the WSGI interface, not {interface_name!r}', key='blocking_threads'
+        )
+    if not isinstance(blocking_threads_idle_timeout, (int, float)) or blocking_threads_idle_timeout <= 0:
+        raise ConfigurationError(
+            f'blocking_threads_idle_timeout must be a positive number of seconds, not {blocking_threads_idle_timeout!r}',
+            key='blocking_threads_idle_timeout',
+        )
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigurationError(f'port must be between 0 and 65535, not {port!r}', key='port')
     if mode == RuntimeModes.auto:
@@ -140,6 +159,9 @@ def build_config(
             runtime_mode=mode,
             runtime_threads=runtime_threads,
             backpressure=backpressure,
+            blocking_threads=blocking_threads,
+            blocking_threads_idle_timeout=float(blocking_threads_idle_timeout),
+            workers=workers,
             http1=http1_settings or HTTP1Settings(),
             http2=http2_settings or HTTP2Settings(),
             log_enabled=bool(log_enabled),

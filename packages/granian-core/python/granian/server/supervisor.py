@@ -88,6 +88,8 @@ class Server:
         factory: bool = False,
         working_dir: str | os.PathLike | None = None,
         url_path_prefix: str | None = None,
+        blocking_threads: int | None = None,
+        blocking_threads_idle_timeout: float = 30,
     ) -> None:
         self.target = target
         self._options = {
@@ -110,6 +112,8 @@ class Server:
             'factory': factory,
             'working_dir': working_dir,
             'url_path_prefix': url_path_prefix,
+            'blocking_threads': blocking_threads,
+            'blocking_threads_idle_timeout': blocking_threads_idle_timeout,
         }
         self._startup_hooks: list[Callable[[], Any]] = []
         self._reload_hooks: list[Callable[[], Any]] = []

@@ -1,0 +1,227 @@
+//! The pool of threads that run blocking (WSGI) application code.
+//!
+//! Each thread keeps one Python thread state for its life and holds the GIL while it has work:
+//! consecutive requests cost no GIL hand-over, and the responses of a run of requests are handed to
+//! tokio together. The GIL is released while a thread waits for work or for the network.
+//!
+//! The pool grows on demand, up to `max_threads`, but only when work stalls: a request that waits
+//! while no thread took any work for [`STALL`] means every thread is blocked (in I/O, a sleep, a
+//! long streaming response), and a new thread helps. A busy CPU-bound thread keeps taking work, so
+//! it is never joined by threads that would only fight it for the GIL. Threads idle for
+//! `idle_timeout` exit, down to one.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::http::ResponseIntent;
+
+/// How long queued work may see no progress before the pool adds a thread.
+pub const STALL: Duration = Duration::from_millis(2);
+
+/// Responses produced by one thread, handed to tokio in a batch.
+#[derive(Default)]
+pub struct Deliveries {
+    pending: Vec<(oneshot::Sender<ResponseIntent>, ResponseIntent)>,
+}
+
+impl Deliveries {
+    pub fn push(&mut self, responder: oneshot::Sender<ResponseIntent>, intent: ResponseIntent) {
+        self.pending.push((responder, intent));
+    }
+
+    /// Sends everything queued (before the thread blocks, or a streamed body starts).
+    pub fn flush(&mut self) {
+        for (responder, intent) in self.pending.drain(..) {
+            // The receiver is gone only when the client is.
+            let _ = responder.send(intent);
+        }
+    }
+}
+
+/// Work for a pool thread: runs with the GIL held.
+pub type BlockingJob = Box<dyn FnOnce(Python<'_>, &mut Deliveries) + Send>;
+
+struct PoolState {
+    queue: VecDeque<BlockingJob>,
+    threads: usize,
+    idle: usize,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<PoolState>,
+    work_ready: Condvar,
+    max_threads: usize,
+    idle_timeout: Duration,
+    /// Jobs taken so far: the stall check watches it move.
+    taken: AtomicU64,
+    stall_check_running: AtomicBool,
+    wake_scheduled: AtomicBool,
+}
+
+/// The blocking thread pool of one worker.
+#[derive(Clone)]
+pub struct BlockingPool {
+    shared: Arc<Shared>,
+}
+
+/// Most responses a thread holds back before handing them to tokio.
+const DELIVERY_BATCH: usize = 16;
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take(&self, state: &mut PoolState) -> Option<BlockingJob> {
+        let job = state.queue.pop_front();
+        if job.is_some() {
+            self.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        job
+    }
+
+    /// Blocks (GIL released by the caller) until there is work; `None` tells the thread to exit.
+    fn wait_for_work(&self) -> Option<BlockingJob> {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = self.take(&mut state) {
+                return Some(job);
+            }
+            if state.closed {
+                state.threads -= 1;
+                return None;
+            }
+            state.idle += 1;
+            let (next, wait) =
+                self.work_ready.wait_timeout(state, self.idle_timeout).unwrap_or_else(|e| e.into_inner());
+            state = next;
+            state.idle -= 1;
+            if wait.timed_out() && state.queue.is_empty() && state.threads > 1 {
+                state.threads -= 1;
+                return None;
+            }
+        }
+    }
+}
+
+fn run_thread(shared: Arc<Shared>) {
+    Python::attach(|py| {
+        let mut deliveries = Deliveries::default();
+        loop {
+            let next = shared.take(&mut shared.lock());
+            let job = match next {
+                Some(job) => job,
+                None => {
+                    deliveries.flush();
+                    match py.detach(|| shared.wait_for_work()) {
+                        Some(job) => job,
+                        None => break,
+                    }
+                }
+            };
+            job(py, &mut deliveries);
+            if deliveries.pending.len() >= DELIVERY_BATCH {
+                deliveries.flush();
+            }
+        }
+        deliveries.flush();
+    });
+}
+
+impl BlockingPool {
+    pub fn new(max_threads: usize, idle_timeout: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState { queue: VecDeque::new(), threads: 0, idle: 0, closed: false }),
+                work_ready: Condvar::new(),
+                max_threads: max_threads.max(1),
+                idle_timeout,
+                taken: AtomicU64::new(0),
+                stall_check_running: AtomicBool::new(false),
+                wake_scheduled: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn spawn_thread(&self, state: &mut PoolState) {
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new().name("granian-blocking".into()).spawn(move || run_thread(shared));
+        if spawned.is_ok() {
+            state.threads += 1;
+        }
+    }
+
+    /// Queues a job (called from tokio).
+    pub fn push(&self, job: BlockingJob) {
+        let mut state = self.shared.lock();
+        state.queue.push_back(job);
+        if state.idle > 0 {
+            drop(state);
+            self.wake_idle_thread();
+        } else if state.threads == 0 {
+            self.spawn_thread(&mut state);
+        } else if state.threads < self.shared.max_threads {
+            drop(state);
+            self.watch_for_stall();
+        }
+    }
+
+    /// Wakes an idle thread from a task queued behind the runnable ones, so the requests read in
+    /// one runtime tick wake the pool once (waking at once would switch threads per request).
+    fn wake_idle_thread(&self) {
+        if self.shared.wake_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let wake = move || {
+            shared.wake_scheduled.store(false, Ordering::Release);
+            shared.work_ready.notify_one();
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move { wake() })),
+            Err(_) => wake(),
+        }
+    }
+
+    /// While work is queued, add a thread whenever no job was taken for [`STALL`].
+    fn watch_for_stall(&self) {
+        if self.shared.stall_check_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            pool.shared.stall_check_running.store(false, Ordering::Release);
+            return;
+        };
+        runtime.spawn(async move {
+            loop {
+                let before = pool.shared.taken.load(Ordering::Relaxed);
+                tokio::time::sleep(STALL).await;
+                let mut state = pool.shared.lock();
+                if state.queue.is_empty() || state.closed {
+                    pool.shared.stall_check_running.store(false, Ordering::Release);
+                    return;
+                }
+                if pool.shared.taken.load(Ordering::Relaxed) == before {
+                    if state.idle > 0 {
+                        pool.shared.work_ready.notify_one();
+                    } else if state.threads < pool.shared.max_threads {
+                        pool.spawn_thread(&mut state);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Lets the threads exit once the queue is empty.
+    pub fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.work_ready.notify_all();
+    }
+}

@@ -1,0 +1,148 @@
+//! The WSGI environ (PEP 3333), built per request on the blocking thread.
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
+use http::request::Parts;
+use http::{HeaderName, Version};
+use percent_encoding::percent_decode_str;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::workers::ConnectionInfo;
+
+/// Per-worker values every environ shares.
+pub struct EnvironTemplate {
+    pub script_name: String,
+    pub errors: Py<PyAny>,
+    pub file_wrapper: Py<PyAny>,
+    pub multithread: bool,
+    pub multiprocess: bool,
+}
+
+/// PEP 3333 strings are "bytes as latin-1": every byte maps to the code point of the same value.
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| char::from(*b)).collect()
+}
+
+fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.is_ascii() => PyString::new(py, text),
+        _ => PyString::new(py, &latin1(bytes)),
+    }
+}
+
+/// `HTTP_` + the header name upper-cased with dashes as underscores.
+pub fn cgi_header_name(name: &HeaderName) -> String {
+    let mut key = String::with_capacity(5 + name.as_str().len());
+    key.push_str("HTTP_");
+    key.extend(name.as_str().chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    key
+}
+
+pub fn protocol_label(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_10 | Version::HTTP_09 => "HTTP/1.0",
+        Version::HTTP_2 | Version::HTTP_3 => "HTTP/2",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// PATH_INFO: the percent-decoded path as latin-1, without the SCRIPT_NAME prefix.
+pub fn path_info(raw_path: &str, script_name: &str) -> String {
+    let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+    let path = latin1(&decoded);
+    if !script_name.is_empty() {
+        if let Some(rest) = path.strip_prefix(script_name) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return rest.to_owned();
+            }
+        }
+    }
+    path
+}
+
+pub fn build<'py>(
+    py: Python<'py>,
+    template: &EnvironTemplate,
+    parts: &Parts,
+    connection: &ConnectionInfo,
+    input: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let environ = PyDict::new(py);
+    environ.set_item(intern!(py, "REQUEST_METHOD"), parts.method.as_str())?;
+    environ.set_item(intern!(py, "SCRIPT_NAME"), template.script_name.as_str())?;
+    environ.set_item(intern!(py, "PATH_INFO"), path_info(parts.uri.path(), &template.script_name))?;
+    environ.set_item(intern!(py, "QUERY_STRING"), parts.uri.query().unwrap_or(""))?;
+    environ.set_item(intern!(py, "SERVER_NAME"), connection.local.ip().to_string())?;
+    environ.set_item(intern!(py, "SERVER_PORT"), connection.local.port().to_string())?;
+    environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol_label(parts.version))?;
+    environ.set_item(intern!(py, "REMOTE_ADDR"), connection.peer.ip().to_string())?;
+    environ.set_item(intern!(py, "REMOTE_PORT"), connection.peer.port().to_string())?;
+    environ.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, "granian"))?;
+    environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
+    if !parts.headers.contains_key(HOST) {
+        // HTTP/2 carries the host in :authority.
+        if let Some(authority) = parts.uri.authority() {
+            environ.set_item(intern!(py, "HTTP_HOST"), authority.as_str())?;
+        }
+    }
+    for name in parts.headers.keys() {
+        let mut values = parts.headers.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        let value = match values.next() {
+            None => latin1_str(py, first.as_bytes()),
+            Some(second) => {
+                // Repeated headers are joined as RFC 9110 allows; cookies use their own separator.
+                let separator: &[u8] = if name == COOKIE { b"; " } else { b", " };
+                let mut joined = first.as_bytes().to_vec();
+                for value in std::iter::once(second).chain(values) {
+                    joined.extend_from_slice(separator);
+                    joined.extend_from_slice(value.as_bytes());
+                }
+                latin1_str(py, &joined)
+            }
+        };
+        if name == CONTENT_TYPE {
+            environ.set_item(intern!(py, "CONTENT_TYPE"), value)?;
+        } else if name == CONTENT_LENGTH {
+            environ.set_item(intern!(py, "CONTENT_LENGTH"), value)?;
+        } else {
+            environ.set_item(cgi_header_name(name), value)?;
+        }
+    }
+    environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
+    environ.set_item(intern!(py, "wsgi.url_scheme"), connection.scheme)?;
+    environ.set_item(intern!(py, "wsgi.input"), input)?;
+    environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+    environ.set_item(intern!(py, "wsgi.errors"), template.errors.bind(py))?;
+    environ.set_item(intern!(py, "wsgi.multithread"), template.multithread)?;
+    environ.set_item(intern!(py, "wsgi.multiprocess"), template.multiprocess)?;
+    environ.set_item(intern!(py, "wsgi.run_once"), false)?;
+    environ.set_item(intern!(py, "wsgi.file_wrapper"), template.file_wrapper.bind(py))?;
+    Ok(environ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_become_cgi_keys() {
+        assert_eq!(cgi_header_name(&HeaderName::from_static("x-custom-thing")), "HTTP_X_CUSTOM_THING");
+    }
+
+    #[test]
+    fn path_info_is_latin1_and_loses_the_script_name() {
+        assert_eq!(path_info("/a%20b", ""), "/a b");
+        assert_eq!(path_info("/caf%C3%A9", ""), "/caf\u{c3}\u{a9}");
+        assert_eq!(path_info("/api/users", "/api"), "/users");
+        assert_eq!(path_info("/api", "/api"), "");
+        assert_eq!(path_info("/apiary", "/api"), "/apiary");
+    }
+
+    #[test]
+    fn protocols_use_cgi_labels() {
+        assert_eq!(protocol_label(Version::HTTP_10), "HTTP/1.0");
+        assert_eq!(protocol_label(Version::HTTP_2), "HTTP/2");
+    }
+}

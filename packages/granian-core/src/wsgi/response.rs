@@ -1,0 +1,327 @@
+//! The WSGI response: `start_response`, the `write()` callable and the returned iterable.
+//!
+//! A list (or a single-chunk iterable) becomes one response with a known length; longer iterables
+//! and `write()` stream. A `wsgi.file_wrapper` around a real file is sent by the core from the file
+//! descriptor. Whatever happens, the iterable's `close()` is called by the runner.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http::header::HeaderMap;
+use http::{HeaderName, HeaderValue, StatusCode};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::blocking::Deliveries;
+use crate::errors::ClientDisconnected;
+use crate::http::{error_response, response, stream_body, ResponseBody, ResponseIntent, StreamSender};
+
+/// How many chunks a streamed WSGI response may queue before the app's thread waits.
+const STREAM_QUEUE: usize = 16;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Parses a PEP 3333 status line such as `"200 OK"`.
+pub fn parse_status(status: &str) -> Option<StatusCode> {
+    let bytes = status.as_bytes();
+    if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) || (bytes.len() > 3 && bytes[3] != b' ') {
+        return None;
+    }
+    StatusCode::from_bytes(&bytes[..3]).ok().filter(|s| s.as_u16() >= 100)
+}
+
+/// PEP 3333 header strings are latin-1: every character must fit in one byte.
+fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+    text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for item in headers.try_iter()? {
+        let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) =
+            item?.extract().map_err(|_| PyTypeError::new_err("WSGI response headers must be (str, str) tuples"))?;
+        let (name, value) = (name.to_str()?, value.to_str()?);
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| PyValueError::new_err(format!("invalid response header name {name:?}")))?;
+        let header_value = latin1_bytes(value)
+            .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+            .ok_or_else(|| PyValueError::new_err(format!("invalid value for response header {name:?}")))?;
+        map.append(header_name, header_value);
+    }
+    Ok(map)
+}
+
+fn chunk_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Ok(bytes) = item.cast::<PyBytes>() {
+        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+    }
+    if item.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err("WSGI response chunks must be bytes, not str"));
+    }
+    item.extract::<Vec<u8>>()
+        .map(Bytes::from)
+        .map_err(|_| PyTypeError::new_err(format!("WSGI response chunks must be bytes, not {}", item.get_type())))
+}
+
+struct State {
+    responder: Option<oneshot::Sender<ResponseIntent>>,
+    head: Option<(StatusCode, HeaderMap)>,
+    stream: Option<StreamSender>,
+}
+
+/// One request's response, shared by `start_response`, `write()` and the runner.
+pub struct Exchange {
+    state: Mutex<State>,
+}
+
+impl Exchange {
+    pub fn new(responder: oneshot::Sender<ResponseIntent>) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(State { responder: Some(responder), head: None, stream: None }) })
+    }
+
+    fn headers_sent(&self) -> bool {
+        lock(&self.state).responder.is_none()
+    }
+
+    /// Sends the head now as the start of a streamed body (or returns the stream already started).
+    fn stream(&self) -> PyResult<StreamSender> {
+        let mut state = lock(&self.state);
+        if let Some(stream) = &state.stream {
+            return Ok(stream.clone());
+        }
+        let (status, headers) = state
+            .head
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("the app sent body data before start_response()"))?;
+        let responder =
+            state.responder.take().ok_or_else(|| PyRuntimeError::new_err("the response was already sent"))?;
+        let (stream, body) = stream_body(STREAM_QUEUE);
+        // Sent at once, not batched: the body that follows would otherwise wait for it.
+        let _ = responder.send(ResponseIntent::Ready(response(status, headers, body)));
+        state.stream = Some(stream.clone());
+        Ok(stream)
+    }
+
+    /// The whole response in one go (nothing was streamed).
+    fn send_whole(
+        &self,
+        deliveries: &mut Deliveries,
+        make: impl FnOnce(StatusCode, HeaderMap) -> ResponseIntent,
+    ) -> PyResult<()> {
+        let mut state = lock(&self.state);
+        let (status, headers) = state
+            .head
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("the application returned without calling start_response()"))?;
+        let responder =
+            state.responder.take().ok_or_else(|| PyRuntimeError::new_err("the response was already sent"))?;
+        deliveries.push(responder, make(status, headers));
+        Ok(())
+    }
+
+    /// Ends the response: a 500 if nothing was sent; a started stream ends cleanly only if `ok`.
+    pub fn finish(&self, deliveries: &mut Deliveries, ok: bool) {
+        let mut state = lock(&self.state);
+        if let Some(responder) = state.responder.take() {
+            deliveries.push(responder, ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)));
+        }
+        if let Some(stream) = state.stream.take() {
+            if ok {
+                stream.complete();
+            }
+        }
+    }
+}
+
+/// Queues a chunk on a streamed body, waiting (GIL released) while the client catches up.
+fn send_chunk(py: Python<'_>, stream: &StreamSender, chunk: Bytes) -> PyResult<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    match stream.try_send(chunk) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(chunk)) => py
+            .detach(|| stream.blocking_send(chunk))
+            .map_err(|_| ClientDisconnected::new_err("the client disconnected")),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("the client disconnected")),
+    }
+}
+
+/// The `start_response` callable handed to the app.
+#[pyclass(frozen, module = "granian._core", name = "WSGIStartResponse")]
+pub struct StartResponse {
+    exchange: Arc<Exchange>,
+}
+
+impl StartResponse {
+    pub fn new(exchange: Arc<Exchange>) -> Self {
+        Self { exchange }
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &str,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<WsgiWrite>> {
+        let replacing = exc_info.is_some_and(|info| !info.is_none());
+        if replacing && self.exchange.headers_sent() {
+            // PEP 3333: too late to change the response; re-raise the app's error.
+            let exc_info = exc_info.map(|i| i.cast::<PyTuple>()).transpose()?;
+            if let Some(value) = exc_info.and_then(|info| info.get_item(1).ok()) {
+                return Err(PyErr::from_value(value));
+            }
+        }
+        let status_code = parse_status(status)
+            .ok_or_else(|| PyValueError::new_err(format!("invalid WSGI status line {status:?}")))?;
+        let headers = parse_headers(headers)?;
+        {
+            let mut state = lock(&self.exchange.state);
+            if state.head.is_some() && !replacing {
+                return Err(PyRuntimeError::new_err("start_response() called a second time without exc_info"));
+            }
+            state.head = Some((status_code, headers));
+        }
+        Py::new(py, WsgiWrite { exchange: self.exchange.clone() })
+    }
+}
+
+/// The `write()` callable `start_response` returns (PEP 3333's imperative output).
+#[pyclass(frozen, module = "granian._core", name = "WSGIWrite")]
+pub struct WsgiWrite {
+    exchange: Arc<Exchange>,
+}
+
+#[pymethods]
+impl WsgiWrite {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let chunk = chunk_bytes(data)?;
+        let stream = self.exchange.stream()?;
+        send_chunk(py, &stream, chunk)
+    }
+}
+
+/// A `wsgi.file_wrapper` around a real file: the core sends it from a duplicate of its descriptor.
+fn open_file(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    file_wrapper: &Bound<'_, PyAny>,
+) -> Option<(std::fs::File, u64)> {
+    if !result.is_instance(file_wrapper).unwrap_or(false) {
+        return None;
+    }
+    let filelike = result.getattr(intern!(py, "filelike")).ok()?;
+    let fd: i32 = filelike.call_method0(intern!(py, "fileno")).ok()?.extract().ok()?;
+    let position: u64 = filelike.call_method0(intern!(py, "tell")).ok()?.extract().ok()?;
+    // SAFETY: `dup` only reads the descriptor table; the result is checked before use.
+    #[allow(unsafe_code)]
+    let owned = unsafe { libc::dup(fd) };
+    if owned < 0 {
+        return None;
+    }
+    // SAFETY: `owned` is a fresh descriptor nothing else refers to.
+    #[allow(unsafe_code)]
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(owned) });
+    file.metadata().ok().filter(|m| m.is_file())?;
+    Some((file, position))
+}
+
+/// Sends what the app returned. The caller calls `close()` on `result` afterwards.
+pub fn send_result(
+    py: Python<'_>,
+    exchange: &Exchange,
+    result: &Bound<'_, PyAny>,
+    deliveries: &mut Deliveries,
+    file_wrapper: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let streaming = lock(&exchange.state).stream.is_some();
+    if !streaming {
+        if let Ok(list) = result.cast::<PyList>() {
+            let chunks = list.iter().map(|item| chunk_bytes(&item)).collect::<PyResult<Vec<_>>>()?;
+            return exchange.send_whole(deliveries, |status, headers| whole(status, headers, chunks));
+        }
+        if let Some((file, start)) = open_file(py, result, file_wrapper) {
+            return exchange.send_whole(deliveries, |status, headers| ResponseIntent::OpenFile {
+                status,
+                headers,
+                file,
+                start,
+            });
+        }
+    }
+    // Hold the first chunk back: an iterable with a single chunk is sent as a whole response.
+    let mut held: Option<Bytes> = None;
+    let mut stream: Option<StreamSender> = None;
+    for item in result.try_iter()? {
+        let chunk = chunk_bytes(&item?)?;
+        if chunk.is_empty() {
+            continue;
+        }
+        if stream.is_none() && lock(&exchange.state).stream.is_none() && held.is_none() {
+            held = Some(chunk);
+            continue;
+        }
+        let sender = match &stream {
+            Some(sender) => sender.clone(),
+            None => {
+                let sender = exchange.stream()?;
+                stream = Some(sender.clone());
+                sender
+            }
+        };
+        if let Some(first) = held.take() {
+            send_chunk(py, &sender, first)?;
+        }
+        send_chunk(py, &sender, chunk)?;
+    }
+    if lock(&exchange.state).stream.is_some() {
+        if let Some(first) = held.take() {
+            send_chunk(py, &exchange.stream()?, first)?;
+        }
+        return Ok(());
+    }
+    let chunks: Vec<Bytes> = held.into_iter().collect();
+    exchange.send_whole(deliveries, |status, headers| whole(status, headers, chunks))
+}
+
+fn whole(status: StatusCode, headers: HeaderMap, chunks: Vec<Bytes>) -> ResponseIntent {
+    let body = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => Bytes::from(chunks.concat()),
+    };
+    ResponseIntent::Ready(response(status, headers, ResponseBody::full(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_follow_pep_3333() {
+        assert_eq!(parse_status("200 OK"), Some(StatusCode::OK));
+        assert_eq!(parse_status("404 Not Found"), Some(StatusCode::NOT_FOUND));
+        assert_eq!(parse_status("204"), Some(StatusCode::NO_CONTENT));
+        assert_eq!(parse_status("OK 200"), None);
+        assert_eq!(parse_status("2000 X"), None);
+        assert_eq!(parse_status("abc"), None);
+        assert_eq!(parse_status("099 X"), None);
+    }
+
+    #[test]
+    fn header_values_must_be_latin1() {
+        assert_eq!(latin1_bytes("caf\u{e9}"), Some(vec![b'c', b'a', b'f', 0xe9]));
+        assert_eq!(latin1_bytes("\u{20ac}"), None);
+    }
+}

@@ -1,0 +1,186 @@
+"""Fixtures of the WSGI test suite: the WSGI test apps, servers for them, the standalone runner, raw clients."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import socket
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import h2.config
+import h2.connection
+import h2.errors
+import httpx
+import pytest
+
+from tests_support.rawhttp import connect
+from tests_support.server import RunningServer
+
+WSGI_APPS_DIR = Path(__file__).resolve().parent / 'apps'
+# Log records at these levels start their line with the level in brackets (granian.log's default format).
+ERROR_RECORD = re.compile(r'^\[(ERROR|CRITICAL)\]', re.MULTILINE)
+
+
+@pytest.fixture(scope='session')
+def wsgi_apps_dir() -> Path:
+    """Directory holding the WSGI test applications (pass it as the server's working dir)."""
+    return WSGI_APPS_DIR
+
+
+@pytest.fixture(scope='module')
+def wsgi_server(server_factory, wsgi_apps_dir: Path) -> RunningServer:
+    """One worker with 4 blocking threads serving `wsgi_app:app` (`--interface wsgi`), shared by a module's tests."""
+    return server_factory(
+        'wsgi_app:app', working_dir=wsgi_apps_dir, interface='wsgi', extra_args=['--blocking-threads', '4']
+    )
+
+
+@pytest.fixture(scope='session')
+def input_ops() -> ModuleType:
+    """The `input_ops` helper of the test app, loaded from its file (the apps directory is not on sys.path)."""
+    spec = importlib.util.spec_from_file_location('granian_wsgi_tests_input_ops', WSGI_APPS_DIR / 'input_ops.py')
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def make_client() -> Callable[[str], httpx.Client]:
+    """`make_client(http_version)`: a new httpx client (own connections and cookie jar), for '1.1' or '2' (h2c)."""
+
+    def make(http_version: str) -> httpx.Client:
+        http2 = http_version == '2'
+        return httpx.Client(http1=not http2, http2=http2, timeout=httpx.Timeout(30.0))
+
+    return make
+
+
+def error_records(log: str) -> list[str]:
+    """The ERROR and CRITICAL log records (their first lines) in `log`."""
+    return [line for line in log.splitlines() if ERROR_RECORD.match(line)]
+
+
+@pytest.fixture(scope='session')
+def count_error_records() -> Callable[[str], list[str]]:
+    """`count_error_records(log)` returns the first line of every ERROR/CRITICAL record in a slice of server log."""
+    return error_records
+
+
+class StandaloneWSGIServer(RunningServer):
+    """`python -m granian.wsgi TARGET --host H --port P --working-dir D ARGS`: the runner that needs no granian-cli.
+
+    `python` picks the interpreter (another virtual environment); `pass_port=False` leaves the port to
+    $GRANIAN_PORT, which the caller then sets in `env` (the readiness check still uses `port`).
+    """
+
+    def __init__(
+        self, target: str, *, python: str | Path = sys.executable, pass_port: bool = True, **kwargs: object
+    ) -> None:
+        super().__init__(target, interface='wsgi', **kwargs)
+        self.python = str(python)
+        self.pass_port = pass_port
+
+    @property
+    def command(self) -> list[str]:
+        argv = [self.python, '-m', 'granian.wsgi', self.target, '--host', self.host]
+        if self.pass_port:
+            argv += ['--port', str(self.port)]
+        if self.working_dir is not None:
+            argv += ['--working-dir', str(self.working_dir)]
+        return [*argv, *self.extra_args]
+
+
+@pytest.fixture(scope='module')
+def standalone_factory() -> Iterator[Callable[..., StandaloneWSGIServer]]:
+    """Start `python -m granian.wsgi` servers with `standalone_factory(target, **kwargs)`; all stop at module end."""
+    servers: list[StandaloneWSGIServer] = []
+
+    def start(target: str, **kwargs: object) -> StandaloneWSGIServer:
+        server = StandaloneWSGIServer(target, **kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(servers):
+        server.close()
+
+
+@dataclass
+class PendingRequest:
+    """A GET sent on a raw connection; the test reads what it wants, then decides how the client leaves."""
+
+    sock: socket.socket
+    h2_connection: h2.connection.H2Connection | None = None
+    stream_id: int | None = None
+
+    def receive_some(self, minimum: int = 1, limit: float = 10.0) -> int:
+        """Read at least `minimum` bytes of whatever the server sends (bounded); return how many arrived."""
+        self.sock.settimeout(limit)
+        received = 0
+        while received < minimum:
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            received += len(data)
+        return received
+
+    def close(self) -> None:
+        """Close the TCP connection (the client goes away)."""
+        self.sock.close()
+
+    def reset_stream(self) -> None:
+        """Cancel the HTTP/2 stream with RST_STREAM while the connection stays open."""
+        assert self.h2_connection is not None and self.stream_id is not None, 'only an h2c request has a stream'
+        self.h2_connection.reset_stream(self.stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
+        self.sock.sendall(self.h2_connection.data_to_send())
+
+
+def _open_pending_request(port: int, path: str, http_version: str) -> PendingRequest:
+    sock = connect(port)
+    if http_version == '1.1':
+        sock.sendall(f'GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n'.encode('latin-1'))
+        return PendingRequest(sock)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding='utf-8'))
+    conn.initiate_connection()
+    stream_id = conn.get_next_available_stream_id()
+    headers = [(':method', 'GET'), (':path', path), (':scheme', 'http'), (':authority', f'127.0.0.1:{port}')]
+    conn.send_headers(stream_id, headers, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    return PendingRequest(sock, conn, stream_id)
+
+
+@pytest.fixture(scope='session')
+def open_pending_request() -> Callable[[int, str, str], PendingRequest]:
+    """`open_pending_request(port, path, http_version)` sends a GET over HTTP/1.1 or h2c without reading the answer."""
+    return _open_pending_request
+
+
+def chunked_request(
+    path: str, chunks: Iterable[bytes], *, port: int, method: str = 'POST', headers: Iterable[str] = ()
+) -> bytes:
+    """Build a whole HTTP/1.1 request whose body is sent with Transfer-Encoding: chunked, one chunk per item."""
+    head = [f'{method} {path} HTTP/1.1', f'Host: 127.0.0.1:{port}', 'Transfer-Encoding: chunked', *headers]
+    body = b''.join(b'%x\r\n%s\r\n' % (len(chunk), chunk) for chunk in chunks if chunk)
+    return ('\r\n'.join(head) + '\r\n\r\n').encode('latin-1') + body + b'0\r\n\r\n'
+
+
+@pytest.fixture(scope='session')
+def build_chunked_request() -> Callable[..., bytes]:
+    """`build_chunked_request(path, chunks, port=P)`: the bytes of a POST with a chunked body."""
+    return chunked_request
+
+
+@pytest.fixture(scope='session')
+def read_marker() -> Callable[[Path], object]:
+    """`read_marker(path)` returns the JSON document an app wrote to a marker file."""
+
+    def read(path: Path) -> object:
+        return json.loads(path.read_text(encoding='utf-8'))
+
+    return read
