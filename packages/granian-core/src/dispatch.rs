@@ -7,14 +7,14 @@
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{error_response, materialize, ResponseBody, ResponseIntent};
+use crate::http::{error_response, materialize, without_body, ResponseBody, ResponseIntent};
 use crate::pyloop::PyLoop;
 use crate::workers::{ConnectionInfo, Dispatcher};
 
@@ -89,11 +89,16 @@ pub async fn hand_off(
     let guard = disconnected.clone().drop_guard();
     let runtime = Handle::current();
     let (parts, body) = request.into_parts();
+    let head_only = parts.method == Method::HEAD;
     send(PendingRequest { parts, body, connection, responder, disconnected, permit, runtime });
     let response = match response.await {
         Ok(intent) => materialize(intent).await,
         Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
     };
     guard.disarm();
-    response
+    if head_only {
+        without_body(response)
+    } else {
+        response
+    }
 }

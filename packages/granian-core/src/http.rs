@@ -233,6 +233,18 @@ pub fn response(status: StatusCode, mut headers: HeaderMap, body: ResponseBody) 
     response
 }
 
+/// The answer to a HEAD request: the same head, the length the body would have had, no body.
+/// (hyper drops HEAD bodies on HTTP/1 but sends them on HTTP/2.)
+pub fn without_body(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    if let Some(length) = response.body().size_hint().exact() {
+        if !response.headers().contains_key(CONTENT_LENGTH) {
+            response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    *response.body_mut() = ResponseBody::Empty;
+    response
+}
+
 /// A response the server produces on its own (errors), with a short plain-text body.
 pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
     let text = match status {
@@ -320,6 +332,14 @@ async fn file_region(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_responses_keep_their_length_but_lose_the_body() {
+        let full = response(StatusCode::OK, HeaderMap::new(), ResponseBody::full(Bytes::from_static(b"hello")));
+        let head = without_body(full);
+        assert_eq!(head.headers()[CONTENT_LENGTH], "5");
+        assert!(head.body().is_end_stream());
+    }
 
     #[test]
     fn paths_are_percent_decoded_lossily() {

@@ -170,9 +170,12 @@ def test_10mib_upload_raw_chunked(wsgi_server, input_ops, big_body):
     assert document['lengths'] == [[len(piece) for piece in expected_pieces(input_ops, big_body, ops)[0]]]
 
 
-def test_unread_body_does_not_break_the_next_request(wsgi_server, http_client: httpx.Client):
+def test_unread_body_does_not_break_the_next_request(wsgi_server, http_client: httpx.Client, http_version: str):
     # /hello never touches wsgi.input: the server must skip the body (or close) and keep serving this client.
-    response = http_client.post(wsgi_server.url('/hello'), content=os.urandom(1024 * 1024))
+    # Over h2c the body stays within the flow-control window: a server may answer early and reset the rest of a
+    # bigger upload with RST_STREAM(NO_ERROR), which httpx reports as an error.
+    size = 1024 * 1024 if http_version == '1.1' else 16 * 1024
+    response = http_client.post(wsgi_server.url('/hello'), content=os.urandom(size))
     assert (response.status_code, response.text) == (200, 'hello')
     follow_up = http_client.get(wsgi_server.url('/hello'))
     assert (follow_up.status_code, follow_up.text) == (200, 'hello')

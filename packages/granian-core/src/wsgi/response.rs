@@ -85,6 +85,13 @@ impl Exchange {
         Arc::new(Self { state: Mutex::new(State { responder: Some(responder), head: None, stream: None }) })
     }
 
+    /// The Content-Length the app declared, if any.
+    fn declared_length(&self) -> Option<u64> {
+        let state = lock(&self.state);
+        let (_, headers) = state.head.as_ref()?;
+        headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    }
+
     fn headers_sent(&self) -> bool {
         lock(&self.state).responder.is_none()
     }
@@ -247,8 +254,12 @@ pub fn send_result(
 ) -> PyResult<()> {
     let streaming = lock(&exchange.state).stream.is_some();
     if !streaming {
-        if let Ok(list) = result.cast::<PyList>() {
-            let chunks = list.iter().map(|item| chunk_bytes(&item)).collect::<PyResult<Vec<_>>>()?;
+        let items = match (result.cast::<PyList>(), result.cast::<PyTuple>()) {
+            (Ok(list), _) => Some(list.iter().map(|item| chunk_bytes(&item)).collect::<PyResult<Vec<_>>>()?),
+            (_, Ok(tuple)) => Some(tuple.iter().map(|item| chunk_bytes(&item)).collect::<PyResult<Vec<_>>>()?),
+            _ => None,
+        };
+        if let Some(chunks) = items {
             return exchange.send_whole(deliveries, |status, headers| whole(status, headers, chunks));
         }
         if let Some((file, start)) = open_file(py, result, file_wrapper) {
@@ -260,39 +271,29 @@ pub fn send_result(
             });
         }
     }
-    // Hold the first chunk back: an iterable with a single chunk is sent as a whole response.
-    let mut held: Option<Bytes> = None;
-    let mut stream: Option<StreamSender> = None;
+    // PEP 3333 forbids delaying a yielded chunk, so chunks stream as they come; a first chunk
+    // that carries the whole declared Content-Length is sent as a complete response instead.
+    let mut sent_whole = false;
     for item in result.try_iter()? {
         let chunk = chunk_bytes(&item?)?;
         if chunk.is_empty() {
             continue;
         }
-        if stream.is_none() && lock(&exchange.state).stream.is_none() && held.is_none() {
-            held = Some(chunk);
+        if sent_whole {
+            return Err(PyRuntimeError::new_err("the application sent more data than its Content-Length"));
+        }
+        let streaming = lock(&exchange.state).stream.is_some();
+        if !streaming && exchange.declared_length() == Some(chunk.len() as u64) {
+            exchange.send_whole(deliveries, |status, headers| whole(status, headers, vec![chunk]))?;
+            sent_whole = true;
             continue;
         }
-        let sender = match &stream {
-            Some(sender) => sender.clone(),
-            None => {
-                let sender = exchange.stream()?;
-                stream = Some(sender.clone());
-                sender
-            }
-        };
-        if let Some(first) = held.take() {
-            send_chunk(py, &sender, first)?;
-        }
-        send_chunk(py, &sender, chunk)?;
+        send_chunk(py, &exchange.stream()?, chunk)?;
     }
-    if lock(&exchange.state).stream.is_some() {
-        if let Some(first) = held.take() {
-            send_chunk(py, &exchange.stream()?, first)?;
-        }
+    if sent_whole || lock(&exchange.state).stream.is_some() {
         return Ok(());
     }
-    let chunks: Vec<Bytes> = held.into_iter().collect();
-    exchange.send_whole(deliveries, |status, headers| whole(status, headers, chunks))
+    exchange.send_whole(deliveries, |status, headers| whole(status, headers, Vec::new()))
 }
 
 fn whole(status: StatusCode, headers: HeaderMap, chunks: Vec<Bytes>) -> ResponseIntent {
