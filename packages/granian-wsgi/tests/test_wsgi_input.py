@@ -42,9 +42,13 @@ def expected_pieces(input_ops, body: bytes, ops: str) -> list[list[bytes]]:
     return input_ops.apply_ops(io.BytesIO(body), ops)
 
 
-def decode_pieces(document: dict) -> list[list[bytes]]:
+def decode_pieces(document: dict, body: bytes) -> list[list[bytes]]:
+    """The pieces the app read, as bytes; checks that the rest it drained afterwards completes the body."""
     assert document['types'] in ([], ['bytes']), f'wsgi.input returned {document["types"]}, not bytes'
-    return [[piece.encode('latin-1') for piece in pieces] for pieces in document['pieces']]
+    pieces = [[piece.encode('latin-1') for piece in pieces] for pieces in document['pieces']]
+    consumed = sum(len(piece) for group in pieces for piece in group)
+    assert document['rest'] == len(body) - consumed, 'reading on after the operations did not return the rest'
+    return pieces
 
 
 def input_url(server, ops: str, summary: bool = False) -> str:
@@ -88,7 +92,7 @@ def test_with_content_length(wsgi_server, http_client: httpx.Client, input_ops, 
     ops = OPERATIONS[name]
     response = http_client.post(input_url(wsgi_server, ops), content=LINES_BODY)
     assert response.status_code == 200, response.text
-    assert decode_pieces(response.json()) == expected_pieces(input_ops, LINES_BODY, ops)
+    assert decode_pieces(response.json(), LINES_BODY) == expected_pieces(input_ops, LINES_BODY, ops)
 
 
 @pytest.mark.parametrize('name', list(OPERATIONS))
@@ -97,14 +101,14 @@ def test_with_streamed_body_without_length(wsgi_server, http_client: httpx.Clien
     ops = OPERATIONS[name]
     response = http_client.post(input_url(wsgi_server, ops), content=iterate(LINES_BODY, 6))
     assert response.status_code == 200, response.text
-    assert decode_pieces(response.json()) == expected_pieces(input_ops, LINES_BODY, ops)
+    assert decode_pieces(response.json(), LINES_BODY) == expected_pieces(input_ops, LINES_BODY, ops)
 
 
 @pytest.mark.parametrize('name', list(OPERATIONS))
 def test_with_raw_chunked_body(wsgi_server, input_ops, name: str):
     ops = OPERATIONS[name]
     document = post_raw_chunked(wsgi_server.port, f'/input?ops={ops}', split_irregularly(LINES_BODY))
-    assert decode_pieces(document) == expected_pieces(input_ops, LINES_BODY, ops)
+    assert decode_pieces(document, LINES_BODY) == expected_pieces(input_ops, LINES_BODY, ops)
 
 
 def test_read_n_waits_for_exactly_n_bytes_of_a_slow_chunked_body(wsgi_server, input_ops):
@@ -121,21 +125,21 @@ def test_readline_of_a_slow_chunked_body(wsgi_server, input_ops):
     body = b''.join(f'line {index} '.encode() * (index % 5) + b'\n' for index in range(200))
     ops = 'readlineall'
     document = post_raw_chunked(wsgi_server.port, f'/input?ops={ops}', list(iterate(body, 50)), 0.002)
-    assert decode_pieces(document) == expected_pieces(input_ops, body, ops)
+    assert decode_pieces(document, body) == expected_pieces(input_ops, body, ops)
 
 
 @pytest.mark.parametrize('ops', ['read', 'readline', 'readlines', 'iter', 'read=10'])
 def test_request_without_body(wsgi_server, http_client: httpx.Client, input_ops, ops: str):
     response = http_client.get(input_url(wsgi_server, ops))
     assert response.status_code == 200, response.text
-    assert decode_pieces(response.json()) == expected_pieces(input_ops, b'', ops)
+    assert decode_pieces(response.json(), b'') == expected_pieces(input_ops, b'', ops)
 
 
 def test_readlines_with_hint_returns_whole_lines(wsgi_server, http_client: httpx.Client):
     # PEP 3333 lets the server ignore the hint, but what it returns must be whole lines, and the rest must follow.
     response = http_client.post(input_url(wsgi_server, 'readlines=8,readlines'), content=LINES_BODY)
     assert response.status_code == 200, response.text
-    hinted, rest = decode_pieces(response.json())
+    hinted, rest = decode_pieces(response.json(), LINES_BODY)
     assert hinted, 'readlines(8) returned nothing although the body has lines'
     assert hinted + rest == LINES_BODY.splitlines(keepends=True)
 

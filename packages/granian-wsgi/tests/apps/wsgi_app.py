@@ -177,9 +177,13 @@ def route_hello(environ, start_response):
 
 
 def route_input(environ, start_response):
-    """Apply the operations in `ops` to wsgi.input; `summary=1` answers lengths and a digest instead of data."""
+    """Apply the operations in `ops` to wsgi.input; `summary=1` answers lengths and a digest instead of data.
+
+    The rest of the body is read afterwards (its length is `rest`), so the client can always finish sending.
+    """
     params = query(environ)
     results = apply_ops(environ['wsgi.input'], params['ops'])
+    rest = len(read_all(environ))
     if params.get('summary') == '1':
         digest = hashlib.sha256()
         for pieces in results:
@@ -191,6 +195,7 @@ def route_input(environ, start_response):
                 'lengths': [[len(piece) for piece in pieces] for pieces in results],
                 'types': sorted({type(piece).__name__ for pieces in results for piece in pieces}),
                 'sha256': digest.hexdigest(),
+                'rest': rest,
             },
         )
     return json_response(
@@ -198,6 +203,7 @@ def route_input(environ, start_response):
         {
             'pieces': [[piece.decode('latin-1') for piece in pieces] for pieces in results],
             'types': sorted({type(piece).__name__ for pieces in results for piece in pieces}),
+            'rest': rest,
         },
     )
 
