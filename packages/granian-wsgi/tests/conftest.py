@@ -7,7 +7,7 @@ import json
 import re
 import socket
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -159,21 +159,6 @@ def _open_pending_request(port: int, path: str, http_version: str) -> PendingReq
 def open_pending_request() -> Callable[[int, str, str], PendingRequest]:
     """`open_pending_request(port, path, http_version)` sends a GET over HTTP/1.1 or h2c without reading the answer."""
     return _open_pending_request
-
-
-def chunked_request(
-    path: str, chunks: Iterable[bytes], *, port: int, method: str = 'POST', headers: Iterable[str] = ()
-) -> bytes:
-    """Build a whole HTTP/1.1 request whose body is sent with Transfer-Encoding: chunked, one chunk per item."""
-    head = [f'{method} {path} HTTP/1.1', f'Host: 127.0.0.1:{port}', 'Transfer-Encoding: chunked', *headers]
-    body = b''.join(b'%x\r\n%s\r\n' % (len(chunk), chunk) for chunk in chunks if chunk)
-    return ('\r\n'.join(head) + '\r\n\r\n').encode('latin-1') + body + b'0\r\n\r\n'
-
-
-@pytest.fixture(scope='session')
-def build_chunked_request() -> Callable[..., bytes]:
-    """`build_chunked_request(path, chunks, port=P)`: the bytes of a POST with a chunked body."""
-    return chunked_request
 
 
 @pytest.fixture(scope='session')
