@@ -70,3 +70,19 @@ def http_client(http_version: str) -> Iterator[httpx.Client]:
     http2 = http_version == '2'
     with httpx.Client(http1=not http2, http2=http2, timeout=httpx.Timeout(30.0)) as client:
         yield client
+
+
+@pytest.fixture(scope='session')
+def open_pending_request() -> Callable[..., object]:
+    """`open_pending_request(port, path, http_version)` sends a GET over HTTP/1.1 or h2c without reading the answer."""
+    from tests_support.pending import open_pending_request
+
+    return open_pending_request
+
+
+@pytest.fixture(scope='session')
+def read_marker() -> Callable[[Path], object]:
+    """`read_marker(path)` returns the JSON document an app wrote to a marker file."""
+    from tests_support.pending import read_marker
+
+    return read_marker

@@ -18,11 +18,16 @@ use crate::http::{error_response, materialize, without_body, ResponseBody, Respo
 use crate::pyloop::PyLoop;
 use crate::workers::{ConnectionInfo, Dispatcher};
 
-/// A request on its way to the Python thread, with everything needed to answer it.
+/// A request on its way to the Python side, with everything needed to answer it.
 pub struct PendingRequest {
     pub parts: Parts,
-    pub body: Incoming,
     pub connection: Arc<ConnectionInfo>,
+    pub io: RequestIo,
+}
+
+/// The channels of one request that its protocol object owns.
+pub struct RequestIo {
+    pub body: Incoming,
     /// Where the response goes; dropping it unanswered makes the server answer 500.
     pub responder: oneshot::Sender<ResponseIntent>,
     /// Cancelled when the client is gone (connection closed or request reset).
@@ -90,7 +95,7 @@ pub async fn hand_off(
     let runtime = Handle::current();
     let (parts, body) = request.into_parts();
     let head_only = parts.method == Method::HEAD;
-    send(PendingRequest { parts, body, connection, responder, disconnected, permit, runtime });
+    send(PendingRequest { parts, connection, io: RequestIo { body, responder, disconnected, permit, runtime } });
     let response = match response.await {
         Ok(intent) => materialize(intent).await,
         Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),

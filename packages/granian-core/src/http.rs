@@ -71,7 +71,8 @@ pub fn connection_builder(mode: HttpMode, h1: &Http1Settings, h2: &Http2Settings
         .header_read_timeout(h1.header_read_timeout)
         .keep_alive(h1.keep_alive)
         .max_buf_size(h1.max_buffer_size)
-        .pipeline_flush(h1.pipeline_flush);
+        .pipeline_flush(h1.pipeline_flush)
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())

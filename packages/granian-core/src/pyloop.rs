@@ -282,11 +282,23 @@ impl PyLoop {
         self.create_future.call0(py)
     }
 
-    /// Runs `coroutine` as a task on the loop, calling `on_done(task)` when it ends.
-    pub fn run_task(&self, py: Python<'_>, coroutine: Py<PyAny>, on_done: Py<PyAny>) -> PyResult<()> {
-        let task = self.create_task.bind(py).call1((coroutine,))?;
-        task.call_method1(pyo3::intern!(py, "add_done_callback"), (on_done,))?;
-        Ok(())
+    /// Starts an app for one request: `call` calls it and returns its coroutine and the callback
+    /// to run with the task when it ends. When the app cannot even start, logs why and runs
+    /// `failed` (which answers the request).
+    pub fn start_app(
+        &self,
+        py: Python<'_>,
+        call: impl FnOnce() -> PyResult<(Py<PyAny>, Py<PyAny>)>,
+        failed: impl FnOnce(),
+    ) {
+        let started = call().and_then(|(coroutine, on_done)| {
+            let task = self.create_task.bind(py).call1((coroutine,))?;
+            task.call_method1(pyo3::intern!(py, "add_done_callback"), (on_done,)).map(drop)
+        });
+        if let Err(err) = started {
+            self.log_error(py, "Application callable raised an exception", Some(err.value(py).as_any()));
+            failed();
+        }
     }
 
     /// Whether an app's task ended with an exception or was cancelled. The exception is logged

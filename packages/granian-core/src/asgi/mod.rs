@@ -44,25 +44,17 @@ impl RequestHandler for AsgiHandler {
 
     fn start(&self, py: Python<'_>, request: PendingRequest) {
         let scope = scope::http_scope(py, &self.template, &request.parts, &request.connection);
-        let protocol = protocol::HttpProtocol::new(
-            self.pyloop.clone(),
-            request.runtime,
-            request.body,
-            request.responder,
-            request.disconnected,
-            request.permit,
+        let Ok(protocol) = Py::new(py, protocol::HttpProtocol::new(self.pyloop.clone(), request.io)) else { return };
+        self.pyloop.start_app(
+            py,
+            || {
+                let receive = protocol.getattr(py, pyo3::intern!(py, "receive"))?;
+                let send = protocol.getattr(py, pyo3::intern!(py, "send"))?;
+                let coroutine = self.app.call1(py, (scope?, receive, send))?;
+                Ok((coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?))
+            },
+            || protocol.get().finish(py),
         );
-        let Ok(protocol) = Py::new(py, protocol) else { return };
-        let started = (|| -> PyResult<()> {
-            let receive = protocol.getattr(py, pyo3::intern!(py, "receive"))?;
-            let send = protocol.getattr(py, pyo3::intern!(py, "send"))?;
-            let coroutine = self.app.call1(py, (scope?, receive, send))?;
-            self.pyloop.run_task(py, coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?)
-        })();
-        if let Err(err) = started {
-            self.pyloop.log_error(py, "Application callable raised an exception", Some(err.value(py).as_any()));
-            protocol.get().finish(py);
-        }
     }
 }
 

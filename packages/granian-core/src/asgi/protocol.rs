@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::{HeaderName, HeaderValue, StatusCode};
-use hyper::body::Incoming;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -19,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{Chunk, RequestBody};
+use crate::dispatch::RequestIo;
 use crate::errors::{ClientDisconnected, CoreError};
 use crate::http::{error_response, response, status_from_u16, stream_body, ResponseBody, ResponseIntent, StreamSender};
 use crate::pyloop::{resolve_future, PyLoop};
@@ -127,14 +127,8 @@ fn headers_from_message(message: &Bound<'_, PyDict>) -> PyResult<HeaderMap> {
 }
 
 impl HttpProtocol {
-    pub fn new(
-        pyloop: Arc<PyLoop>,
-        runtime: Handle,
-        body: Incoming,
-        responder: oneshot::Sender<ResponseIntent>,
-        disconnected: CancellationToken,
-        permit: OwnedSemaphorePermit,
-    ) -> Self {
+    pub fn new(pyloop: Arc<PyLoop>, io: RequestIo) -> Self {
+        let RequestIo { body, responder, disconnected, permit, runtime } = io;
         Self {
             pyloop,
             runtime,

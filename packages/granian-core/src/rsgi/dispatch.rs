@@ -24,22 +24,14 @@ impl RsgiHandler {
 impl RequestHandler for RsgiHandler {
     fn start(&self, py: Python<'_>, request: PendingRequest) {
         let scope = HttpScope::new(request.parts, request.connection);
-        let protocol = HttpProtocol::new(
-            self.pyloop.clone(),
-            request.runtime,
-            request.body,
-            request.responder,
-            request.disconnected,
-            request.permit,
+        let Ok(protocol) = Py::new(py, HttpProtocol::new(self.pyloop.clone(), request.io)) else { return };
+        self.pyloop.start_app(
+            py,
+            || {
+                let coroutine = self.callback.call1(py, (Py::new(py, scope)?, protocol.clone_ref(py)))?;
+                Ok((coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?))
+            },
+            || protocol.get().finish(py, true),
         );
-        let Ok(protocol) = Py::new(py, protocol) else { return };
-        let started = (|| -> PyResult<()> {
-            let coroutine = self.callback.call1(py, (Py::new(py, scope)?, protocol.clone_ref(py)))?;
-            self.pyloop.run_task(py, coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?)
-        })();
-        if let Err(err) = started {
-            self.pyloop.log_error(py, "Application callable raised an exception", Some(err.value(py).as_any()));
-            protocol.get().finish(py, true);
-        }
     }
 }

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
-use hyper::body::Incoming;
 use pyo3::exceptions::{PyStopAsyncIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -14,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{Chunk, RequestBody};
+use crate::dispatch::RequestIo;
 use crate::errors::{CoreError, RSGIProtocolClosed, RSGIProtocolError};
 use crate::http::{
     append_header, error_response, response, status_from_u16, stream_body, ResponseBody, ResponseIntent, StreamSender,
@@ -48,14 +48,8 @@ pub struct HttpProtocol {
 }
 
 impl HttpProtocol {
-    pub fn new(
-        pyloop: Arc<PyLoop>,
-        runtime: Handle,
-        body: Incoming,
-        responder: oneshot::Sender<ResponseIntent>,
-        disconnected: CancellationToken,
-        permit: OwnedSemaphorePermit,
-    ) -> Self {
+    pub fn new(pyloop: Arc<PyLoop>, io: RequestIo) -> Self {
+        let RequestIo { body, responder, disconnected, permit, runtime } = io;
         Self {
             pyloop,
             runtime,

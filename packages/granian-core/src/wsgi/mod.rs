@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::blocking::{BlockingPool, Deliveries};
-use crate::dispatch::{hand_off, PendingRequest};
+use crate::dispatch::{hand_off, PendingRequest, RequestIo};
 use crate::http::ResponseBody;
 use crate::pyconfig::worker_config;
 use crate::pyloop::PyLoop;
@@ -51,7 +51,8 @@ impl Dispatcher for WsgiDispatcher {
 }
 
 fn run_request(py: Python<'_>, app: &WsgiApp, pending: PendingRequest, deliveries: &mut Deliveries) {
-    let PendingRequest { parts, body, connection, responder, disconnected, permit, runtime } = pending;
+    let PendingRequest { parts, connection, io } = pending;
+    let RequestIo { body, responder, disconnected, permit, runtime } = io;
     if disconnected.is_cancelled() {
         // The client left while the request was queued: nobody is waiting for an answer.
         return;

@@ -1,0 +1,98 @@
+"""How long and how much a run measures: the full plan (about 17 minutes here) and the quick one (under 3).
+
+Ours and granian 2.8.1 run every scenario; the other peers run a subset (`peer_matrix`) so the full
+run stays within its budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from .scenarios import SCENARIOS
+
+ALL = tuple(SCENARIOS)
+#: Seconds to start a server and see it answer, for the estimate.
+START_COST = 2.0
+#: Seconds a measured run costs beyond its duration (tool start, connections, check), for the estimate.
+RUN_OVERHEAD = 0.25
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Durations, repeats and the scenario matrix of one run."""
+
+    name: str
+    #: Seconds of each measured run (wrk takes whole seconds).
+    seconds: float
+    #: Measured runs per server, scenario and concurrency; the median is reported.
+    repeats: int
+    #: Seconds of warm-up at the measured concurrency before the measured runs.
+    warmup_seconds: float
+    #: Requests of the primer, a short low-concurrency run before the warm-up.
+    primer_requests: int
+    primer_connections: int
+    #: Scenarios by concurrency for ours and granian 2.8.1.
+    pair_matrix: dict[int, tuple[str, ...]]
+    #: Scenarios by concurrency for every other peer.
+    peer_matrix: dict[int, tuple[str, ...]]
+    #: Requests between the two memory readings.
+    memory_requests: int
+    #: Requests (of each memory scenario) before the first memory reading.
+    memory_warmup_requests: int
+    #: Whole run: peers left when it is spent are skipped (with a note in the results).
+    budget_seconds: float
+    memory_scenarios: tuple[str, ...] = ('get-1k', 'echo-1k')
+    memory_connections: int = 64
+    #: How many memory readings are taken along the way (growth curve).
+    memory_samples: int = 4
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """Plain data for the results file."""
+        return asdict(self)
+
+    def cell_seconds(self) -> float:
+        """Estimated seconds to measure one server on one scenario at one concurrency."""
+        return 0.3 + self.warmup_seconds + self.repeats * (self.seconds + RUN_OVERHEAD)
+
+    def restricted(self, scenarios: set[str] | None) -> Plan:
+        """This plan with only `scenarios` (None keeps all)."""
+        if scenarios is None:
+            return self
+
+        def keep(matrix: dict[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
+            kept = {c: tuple(s for s in names if s in scenarios) for c, names in matrix.items()}
+            return {c: names for c, names in kept.items() if names}
+
+        return replace(self, pair_matrix=keep(self.pair_matrix), peer_matrix=keep(self.peer_matrix))
+
+
+FULL = Plan(
+    name='full',
+    seconds=2,
+    repeats=3,
+    warmup_seconds=1.0,
+    primer_requests=500,
+    primer_connections=4,
+    pair_matrix={64: ALL, 128: ('get-10b', 'get-10k', 'echo-1k', 'stream-100k', 'h2-get-1k')},
+    peer_matrix={64: ('get-10b', 'get-10k', 'echo-1k', 'h2-get-1k')},
+    memory_requests=1_000_000,
+    memory_warmup_requests=20_000,
+    budget_seconds=19 * 60,
+)
+
+QUICK = Plan(
+    name='quick',
+    seconds=1,
+    repeats=1,
+    warmup_seconds=0.5,
+    primer_requests=200,
+    primer_connections=4,
+    pair_matrix={64: ('get-10b', 'get-100k', 'echo-1k', 'stream-100k', 'file-50k', 'h2-get-1k')},
+    peer_matrix={64: ('get-10b',)},
+    memory_requests=100_000,
+    memory_warmup_requests=5_000,
+    budget_seconds=170,
+)
+
+PLANS = {plan.name: plan for plan in (FULL, QUICK)}

@@ -1,0 +1,284 @@
+"""One benchmark run: throughput sessions, memory readings, and the results document.
+
+Order: for each interface, ours and granian 2.8.1 are started together (both pinned to the server
+CPU, each idle while the other is loaded) and measured scenario by scenario, their repeats
+alternating so that drift on the machine affects both alike. Then the memory runs (a fresh start
+of each). Then the other peers, one at a time, on their subset, while the time budget lasts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import environment
+from .load import DRIVERS, LoadError, LoadResult, Workspace, check, median, run_counted, warm_up
+from .plan import START_COST, Plan
+from .scenarios import SCENARIOS
+from .servers import BASELINE, OURS, SERVERS, RunningServer, ServerError, ServerSpec
+
+INTERFACES = ('rsgi', 'asgi', 'wsgi')
+
+
+class Runner:
+    """Runs a plan and collects the results document."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        raw_directory: Path,
+        interfaces: Iterable[str] = INTERFACES,
+        servers: Iterable[str] | None = None,
+        memory: bool = True,
+    ) -> None:
+        self.plan = plan
+        self.raw = raw_directory
+        self.interfaces = tuple(interfaces)
+        self.selected = set(servers) if servers is not None else set(SERVERS)
+        self.memory_enabled = memory
+        self.workspace = Workspace()
+        self.started = time.monotonic()
+        self.results: dict = {}
+
+    # -- progress -------------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
+
+    def say(self, text: str) -> None:
+        """One progress line, prefixed with the elapsed time."""
+        minutes, seconds = divmod(int(self.elapsed()), 60)
+        print(f'[{minutes:02d}:{seconds:02d}] {text}', flush=True)
+
+    def note(self, text: str) -> None:
+        """A remark that goes into the results (and the README)."""
+        self.results['notes'].append(text)
+        self.say(f'note: {text}')
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Measure everything the plan asks for; returns the results document."""
+        specs = [SERVERS[name] for name in SERVERS if name in self.selected]
+        self.say('probing servers and machine')
+        availability = environment.server_availability(specs)
+        self.results = {
+            'schema': 1,
+            'plan': self.plan.as_dict(),
+            'date': environment.now(),
+            'machine': environment.machine(),
+            'revision': environment.revision(),
+            'servers': {
+                spec.name: {
+                    'version': availability[spec.name]['version'],
+                    'interfaces': list(spec.interfaces),
+                    'http2': spec.http2,
+                    'note': spec.note,
+                    'problem': availability[spec.name]['problem'],
+                }
+                for spec in specs
+            },
+            'runs': [],
+            'memory': [],
+            'notes': [],
+        }
+        for spec in specs:
+            problem = availability[spec.name]['problem']
+            if problem:
+                self.note(f'{spec.name} skipped: {problem}')
+        available = {spec.name: spec for spec in specs if not availability[spec.name]['problem']}
+        try:
+            pair = [available[name] for name in (OURS, BASELINE) if name in available]
+            for interface in self.interfaces:
+                if pair:
+                    self.session(interface, pair, self.plan.pair_matrix)
+            if self.memory_enabled:
+                for interface in self.interfaces:
+                    for spec in pair:
+                        self.memory(interface, spec)
+            for interface in self.interfaces:
+                for spec in available.values():
+                    if spec.name in (OURS, BASELINE) or interface not in spec.interfaces:
+                        continue
+                    cost = self.session_estimate(self.plan.peer_matrix, spec)
+                    if self.elapsed() + cost > self.plan.budget_seconds:
+                        self.note(f'{spec.name} ({interface}) skipped: the run would exceed its time budget')
+                        continue
+                    self.session(interface, [spec], self.plan.peer_matrix)
+        finally:
+            self.workspace.close()
+        self.results['duration_seconds'] = round(self.elapsed(), 1)
+        self.say(f'done in {self.results["duration_seconds"]:.0f} s')
+        return self.results
+
+    def session_estimate(self, matrix: dict[int, tuple[str, ...]], spec: ServerSpec) -> float:
+        """Estimated seconds of one session of `spec` over `matrix`."""
+        cells = sum(1 for names in matrix.values() for name in names if spec.http2 or not SCENARIOS[name].http2)
+        return START_COST + cells * self.plan.cell_seconds()
+
+    def start(self, spec: ServerSpec, interface: str, purpose: str) -> RunningServer | None:
+        """Start a server; None (with a note) when it cannot start."""
+        log = self.raw / f'{interface}-{spec.name}-{purpose}.log'
+        server = RunningServer(spec, interface, log)
+        try:
+            server.start()
+        except ServerError as error:
+            self.note(f'{spec.name} ({interface}) did not start: {error}')
+            return None
+        return server
+
+    def session(self, interface: str, specs: list[ServerSpec], matrix: dict[int, tuple[str, ...]]) -> None:
+        """Start `specs` for `interface`, measure every scenario of `matrix` they support, stop them."""
+        servers = [server for spec in specs if (server := self.start(spec, interface, 'load')) is not None]
+        if not servers:
+            return
+        self.say(f'{interface}: {", ".join(server.name for server in servers)} serving')
+        failed: set[tuple[str, str]] = set()
+        try:
+            for concurrency, names in sorted(matrix.items()):
+                for name in names:
+                    scenario = SCENARIOS[name]
+                    ready = []
+                    for server in servers:
+                        if scenario.http2 and not server.spec.http2:
+                            continue
+                        if (server.name, name) in failed:
+                            continue
+                        problem = check(self.workspace, scenario, server.port)
+                        if problem is not None:
+                            failed.add((server.name, name))
+                            self.note(f'{server.name} ({interface}) {name} skipped: {problem}')
+                            continue
+                        ready.append(server)
+                    if ready:
+                        self.cell(interface, name, concurrency, ready)
+        finally:
+            for server in servers:
+                server.stop()
+
+    def cell(self, interface: str, name: str, concurrency: int, servers: list[RunningServer]) -> None:
+        """Primer, warm-up, then alternating measured repeats of `servers` on one scenario and concurrency."""
+        scenario = SCENARIOS[name]
+        plan = self.plan
+        prepared = []
+        for server in servers:
+            try:
+                run_counted(
+                    self.workspace, scenario, server.port, plan.primer_connections, plan.primer_requests, timeout=30
+                )
+                warm_up(self.workspace, scenario, server.port, concurrency, plan.warmup_seconds)
+                prepared.append(server)
+            except LoadError as error:
+                self.note(f'{server.name} ({interface}) {name} c{concurrency} warm-up failed: {error}')
+        runs: dict[str, list[LoadResult]] = {server.name: [] for server in prepared}
+        driver = DRIVERS[scenario.driver]
+        for repeat in range(plan.repeats):
+            for server in prepared:
+                try:
+                    result = driver(self.workspace, scenario, server.port, concurrency, plan.seconds)
+                except LoadError as error:
+                    self.note(f'{server.name} ({interface}) {name} c{concurrency} run failed: {error}')
+                    continue
+                runs[server.name].append(result)
+                p99 = f'{result.p99_ms:.2f} ms' if result.p99_ms is not None else '-'
+                errors = f'  {result.errors} errors' if result.errors else ''
+                self.say(
+                    f'{interface:<4} {name:<12} c{concurrency:<4} {server.name:<17} {result.rps:>10,.0f} req/s'
+                    f'  p99 {p99:>9}  ({repeat + 1}/{plan.repeats}){errors}'
+                )
+        for server_name, results in runs.items():
+            if not results:
+                continue
+            self.results['runs'].append(
+                {
+                    'interface': interface,
+                    'scenario': name,
+                    'concurrency': concurrency,
+                    'server': server_name,
+                    'rps': median([r.rps for r in results]),
+                    'p50_ms': median([r.p50_ms for r in results]),
+                    'p99_ms': median([r.p99_ms for r in results]),
+                    'errors': sum(r.errors for r in results),
+                    'repeats': [r.as_dict() for r in results],
+                }
+            )
+
+    def memory(self, interface: str, spec: ServerSpec) -> None:
+        """RSS of a fresh server after warm-up and along `memory_requests` requests."""
+        plan = self.plan
+        server = self.start(spec, interface, 'memory')
+        if server is None:
+            return
+        scenarios = [SCENARIOS[name] for name in plan.memory_scenarios]
+        record: dict = {
+            'interface': interface,
+            'server': spec.name,
+            'requests': plan.memory_requests,
+            'scenarios': list(plan.memory_scenarios),
+            'samples': [],
+        }
+        try:
+            record['at_start'] = server.memory()
+            for scenario in scenarios:
+                run_counted(
+                    self.workspace,
+                    scenario,
+                    server.port,
+                    plan.memory_connections,
+                    plan.memory_warmup_requests,
+                    timeout=120,
+                )
+            record['after_warmup'] = server.memory()
+            block = plan.memory_requests // plan.memory_samples
+            done = 0
+            seconds = 0.0
+            errors = 0
+            for index in range(plan.memory_samples):
+                scenario = scenarios[index % len(scenarios)]
+                began = time.monotonic()
+                # Bounded: even at 2,000 requests/s a block finishes well inside this limit.
+                result = run_counted(
+                    self.workspace, scenario, server.port, plan.memory_connections, block, timeout=block / 2000 + 30
+                )
+                seconds += time.monotonic() - began
+                done += result.requests
+                errors += result.errors
+                record['samples'].append({'requests': done, **server.memory()})
+            record['after'] = record['samples'][-1]
+            record['rps'] = round(done / seconds) if seconds else None
+            record['errors'] = errors
+            growth = record['after']['worker'] - record['after_warmup']['worker']
+            self.say(
+                f'{interface:<4} memory {spec.name:<17} worker {record["after_warmup"]["worker"] / 1024:.1f} MiB'
+                f' -> {record["after"]["worker"] / 1024:.1f} MiB after {done:,} requests ({growth:+,} KiB);'
+                f' with supervisor {record["after"]["supervisor_worker"] / 1024:.1f} MiB'
+            )
+            self.results['memory'].append(record)
+        except LoadError as error:
+            self.note(f'{spec.name} ({interface}) memory run failed: {error}')
+        finally:
+            server.stop()
+
+
+def estimate(plan: Plan, interfaces: Iterable[str], specs: Iterable[ServerSpec]) -> dict[str, float]:
+    """Estimated seconds of each part of a run (for `--list`); memory runs assume ~40k requests/s."""
+    interfaces = tuple(interfaces)
+    runner_cells = 0.0
+    parts = {'ours + granian 2.8.1': 0.0, 'memory': 0.0, 'peers': 0.0}
+    for interface in interfaces:
+        for spec in specs:
+            if interface not in spec.interfaces:
+                continue
+            matrix = plan.pair_matrix if spec.name in (OURS, BASELINE) else plan.peer_matrix
+            cells = sum(1 for names in matrix.values() for name in names if spec.http2 or not SCENARIOS[name].http2)
+            runner_cells = cells * plan.cell_seconds()
+            if spec.name in (OURS, BASELINE):
+                parts['ours + granian 2.8.1'] += runner_cells + START_COST / 2
+                requests = plan.memory_requests + plan.memory_warmup_requests * len(plan.memory_scenarios)
+                parts['memory'] += START_COST + requests / 40_000
+            else:
+                parts['peers'] += runner_cells + START_COST
+    parts['total'] = sum(parts.values())
+    return parts

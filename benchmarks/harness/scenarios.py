@@ -1,0 +1,100 @@
+"""The scenario registry: what each scenario requests, which load driver runs it, and its target.
+
+Adding a scenario is one `Scenario(...)` entry in `SCENARIOS` (and a route in the three apps under
+benchmarks/apps/ if it needs a new one). A scenario that needs another load generator (WebSocket
+echo, for instance) names a new driver, registered in `load.DRIVERS`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+KIB = 1024
+
+
+def _load_payloads():
+    # The apps' own module, so the harness checks against exactly the bytes the apps send.
+    path = Path(__file__).resolve().parents[1] / 'apps' / 'payloads.py'
+    spec = importlib.util.spec_from_file_location('benchmark_payloads', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+payloads = _load_payloads()
+payload = payloads.payload
+
+
+class Kind(str, Enum):
+    """What a scenario exercises; it decides the target ratio."""
+
+    GET = 'get'
+    ECHO = 'echo'
+    STREAM = 'stream'
+    FILE = 'file'
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One request shape, loaded with one driver."""
+
+    name: str
+    title: str
+    kind: Kind
+    method: str
+    path: str
+    driver: str = 'wrk'
+    request_size: int = 0
+    response_size: int = 0
+    http2: bool = False
+    #: h2load streams per connection (HTTP/2 only).
+    streams: int = 4
+
+    @property
+    def echoes(self) -> bool:
+        """True when the response body must equal the request body."""
+        return self.kind in (Kind.ECHO, Kind.STREAM)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario('get-10b', 'GET 10 B', Kind.GET, 'GET', '/b/10', response_size=10),
+        Scenario('get-1k', 'GET 1 KiB', Kind.GET, 'GET', '/b/1k', response_size=KIB),
+        Scenario('get-10k', 'GET 10 KiB', Kind.GET, 'GET', '/b/10k', response_size=10 * KIB),
+        Scenario('get-100k', 'GET 100 KiB', Kind.GET, 'GET', '/b/100k', response_size=100 * KIB),
+        Scenario('echo-1k', 'POST echo 1 KiB (whole body)', Kind.ECHO, 'POST', '/echo', request_size=KIB),
+        Scenario('stream-100k', 'POST echo 100 KiB (streamed)', Kind.STREAM, 'POST', '/stream', request_size=100 * KIB),
+        Scenario('file-50k', 'GET file 50 KiB', Kind.FILE, 'GET', '/file', response_size=50 * KIB),
+        Scenario(
+            'h2-get-1k', 'HTTP/2 GET 1 KiB', Kind.GET, 'GET', '/b/1k', driver='h2load', response_size=KIB, http2=True
+        ),
+        Scenario(
+            'h2-echo-1k',
+            'HTTP/2 POST echo 1 KiB',
+            Kind.ECHO,
+            'POST',
+            '/echo',
+            driver='h2load',
+            request_size=KIB,
+            http2=True,
+        ),
+    )
+}
+
+#: Target of ours / granian 2.8.1 (requests per second), same interface and run.
+DEFAULT_TARGET = 1.15
+TARGET_OVERRIDES = {('asgi', 'stream-100k'): 1.3}
+
+
+def target_ratio(interface: str, scenario: str) -> float:
+    """The throughput ratio to granian 2.8.1 that `scenario` should reach on `interface`."""
+    return TARGET_OVERRIDES.get((interface, scenario), DEFAULT_TARGET)
+
+
+def expected_size(scenario: Scenario) -> int:
+    """Size of the response body a correct server sends."""
+    return scenario.request_size if scenario.echoes else scenario.response_size

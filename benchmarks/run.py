@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Side-by-side load benchmark of this repository's granian against granian 2.8.1 and other servers.
+
+    python benchmarks/run.py [run] [--quick] [--interfaces rsgi,asgi] [--scenarios get-10b,echo-1k] [--list]
+    python benchmarks/run.py setup      # create benchmarks/.venv-peers and install the peers
+    python benchmarks/run.py report     # regenerate README.md and the charts from results/latest.json
+
+Each server runs one worker on 127.0.0.1 pinned to CPU 0; the load generator (wrk, h2load) runs
+pinned to CPU 1. A full run writes results/latest.json, the charts and README.md; other runs write
+results/<name>.json and only print, unless --publish. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import environment, peers
+from harness.plan import PLANS
+from harness.report import write_readme
+from harness.runner import INTERFACES, Runner, estimate
+from harness.scenarios import SCENARIOS
+from harness.servers import BENCHMARKS, PEERS_PYTHON, SERVERS
+
+RESULTS = BENCHMARKS / 'results'
+RAW = RESULTS / 'raw'
+LATEST = RESULTS / 'latest.json'
+TEMPLATE = BENCHMARKS / 'README.template.md'
+README = BENCHMARKS / 'README.md'
+COMMANDS = ('run', 'setup', 'report')
+
+
+def _names(text: str | None, known: list[str] | tuple[str, ...], what: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        sys.exit(f'unknown {what}: {", ".join(unknown)}; choose from {", ".join(known)}')
+    return names
+
+
+def publish(results: dict) -> None:
+    """Charts into results/, README.md from the template."""
+    charts = []
+    try:
+        from harness import charts as charting
+
+        for old in RESULTS.glob('*.png'):
+            old.unlink()
+        charts = [str(path.relative_to(BENCHMARKS)) for path in charting.draw(results, RESULTS)]
+    except ImportError:
+        print('matplotlib is missing: README written without charts (hatch run bench:report installs it)')
+    write_readme(TEMPLATE, README, results, charts)
+    print(f'wrote {README.relative_to(BENCHMARKS.parent)} and {len(charts)} chart(s)')
+
+
+def command_run(options: argparse.Namespace) -> int:
+    plan = PLANS['quick' if options.quick else 'full']
+    interfaces = _names(options.interfaces, INTERFACES, 'interfaces') or list(INTERFACES)
+    scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios')
+    servers = _names(options.servers, list(SERVERS), 'servers')
+    if options.no_peers:
+        servers = [name for name in (servers or SERVERS) if name in ('ours', 'granian-2.8.1')]
+    plan = plan.restricted(set(scenarios) if scenarios else None)
+    specs = [SERVERS[name] for name in (servers or SERVERS)]
+    if options.list:
+        print(f'plan {plan.name}: {plan.repeats} x {plan.seconds:g} s per cell, warm-up {plan.warmup_seconds:g} s')
+        for label, matrix in (('ours + granian 2.8.1', plan.pair_matrix), ('other peers', plan.peer_matrix)):
+            for concurrency, names in matrix.items():
+                print(f'  {label}, {concurrency} connections: {", ".join(names)}')
+        print(f'  memory: {plan.memory_requests:,} requests ({", ".join(plan.memory_scenarios)})')
+        availability = environment.server_availability(specs)
+        for spec in specs:
+            state = availability[spec.name]
+            status = f'skipped: {state["problem"]}' if state['problem'] else f'{state["version"]}'
+            print(f'  {spec.name:<17} {",".join(i for i in spec.interfaces if i in interfaces):<15} {status}')
+        parts = estimate(plan, interfaces, [s for s in specs if not availability[s.name]['problem']])
+        print('estimated: ' + ', '.join(f'{name} {seconds / 60:.1f} min' for name, seconds in parts.items()))
+        return 0
+    for tool in ('wrk', 'h2load', 'taskset'):
+        if shutil.which(tool) is None:
+            sys.exit(f'{tool} is needed: apt-get install -y { {"h2load": "nghttp2-client"}.get(tool, tool) }')
+    if not PEERS_PYTHON.exists() and peers.setup() != 0:
+        return 1
+    runner = Runner(plan, RAW, interfaces, servers, memory=not options.no_memory)
+    results = runner.run()
+    partial = scenarios is not None or servers is not None or options.interfaces is not None
+    name = options.output or (LATEST if plan.name == 'full' and not partial else RESULTS / f'{plan.name}.json')
+    output = Path(name)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=1) + '\n')
+    print(f'results: {output}')
+    if options.publish or (output == LATEST and not options.no_publish):
+        publish(results)
+    return 0
+
+
+def command_report(options: argparse.Namespace) -> int:
+    results = json.loads(Path(options.input).read_text())
+    publish(results)
+    return 0
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in (*COMMANDS, '-h', '--help'):
+        argv = ['run', *argv]
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    run = commands.add_parser('run', help='measure (the default command)')
+    run.add_argument('--quick', action='store_true', help='the short plan (under 3 minutes)')
+    run.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
+    run.add_argument('--scenarios', help=f'comma-separated subset of {",".join(SCENARIOS)}')
+    run.add_argument('--servers', help=f'comma-separated subset of {",".join(SERVERS)}')
+    run.add_argument('--no-peers', action='store_true', help='only ours and granian 2.8.1')
+    run.add_argument('--no-memory', action='store_true', help='skip the memory runs')
+    run.add_argument('--list', action='store_true', help='print the plan, the servers found and an estimate; no load')
+    run.add_argument('--output', help='results file (default: results/latest.json for a full run)')
+    run.add_argument('--publish', action='store_true', help='write README.md and charts from this run')
+    run.add_argument('--no-publish', action='store_true', help='do not write README.md and charts')
+    commands.add_parser('setup', help='create benchmarks/.venv-peers and install the peers')
+    report = commands.add_parser('report', help='regenerate README.md and the charts from a results file')
+    report.add_argument('input', nargs='?', default=str(LATEST), help='results file (default: results/latest.json)')
+    options = parser.parse_args(argv)
+    if options.command == 'setup':
+        return peers.setup()
+    if options.command == 'report':
+        return command_report(options)
+    return command_run(options)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
