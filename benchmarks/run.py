@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import environment, peers
 from harness.plan import PLANS
-from harness.report import write_readme
+from harness.report import latest_latency_save, write_readme
 from harness.runner import INTERFACES, Runner, estimate
 from harness.scenarios import SCENARIOS
 from harness.servers import BENCHMARKS, PEERS_PYTHON, SERVERS
@@ -56,7 +56,7 @@ def publish(results: dict) -> None:
         charts = [str(path.relative_to(BENCHMARKS)) for path in charting.draw(results, RESULTS)]
     except ImportError:
         print('matplotlib is missing: README written without charts (hatch run bench:report installs it)')
-    write_readme(TEMPLATE, README, results, charts)
+    write_readme(TEMPLATE, README, results, charts, latest_latency_save(RESULTS / 'latency'))
     print(f'wrote {README.relative_to(BENCHMARKS.parent)} and {len(charts)} chart(s)')
 
 

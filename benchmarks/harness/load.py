@@ -133,7 +133,7 @@ def _h2load_argv(workspace: Workspace, scenario: Scenario, http1: bool, connecti
 
 
 def _h2load_summary(out: str) -> tuple[float, int, int]:
-    rps = re.search(r'finished in [\d.]+m?s, ([\d.]+) req/s', out)
+    rps = re.search(r'finished in [\d.]+[mu]?s, ([\d.]+) req/s', out)
     requests = re.search(
         r'^requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored, (\d+) timeout',
         out,

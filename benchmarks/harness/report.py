@@ -6,6 +6,7 @@ The hand-written part of the README lives in README.template.md; the generated p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .scenarios import SCENARIOS, target_ratio
@@ -30,6 +31,11 @@ def _ms(value: float | None) -> str:
 
 def _mib(kib: int | None) -> str:
     return f'{kib / 1024:.1f} MiB' if kib is not None else '-'
+
+
+def _tool(version: str | None, name: str) -> str:
+    # `wrk --version` prints a whole banner; its first two words name the version.
+    return ' '.join(version.split()[:2]) if version else name
 
 
 class Report:
@@ -108,8 +114,8 @@ def _header(results: dict) -> list[str]:
         '',
         (
             f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gib"]} GiB,'
-            f' {machine["kernel"]}, Python {machine["python"]}; {machine.get("wrk") or "wrk"};'
-            f' {machine.get("h2load") or "h2load"}.'
+            f' {machine["kernel"]}, Python {machine["python"]}; {_tool(machine.get("wrk"), "wrk")},'
+            f' {_tool(machine.get("h2load"), "h2load")}.'
         ),
         f'- Versions: {versions}.',
         (
@@ -157,8 +163,8 @@ def _peers_table(report: Report, interface: str) -> list[str]:
     ]
     for scenario, concurrency in report.cells(interface):
         measured = [report.run(interface, scenario, concurrency, server) for server in servers]
-        if sum(1 for run in measured if run) <= 2 and concurrency != 64:
-            continue
+        if sum(1 for run in measured if run) <= 2:
+            continue  # only ours and granian 2.8.1: the table above has it
         cells = []
         for server, run in zip(servers, measured, strict=True):
             if not run:
@@ -230,7 +236,47 @@ def _summary(report: Report) -> list[str]:
     return lines
 
 
-def render(results: dict, charts: list[str]) -> str:
+def _latency_table(save: Path | None) -> list[str]:
+    """Medians of the newest pytest-benchmark save of the latency suite, ours vs granian 2.8.1."""
+    if save is None:
+        return ['No save of the latency suite yet (`hatch run bench:latency`).']
+    data = json.loads(save.read_text())
+    medians: dict[tuple[str, str], dict[str, float]] = {}
+    for bench in data.get('benchmarks', []):
+        info = bench.get('extra_info', {})
+        key = (info.get('interface', ''), info.get('scenario', ''))
+        medians.setdefault(key, {})[info.get('server', '')] = bench['stats']['median'] * 1e6
+    commit = (data.get('commit_info') or {}).get('id', '')[:10]
+    lines = [
+        (
+            f'From `results/latency/{save.parent.name}/{save.name}` (commit `{commit}`,'
+            f' {data.get("datetime", "")[:19]}): median time of one request on a keep-alive connection, requests'
+            ' sent one after another, so lower is better and a ratio below 1 means ours answers faster.'
+        ),
+        '',
+        '| interface | scenario | ours | granian 2.8.1 | ratio |',
+        '|---|---|---:|---:|---:|',
+    ]
+    order = list(SCENARIOS)
+    for (interface, scenario), servers in sorted(
+        medians.items(), key=lambda item: (list(INTERFACE_TITLES).index(item[0][0]), order.index(item[0][1]))
+    ):
+        ours, base = servers.get(OURS), servers.get(BASELINE)
+        ratio = f'{ours / base:.2f}x' if ours and base else '-'
+        lines.append(
+            f'| {INTERFACE_TITLES[interface]} | {SCENARIOS[scenario].title} | {ours or 0:.0f} us | {base or 0:.0f} us'
+            f' | {ratio} |'
+        )
+    return lines
+
+
+def latest_latency_save(directory: Path) -> Path | None:
+    """The newest save of the latency suite under `directory` (pytest-benchmark storage), if any."""
+    saves = sorted(directory.glob('*/*.json'), key=lambda path: path.name)
+    return saves[-1] if saves else None
+
+
+def render(results: dict, charts: list[str], latency: Path | None = None) -> str:
     """The generated Markdown for `results`; `charts` are PNG paths relative to benchmarks/."""
     report = Report(results)
     lines = ['## Results', '', *_header(results), '', '### Targets', '', *_summary(report), '']
@@ -244,15 +290,19 @@ def render(results: dict, charts: list[str]) -> str:
             if Path(chart).name.startswith(f'{interface}-'):
                 lines += [f'![{title} {Path(chart).stem}]({chart})', '']
     lines += ['### Memory', '', *_memory_table(results), '']
-    notes = results.get('notes') or []
-    if notes:
-        lines += ['### Notes from this run', '', *(f'- {note}' for note in notes), '']
+    lines += ['### Per-request latency (pytest-benchmark)', '', *_latency_table(latency), '']
+    counted: dict[str, int] = {}
+    for note in results.get('notes') or []:
+        counted[note] = counted.get(note, 0) + 1
+    if counted:
+        notes = [f'- {note}' + (f' ({count} times)' if count > 1 else '') for note, count in counted.items()]
+        lines += ['### Notes from this run', '', *notes, '']
     return '\n'.join(lines)
 
 
-def write_readme(template: Path, readme: Path, results: dict, charts: list[str]) -> None:
+def write_readme(template: Path, readme: Path, results: dict, charts: list[str], latency: Path | None) -> None:
     """README = the template with its results marker replaced by the generated results."""
     text = template.read_text()
     if RESULTS_MARKER not in text:
         raise ValueError(f'{template} has no results marker line: {RESULTS_MARKER}')
-    readme.write_text(text.replace(RESULTS_MARKER, render(results, charts).rstrip() + '\n'))
+    readme.write_text(text.replace(RESULTS_MARKER, render(results, charts, latency).rstrip() + '\n'))

@@ -40,6 +40,7 @@ class Runner:
         self.workspace = Workspace()
         self.started = time.monotonic()
         self.results: dict = {}
+        self.crashed: set[RunningServer] = set()
 
     # -- progress -------------------------------------------------------------------------------
 
@@ -142,7 +143,7 @@ class Runner:
                     scenario = SCENARIOS[name]
                     ready = []
                     for server in servers:
-                        if scenario.http2 and not server.spec.http2:
+                        if scenario.http2 and not server.spec.http2 or server in self.crashed:
                             continue
                         if (server.name, name) in failed:
                             continue
@@ -164,6 +165,8 @@ class Runner:
         plan = self.plan
         prepared = []
         for server in servers:
+            if server in self.crashed:
+                continue
             try:
                 run_counted(
                     self.workspace, scenario, server.port, plan.primer_connections, plan.primer_requests, timeout=30
@@ -176,10 +179,19 @@ class Runner:
         driver = DRIVERS[scenario.driver]
         for repeat in range(plan.repeats):
             for server in prepared:
+                if server in self.crashed:
+                    continue
                 try:
                     result = driver(self.workspace, scenario, server.port, concurrency, plan.seconds)
                 except LoadError as error:
-                    self.note(f'{server.name} ({interface}) {name} c{concurrency} run failed: {error}')
+                    if server.process is not None and server.process.poll() is not None:
+                        self.crashed.add(server)
+                        self.note(
+                            f'{server.name} ({interface}) crashed under load in {name} c{concurrency}'
+                            f' (exit code {server.process.returncode}): {server.log_excerpt()}'
+                        )
+                    else:
+                        self.note(f'{server.name} ({interface}) {name} c{concurrency} run failed: {error}')
                     continue
                 runs[server.name].append(result)
                 p99 = f'{result.p99_ms:.2f} ms' if result.p99_ms is not None else '-'
@@ -265,7 +277,6 @@ class Runner:
 def estimate(plan: Plan, interfaces: Iterable[str], specs: Iterable[ServerSpec]) -> dict[str, float]:
     """Estimated seconds of each part of a run (for `--list`); memory runs assume ~40k requests/s."""
     interfaces = tuple(interfaces)
-    runner_cells = 0.0
     parts = {'ours + granian 2.8.1': 0.0, 'memory': 0.0, 'peers': 0.0}
     for interface in interfaces:
         for spec in specs:
@@ -273,12 +284,12 @@ def estimate(plan: Plan, interfaces: Iterable[str], specs: Iterable[ServerSpec])
                 continue
             matrix = plan.pair_matrix if spec.name in (OURS, BASELINE) else plan.peer_matrix
             cells = sum(1 for names in matrix.values() for name in names if spec.http2 or not SCENARIOS[name].http2)
-            runner_cells = cells * plan.cell_seconds()
+            cost = cells * plan.cell_seconds()
             if spec.name in (OURS, BASELINE):
-                parts['ours + granian 2.8.1'] += runner_cells + START_COST / 2
+                parts['ours + granian 2.8.1'] += cost + START_COST / 2
                 requests = plan.memory_requests + plan.memory_warmup_requests * len(plan.memory_scenarios)
                 parts['memory'] += START_COST + requests / 40_000
             else:
-                parts['peers'] += runner_cells + START_COST
+                parts['peers'] += cost + START_COST
     parts['total'] = sum(parts.values())
     return parts

@@ -158,7 +158,7 @@ def answers(port: int, timeout: float = 2.0) -> bool:
         connection.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class RunningServer:
     """One server process (and its workers) serving one interface's app."""
 
@@ -221,6 +221,17 @@ class RunningServer:
         except OSError:
             return ''
         return ' | '.join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+    def log_excerpt(self) -> str:
+        """The line of the server's log that best explains a crash (a fatal error), else its last lines."""
+        try:
+            lines = [line.strip() for line in self.log_path.read_text(errors='replace').splitlines() if line.strip()]
+        except OSError:
+            return ''
+        for line in lines:
+            if line.startswith(('Fatal Python error', 'Segmentation fault', 'Traceback')):
+                return line[:300]
+        return ' | '.join(lines[-3:])[:300]
 
     def memory(self) -> dict[str, int]:
         """RSS in KiB: `worker`, `supervisor`, `supervisor_worker` (their sum), `group` (every process), `worker_peak`.
