@@ -71,8 +71,7 @@ pub fn connection_builder(mode: HttpMode, h1: &Http1Settings, h2: &Http2Settings
         .header_read_timeout(h1.header_read_timeout)
         .keep_alive(h1.keep_alive)
         .max_buf_size(h1.max_buffer_size)
-        .pipeline_flush(h1.pipeline_flush)
-        .writev(false);
+        .pipeline_flush(h1.pipeline_flush);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -287,30 +286,74 @@ pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
     match intent {
         ResponseIntent::Ready(response) => response,
         ResponseIntent::File { status, headers, path, range } => {
-            let file = match tokio::fs::File::open(&path).await {
-                Ok(file) => file,
-                Err(_) => return error_response(StatusCode::NOT_FOUND),
-            };
-            file_response(status, headers, file, range).await
+            let opened = tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(&path)?;
+                read_small_region(file, range)
+            })
+            .await;
+            match opened {
+                Ok(Ok(region)) => file_response(status, headers, region, range).await,
+                _ => error_response(StatusCode::NOT_FOUND),
+            }
         }
         ResponseIntent::OpenFile { status, headers, file, start } => {
-            file_response(status, headers, tokio::fs::File::from_std(file), Some((start, u64::MAX))).await
+            let range = Some((start, u64::MAX));
+            match tokio::task::spawn_blocking(move || read_small_region(file, range)).await {
+                Ok(Ok(region)) => file_response(status, headers, region, range).await,
+                _ => error_response(StatusCode::INTERNAL_SERVER_ERROR),
+            }
         }
+    }
+}
+
+/// File regions up to this size are read in one go (one trip to the blocking pool) and sent as a
+/// whole body; larger ones stream in chunks.
+const READ_WHOLE_UP_TO: u64 = 256 * 1024;
+
+/// A file region, already read when small.
+enum Region {
+    Read(Bytes),
+    Open(std::fs::File),
+}
+
+fn read_small_region(file: std::fs::File, range: Option<(u64, u64)>) -> std::io::Result<Region> {
+    use std::os::unix::fs::FileExt;
+    let size = file.metadata()?.len();
+    let (start, end) = clamp_range(range, size);
+    let length = end - start;
+    if length > READ_WHOLE_UP_TO {
+        return Ok(Region::Open(file));
+    }
+    let mut buffer = vec![0u8; length as usize];
+    file.read_exact_at(&mut buffer, start)?;
+    Ok(Region::Read(Bytes::from(buffer)))
+}
+
+fn clamp_range(range: Option<(u64, u64)>, size: u64) -> (u64, u64) {
+    match range {
+        Some((start, end)) => (start.min(size), end.min(size).max(start.min(size))),
+        None => (0, size),
     }
 }
 
 async fn file_response(
     status: StatusCode,
     mut headers: HeaderMap,
-    file: tokio::fs::File,
+    region: Region,
     range: Option<(u64, u64)>,
 ) -> Response<ResponseBody> {
-    match file_region(file, range).await {
-        Ok((reader, length)) => {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-            response(status, headers, ResponseBody::File { reader, remaining: length })
+    match region {
+        Region::Read(bytes) => {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            response(status, headers, ResponseBody::full(bytes))
         }
-        Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
+        Region::Open(file) => match file_region(tokio::fs::File::from_std(file), range).await {
+            Ok((reader, length)) => {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+                response(status, headers, ResponseBody::File { reader, remaining: length })
+            }
+            Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
+        },
     }
 }
 
@@ -319,10 +362,7 @@ async fn file_region(
     range: Option<(u64, u64)>,
 ) -> std::io::Result<(ReaderStream<tokio::io::Take<tokio::fs::File>>, u64)> {
     let size = file.metadata().await?.len();
-    let (start, end) = match range {
-        Some((start, end)) => (start.min(size), end.min(size)),
-        None => (0, size),
-    };
+    let (start, end) = clamp_range(range, size);
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start)).await?;
     }
@@ -395,6 +435,16 @@ mod tests {
             range: None,
         };
         assert_eq!(materialize(missing).await.status(), StatusCode::NOT_FOUND);
+        let small = ResponseIntent::File {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            path: path.clone(),
+            range: Some((3, 6)),
+        };
+        let sent = materialize(small).await;
+        assert_eq!(sent.headers()[CONTENT_LENGTH], "3");
+        let body = http_body_util::BodyExt::collect(sent.into_body()).await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"345");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

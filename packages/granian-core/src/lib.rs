@@ -11,6 +11,7 @@ mod dispatch;
 mod errors;
 mod http;
 mod net;
+mod pybytes;
 mod pyconfig;
 mod pyloop;
 mod pyworker;

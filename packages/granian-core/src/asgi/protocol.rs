@@ -101,12 +101,7 @@ fn unexpected(kind: &str, expected: &str) -> PyErr {
 }
 
 fn bytes_of(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
-    if let Ok(bytes) = value.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
-    }
-    value
-        .extract::<Vec<u8>>()
-        .map(Bytes::from)
+    crate::pybytes::to_bytes(value)
         .map_err(|_| PyValueError::new_err(format!("ASGI {what} must be bytes, not {}", value.get_type())))
 }
 

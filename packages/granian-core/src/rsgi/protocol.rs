@@ -157,14 +157,6 @@ fn status(code: u16) -> PyResult<StatusCode> {
     status_from_u16(code).ok_or_else(|| PyValueError::new_err(format!("{code} is not a valid HTTP status code")))
 }
 
-/// Bytes of a `bytes` object (or anything convertible to bytes).
-pub fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
-    if let Ok(bytes) = body.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
-    }
-    Ok(Bytes::from(body.extract::<Vec<u8>>()?))
-}
-
 #[pymethods]
 impl HttpProtocol {
     /// `await protocol()`: the whole request body as bytes.
@@ -230,7 +222,7 @@ impl HttpProtocol {
         body: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let body = match body {
-            Some(body) => body_bytes(body)?,
+            Some(body) => crate::pybytes::to_bytes(body)?,
             None => Bytes::new(),
         };
         self.respond_full(py, status, headers, body)
@@ -335,7 +327,7 @@ impl StreamTransport {
 #[pymethods]
 impl StreamTransport {
     fn send_bytes(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.send(py, body_bytes(data)?)
+        self.send(py, crate::pybytes::to_bytes(data)?)
     }
 
     fn send_str(&self, py: Python<'_>, data: &Bound<'_, PyString>) -> PyResult<Py<PyAny>> {

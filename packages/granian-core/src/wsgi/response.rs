@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::blocking::Deliveries;
@@ -58,14 +58,10 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
 }
 
 fn chunk_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
-    if let Ok(bytes) = item.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
-    }
     if item.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err("WSGI response chunks must be bytes, not str"));
     }
-    item.extract::<Vec<u8>>()
-        .map(Bytes::from)
+    crate::pybytes::to_bytes(item)
         .map_err(|_| PyTypeError::new_err(format!("WSGI response chunks must be bytes, not {}", item.get_type())))
 }
 
