@@ -7,19 +7,12 @@ import os
 import httpx
 import pytest
 
-BODY_SIZES = {'0B': 0, '1KiB': 1024, '10MiB': 10 * 1024 * 1024}
+from tests_support.bodies import BODY_SIZES, check_echo
 
 
 @pytest.fixture(scope='module', params=list(BODY_SIZES), ids=list(BODY_SIZES))
 def body(request: pytest.FixtureRequest) -> bytes:
     return os.urandom(BODY_SIZES[request.param])
-
-
-def check_echo(response: httpx.Response, body: bytes) -> None:
-    assert response.status_code == 200, response.text[:200]
-    # Compare lengths first so a mismatch reports sizes instead of megabytes of bytes.
-    assert len(response.content) == len(body)
-    assert response.content == body
 
 
 @pytest.mark.parametrize('route', ['/echo', '/stream-echo'], ids=['whole-body', 'streamed'])
