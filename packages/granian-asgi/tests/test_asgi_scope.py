@@ -7,22 +7,16 @@ import json
 import httpx
 import pytest
 
+from tests_support.described import fetch_description
 from tests_support.rawhttp import connect, exchange, get_request, read_response
 
 REQUEST_HEADERS = [('X-Test', 'value-1'), ('X-Multi', 'a'), ('X-Multi', 'b')]
 
 
-def fetch_scope(client: httpx.Client, url: str, method: str = 'GET', **kwargs) -> dict:
-    """Return the app's description of the scope of one request: {'scope': ..., 'types': ..., ...}."""
-    response = client.request(method, url, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 @pytest.fixture(scope='module')
 def described(asgi_server, http_client: httpx.Client) -> dict:
     """The description of one GET /scope?a=1 request carrying x-test and two x-multi headers."""
-    return fetch_scope(http_client, asgi_server.url('/scope?a=1'), headers=REQUEST_HEADERS)
+    return fetch_description(http_client, asgi_server.url('/scope?a=1'), headers=REQUEST_HEADERS)
 
 
 def test_scope_fixed_keys(described: dict, http_version: str):
@@ -93,8 +87,8 @@ def test_scope_extensions_advertise_pathsend_only(described: dict):
 
 def test_scope_state_is_a_copy_of_the_lifespan_state(asgi_server, http_client: httpx.Client):
     # /scope adds 'leaked_from_request' to its scope['state'] after answering; the next request must not see it.
-    first = fetch_scope(http_client, asgi_server.url('/scope/first'))
-    second = fetch_scope(http_client, asgi_server.url('/scope/second'))
+    first = fetch_description(http_client, asgi_server.url('/scope/first'))
+    second = fetch_description(http_client, asgi_server.url('/scope/second'))
     for described in (first, second):
         state = described['scope']['state']
         assert state.get('x') == 'from-startup', f'lifespan state missing from the request scope: {state}'
@@ -111,17 +105,17 @@ def test_http10_request_has_http_version_1_0(asgi_server):
 
 @pytest.mark.parametrize('method', ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 def test_scope_method(asgi_server, http_client: httpx.Client, method: str):
-    assert fetch_scope(http_client, asgi_server.url('/scope'), method=method)['scope']['method'] == method
+    assert fetch_description(http_client, asgi_server.url('/scope'), method=method)['scope']['method'] == method
 
 
 def test_scope_path_is_percent_decoded_and_raw_path_is_not(asgi_server, http_client: httpx.Client):
-    scope = fetch_scope(http_client, asgi_server.url('/scope/a%20b'))['scope']
+    scope = fetch_description(http_client, asgi_server.url('/scope/a%20b'))['scope']
     assert scope['path'] == '/scope/a b'
     assert scope['raw_path'] == '/scope/a%20b'
 
 
 def test_scope_path_decodes_utf8_and_query_string_stays_raw(asgi_server, http_client: httpx.Client):
-    described = fetch_scope(http_client, asgi_server.url('/scope/caf%C3%A9?q=caf%C3%A9&b=%20x&c'))
+    described = fetch_description(http_client, asgi_server.url('/scope/caf%C3%A9?q=caf%C3%A9&b=%20x&c'))
     scope = described['scope']
     # The app serializes str as-is and bytes as latin-1, so 'café' in path is real text, raw_path keeps the escapes.
     assert scope['path'] == '/scope/café'
@@ -130,5 +124,5 @@ def test_scope_path_decodes_utf8_and_query_string_stays_raw(asgi_server, http_cl
 
 
 def test_scope_raw_path_excludes_query_string(asgi_server, http_client: httpx.Client):
-    scope = fetch_scope(http_client, asgi_server.url('/scope/x?y=1'))['scope']
+    scope = fetch_description(http_client, asgi_server.url('/scope/x?y=1'))['scope']
     assert scope['raw_path'] == '/scope/x'

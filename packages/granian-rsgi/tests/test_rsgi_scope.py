@@ -7,21 +7,16 @@ import json
 import httpx
 import pytest
 
+from tests_support.described import fetch_description
 from tests_support.rawhttp import connect, get_request, read_response
 
 REQUEST_HEADERS = [('x-test', 'value-1'), ('x-multi', 'a'), ('x-multi', 'b')]
 
 
-def fetch_scope(client: httpx.Client, url: str, method: str = 'GET', **kwargs) -> dict:
-    response = client.request(method, url, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 @pytest.fixture(scope='module')
 def scope_with_headers(rsgi_server, http_client: httpx.Client) -> dict:
     """The scope of one GET /scope request carrying x-test and two x-multi headers."""
-    return fetch_scope(http_client, rsgi_server.url('/scope'), headers=REQUEST_HEADERS)
+    return fetch_description(http_client, rsgi_server.url('/scope'), headers=REQUEST_HEADERS)
 
 
 def test_scope_fixed_attributes(scope_with_headers: dict, http_version: str):
@@ -119,10 +114,10 @@ def test_headers_iteration_and_len(scope_with_headers: dict):
 
 @pytest.mark.parametrize('method', ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 def test_scope_method(rsgi_server, http_client: httpx.Client, method: str):
-    assert fetch_scope(http_client, rsgi_server.url('/scope'), method=method)['method'] == method
+    assert fetch_description(http_client, rsgi_server.url('/scope'), method=method)['method'] == method
 
 
 def test_scope_path_is_percent_decoded_and_query_string_raw(rsgi_server, http_client: httpx.Client):
-    scope = fetch_scope(http_client, rsgi_server.url('/scope/caf%C3%A9%20x?a=1&b=%20x&c'))
+    scope = fetch_description(http_client, rsgi_server.url('/scope/caf%C3%A9%20x?a=1&b=%20x&c'))
     assert scope['path'] == '/scope/café x'
     assert scope['query_string'] == 'a=1&b=%20x&c'

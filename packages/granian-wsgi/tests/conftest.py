@@ -26,11 +26,21 @@ def wsgi_apps_dir() -> Path:
 
 
 @pytest.fixture(scope='module')
-def wsgi_server(server_factory, wsgi_apps_dir: Path) -> RunningServer:
+def start_wsgi_app(server_factory, wsgi_apps_dir: Path) -> Callable[..., RunningServer]:
+    """`start_wsgi_app(*extra_args, env=...)` serves `wsgi_app:app` with `--interface wsgi` for a module."""
+
+    def start(*extra_args: str, env: dict[str, str] | None = None) -> RunningServer:
+        return server_factory(
+            'wsgi_app:app', working_dir=wsgi_apps_dir, interface='wsgi', extra_args=list(extra_args), env=env
+        )
+
+    return start
+
+
+@pytest.fixture(scope='module')
+def wsgi_server(start_wsgi_app) -> RunningServer:
     """One worker with 4 blocking threads serving `wsgi_app:app` (`--interface wsgi`), shared by a module's tests."""
-    return server_factory(
-        'wsgi_app:app', working_dir=wsgi_apps_dir, interface='wsgi', extra_args=['--blocking-threads', '4']
-    )
+    return start_wsgi_app('--blocking-threads', '4')
 
 
 @pytest.fixture(scope='session')

@@ -9,20 +9,13 @@ import pytest
 
 
 @pytest.fixture(scope='module')
-def idle_timeout_server(server_factory, wsgi_apps_dir: Path):
-    return server_factory(
-        'wsgi_app:app',
-        working_dir=wsgi_apps_dir,
-        interface='wsgi',
-        extra_args=['--blocking-threads', '2', '--blocking-threads-idle-timeout', '30'],
-    )
+def idle_timeout_server(start_wsgi_app):
+    return start_wsgi_app('--blocking-threads', '2', '--blocking-threads-idle-timeout', '30')
 
 
 @pytest.fixture(scope='module')
-def env_configured_server(server_factory, wsgi_apps_dir: Path):
-    return server_factory(
-        'wsgi_app:app', working_dir=wsgi_apps_dir, interface='wsgi', env={'GRANIAN_BLOCKING_THREADS': '1'}
-    )
+def env_configured_server(start_wsgi_app):
+    return start_wsgi_app(env={'GRANIAN_BLOCKING_THREADS': '1'})
 
 
 def test_blocking_threads_idle_timeout_is_accepted(idle_timeout_server, http_client: httpx.Client):

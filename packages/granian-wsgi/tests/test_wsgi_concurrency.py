@@ -29,20 +29,13 @@ SHORT_REQUEST_LIMIT = 2.0
 
 
 @pytest.fixture(scope='module')
-def bounded_server(server_factory, wsgi_apps_dir: Path):
-    return server_factory(
-        'wsgi_app:app',
-        working_dir=wsgi_apps_dir,
-        interface='wsgi',
-        extra_args=['--blocking-threads', '2', '--backpressure', '2'],
-    )
+def bounded_server(start_wsgi_app):
+    return start_wsgi_app('--blocking-threads', '2', '--backpressure', '2')
 
 
 @pytest.fixture(scope='module')
-def wide_server(server_factory, wsgi_apps_dir: Path):
-    return server_factory(
-        'wsgi_app:app', working_dir=wsgi_apps_dir, interface='wsgi', extra_args=['--blocking-threads', '8']
-    )
+def wide_server(start_wsgi_app):
+    return start_wsgi_app('--blocking-threads', '8')
 
 
 def read_slowly(port: int, path: str) -> bytes:

@@ -3,45 +3,31 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests_support.described import fetch_description
 from tests_support.rawhttp import connect, exchange, get_request, read_response
 
 REQUEST_HEADERS = [('X-Custom', 'custom-value'), ('X-Multi', 'a'), ('X-Multi', 'b')]
 SERVER_PROTOCOLS = {'1.1': 'HTTP/1.1', '2': 'HTTP/2'}
 
 
-def fetch_environ(client: httpx.Client, url: str, method: str = 'GET', **kwargs) -> dict:
-    """Return the app's description of one request's environ: {'environ': ..., 'types': ..., 'checks': ...}."""
-    response = client.request(method, url, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 @pytest.fixture(scope='module')
 def described(wsgi_server, http_client: httpx.Client) -> dict:
     """The description of one GET /environ?a=1&b=%20x carrying X-Custom and two X-Multi headers."""
-    return fetch_environ(http_client, wsgi_server.url('/environ?a=1&b=%20x'), headers=REQUEST_HEADERS)
+    return fetch_description(http_client, wsgi_server.url('/environ?a=1&b=%20x'), headers=REQUEST_HEADERS)
 
 
 @pytest.fixture(scope='module')
-def prefixed_server(server_factory, wsgi_apps_dir: Path):
-    return server_factory(
-        'wsgi_app:app', working_dir=wsgi_apps_dir, interface='wsgi', extra_args=['--url-path-prefix', '/api']
-    )
+def prefixed_server(start_wsgi_app):
+    return start_wsgi_app('--url-path-prefix', '/api')
 
 
 @pytest.fixture(scope='module')
-def single_thread_two_workers(server_factory, wsgi_apps_dir: Path):
-    return server_factory(
-        'wsgi_app:app',
-        working_dir=wsgi_apps_dir,
-        interface='wsgi',
-        extra_args=['--blocking-threads', '1', '--workers', '2'],
-    )
+def single_thread_two_workers(start_wsgi_app):
+    return start_wsgi_app('--blocking-threads', '1', '--workers', '2')
 
 
 def test_environ_is_a_dict_of_str_cgi_values(described: dict):
@@ -90,7 +76,7 @@ def test_http_headers(described: dict, wsgi_server):
 
 def test_multiple_cookie_headers_are_joined_with_semicolons(wsgi_server, http_client: httpx.Client):
     headers = [('Cookie', 'a=1'), ('Cookie', 'b=2')]
-    environ = fetch_environ(http_client, wsgi_server.url('/environ'), headers=headers)['environ']
+    environ = fetch_description(http_client, wsgi_server.url('/environ'), headers=headers)['environ']
     assert environ['HTTP_COOKIE'] == 'a=1; b=2'
 
 
@@ -103,7 +89,7 @@ def test_no_content_headers_without_a_body(described: dict):
 
 
 def test_content_type_and_length(wsgi_server, http_client: httpx.Client):
-    described = fetch_environ(
+    described = fetch_description(
         http_client,
         wsgi_server.url('/environ'),
         method='POST',
@@ -146,30 +132,33 @@ def test_several_blocking_threads_make_multithread_true(described: dict):
 
 
 def test_one_blocking_thread_and_two_workers(single_thread_two_workers, http_client: httpx.Client):
-    environ = fetch_environ(http_client, single_thread_two_workers.url('/environ'))['environ']
+    environ = fetch_description(http_client, single_thread_two_workers.url('/environ'))['environ']
     assert environ['wsgi.multithread'] is False, 'with --blocking-threads 1 the app is never called concurrently'
     assert environ['wsgi.multiprocess'] is True, 'with --workers 2 the app runs in two processes'
 
 
 @pytest.mark.parametrize('method', ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 def test_request_method(wsgi_server, http_client: httpx.Client, method: str):
-    assert fetch_environ(http_client, wsgi_server.url('/environ'), method=method)['environ']['REQUEST_METHOD'] == method
+    assert (
+        fetch_description(http_client, wsgi_server.url('/environ'), method=method)['environ']['REQUEST_METHOD']
+        == method
+    )
 
 
 def test_query_string_without_a_query(wsgi_server, http_client: httpx.Client):
-    environ = fetch_environ(http_client, wsgi_server.url('/environ'))['environ']
+    environ = fetch_description(http_client, wsgi_server.url('/environ'))['environ']
     assert environ.get('QUERY_STRING', '') == ''
 
 
 def test_path_info_is_percent_decoded(wsgi_server, http_client: httpx.Client):
-    environ = fetch_environ(http_client, wsgi_server.url('/environ/a%20b?q=a%20b'))['environ']
+    environ = fetch_description(http_client, wsgi_server.url('/environ/a%20b?q=a%20b'))['environ']
     assert environ['PATH_INFO'] == '/environ/a b'
     assert environ['QUERY_STRING'] == 'q=a%20b'
 
 
 def test_path_info_is_latin1_decoded_bytes(wsgi_server, http_client: httpx.Client):
     # PEP 3333: the decoded path bytes (UTF-8 'café' here) arrive as a latin-1 str, one char per byte.
-    environ = fetch_environ(http_client, wsgi_server.url('/environ/caf%C3%A9'))['environ']
+    environ = fetch_description(http_client, wsgi_server.url('/environ/caf%C3%A9'))['environ']
     assert environ['PATH_INFO'] == '/environ/' + 'café'.encode().decode('latin-1')
 
 
@@ -184,12 +173,12 @@ def test_http10_request(wsgi_server):
 
 
 def test_url_path_prefix_becomes_script_name(prefixed_server, http_client: httpx.Client):
-    environ = fetch_environ(http_client, prefixed_server.url('/api/environ/x?y=1'))['environ']
+    environ = fetch_description(http_client, prefixed_server.url('/api/environ/x?y=1'))['environ']
     assert environ['SCRIPT_NAME'] == '/api'
     assert environ['PATH_INFO'] == '/environ/x'
     assert environ['QUERY_STRING'] == 'y=1'
 
 
 def test_url_path_prefix_leaves_other_paths_alone(prefixed_server, http_client: httpx.Client):
-    environ = fetch_environ(http_client, prefixed_server.url('/environ/x'))['environ']
+    environ = fetch_description(http_client, prefixed_server.url('/environ/x'))['environ']
     assert environ['PATH_INFO'] == '/environ/x', 'a path outside the prefix keeps its PATH_INFO'

@@ -13,16 +13,7 @@ import random
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
-
-def _read_body(environ) -> bytes:
-    # The validator's input wrapper insists on read(size): read() with no argument is not checked.
-    stream = environ['wsgi.input']
-    chunks = []
-    while True:
-        chunk = stream.read(65536)
-        if not chunk:
-            return b''.join(chunks)
-        chunks.append(chunk)
+from wsgi_app import read_all
 
 
 def _plain(start_response, body: bytes, content_type: str = 'text/plain'):
@@ -39,7 +30,7 @@ def _unchecked_app(environ, start_response):
     path = environ['PATH_INFO']
     params = {key: values[-1] for key, values in parse_qs(environ.get('QUERY_STRING', '')).items()}
     if path == '/digest':
-        return _digest(start_response, _read_body(environ))
+        return _digest(start_response, read_all(environ))
     if path == '/lines':
         # Line-oriented reads through the validator's wrapper: readline(), iteration, readlines().
         stream = environ['wsgi.input']
@@ -65,7 +56,7 @@ def _unchecked_app(environ, start_response):
         data = random.Random(int(params.get('seed', '0'))).randbytes(int(params.get('size', '100000')))
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         return environ['wsgi.file_wrapper'](io.BytesIO(data), 8192)
-    _read_body(environ)
+    read_all(environ)
     return _plain(start_response, b'hello from the validated app')
 
 
