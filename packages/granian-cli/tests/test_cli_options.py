@@ -1,78 +1,50 @@
-"""Option parsing of the granian command; the server class is replaced by a recorder of its arguments."""
+"""The `granian` command and `python -m granian.wsgi`, derived from the option registry.
+
+The server class is replaced by a recorder that still runs `Granian(...)`'s validation on what it receives,
+so every value the command lines accept is proven acceptable to the API too.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.machinery
 import importlib.util
-import inspect
 import json
 import os
+import subprocess
 import sys
 import types
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
 
 from granian import cli as cli_module
 from granian.errors import ConfigurationError, FatalError
-from granian.http import HTTP1Settings, HTTP2Settings
-from granian.server import Server
+from granian.options import GROUPS, OPTIONS, Option, OptionError, check_kwargs, options_for
+from granian.options.runner import build_parser, parse_command_line
+from tests_support.options import invalid_texts, sample_text, valid_texts
 
-ALL_OPTIONS = [
-    '--host',
-    '--port',
-    '--interface',
-    '--http',
-    '--workers',
-    '--runtime-threads',
-    '--runtime-mode',
-    '--loop',
-    '--backlog',
-    '--backpressure',
-    '--http1-buffer-size',
-    '--http1-header-read-timeout',
-    '--http1-keep-alive',
-    '--no-http1-keep-alive',
-    '--http1-pipeline-flush',
-    '--no-http1-pipeline-flush',
-    '--http2-adaptive-window',
-    '--no-http2-adaptive-window',
-    '--http2-initial-connection-window-size',
-    '--http2-initial-stream-window-size',
-    '--http2-keep-alive-interval',
-    '--http2-keep-alive-timeout',
-    '--http2-max-concurrent-streams',
-    '--http2-max-frame-size',
-    '--http2-max-headers-size',
-    '--http2-max-send-buffer-size',
-    '--log',
-    '--no-log',
-    '--log-level',
-    '--log-config',
-    '--factory',
-    '--no-factory',
-    '--working-dir',
-    '--version',
-]
+VALUE_OPTIONS = [option for option in OPTIONS if not option.kind.is_flag]
+FLAG_OPTIONS = [option for option in OPTIONS if option.kind.is_flag]
+WSGI_OPTIONS = options_for('wsgi', exclude=('interface',))
 
-# The CLI must pass every argument granian.server.Server takes.
-SERVER_KWARGS = set(inspect.signature(Server.__init__).parameters) - {'self'}
+
+def _ids(option: Option) -> str:
+    return option.name
 
 
 class RecordingServer:
-    """Stands in for granian.server.Server: records constructor arguments and whether serve() ran."""
+    """Stands in for granian.server.Server: validates like it, records the options, and whether serve() ran."""
 
-    calls: ClassVar[list[dict]] = []
+    calls: ClassVar[list[dict[str, Any]]] = []
     serve_error: ClassVar[Exception | None] = None
 
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-        RecordingServer.calls.append(kwargs)
+    def __init__(self, target: str, **kwargs: Any) -> None:
+        values = check_kwargs(kwargs)
+        RecordingServer.calls.append({'target': target, **values})
 
-    def serve(self):
+    def serve(self) -> None:
         if RecordingServer.serve_error is not None:
             raise RecordingServer.serve_error
 
@@ -120,19 +92,59 @@ def run(fake_server, missing_packages, monkeypatch):
     return invoke
 
 
-def test_help_lists_every_option(run):
+def _recorded(fake_server) -> dict[str, Any]:
+    (values,) = fake_server.calls
+    return values
+
+
+# --help
+
+
+def test_help_lists_every_option_with_its_default_and_variable(run):
     result = run('--help')
     assert result.exit_code == 0, result.output
     assert 'Usage: granian [OPTIONS] APP' in result.output
-    for option in ALL_OPTIONS:
-        assert option in result.output, option
-    assert 'GRANIAN_LOG_ENABLED' in result.output
+    text = ' '.join(result.output.split())
+    for option in OPTIONS:
+        for switch in option.switches:
+            assert switch in text, switch
+        assert option.env in text.replace(' ', ''), option.env
+    for option in VALUE_OPTIONS:
+        assert f'default: {option.default_display()}' in text or f'default: ({option.default_display()})' in text
+
+
+def test_help_groups_options_by_concern(run):
+    output = run('--help').output
+    positions = [output.index(f'\n{title}:\n') for title in GROUPS.values()]
+    assert positions == sorted(positions)
+    for option in OPTIONS:
+        section_start = output.index(f'\n{GROUPS[option.group]}:\n')
+        section_end = output.index('\n\n', section_start + 1)
+        assert option.switches[0] in output[section_start:section_end], option.name
 
 
 def test_every_option_has_help_text():
     for param in cli_module.cli.params:
         if param.param_type_name == 'option':
             assert param.help, param.name
+
+
+def test_help_imports_no_server_machinery():
+    code = (
+        'import sys\n'
+        'from granian.cli import cli\n'
+        'try:\n'
+        "    cli(['--help'])\n"
+        'except SystemExit:\n'
+        '    pass\n'
+        "heavy = sorted(name for name in sys.modules if name.startswith(('granian.server', 'granian._core', "
+        "'granian.asgi', 'granian.rsgi', 'granian.wsgi', 'granian._loops', 'multiprocessing', 'asyncio')))\n"
+        'print(heavy, file=sys.stderr)\n'
+    )
+    result = subprocess.run([sys.executable, '-c', code], check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == '[]'
+    assert '--http2-max-frame-size' in result.stdout
 
 
 def test_version(run):
@@ -148,42 +160,6 @@ def test_version_is_not_read_from_the_environment(run, fake_server):
     assert len(fake_server.calls) == 1
 
 
-@pytest.mark.parametrize(
-    ('args', 'option'),
-    [
-        (['--workers', '0'], '--workers'),
-        (['--port', 'abc'], '--port'),
-        (['--port', '70000'], '--port'),
-        (['--http', '3'], '--http'),
-        (['--backlog', '10'], '--backlog'),
-        (['--backpressure', '0'], '--backpressure'),
-        (['--interface', 'cgi'], '--interface'),
-        (['--runtime-threads', '0'], '--runtime-threads'),
-        (['--runtime-mode', 'fast'], '--runtime-mode'),
-        (['--loop', 'nope'], '--loop'),
-        (['--http1-buffer-size', '1024'], '--http1-buffer-size'),
-        (['--http1-header-read-timeout', '0'], '--http1-header-read-timeout'),
-        (['--http1-header-read-timeout', '60001'], '--http1-header-read-timeout'),
-        (['--http2-initial-connection-window-size', '100'], '--http2-initial-connection-window-size'),
-        (['--http2-initial-stream-window-size', '100'], '--http2-initial-stream-window-size'),
-        (['--http2-keep-alive-interval', '0'], '--http2-keep-alive-interval'),
-        (['--http2-keep-alive-timeout', '0'], '--http2-keep-alive-timeout'),
-        (['--http2-keep-alive-timeout', '5 minutes'], '--http2-keep-alive-timeout'),
-        (['--http2-max-concurrent-streams', '9'], '--http2-max-concurrent-streams'),
-        (['--http2-max-frame-size', '100'], '--http2-max-frame-size'),
-        (['--http2-max-headers-size', '0'], '--http2-max-headers-size'),
-        (['--http2-max-send-buffer-size', '100'], '--http2-max-send-buffer-size'),
-        (['--log-level', 'loud'], '--log-level'),
-        (['--working-dir', '/nonexistent/granian-test-dir'], '--working-dir'),
-    ],
-)
-def test_bad_value_exits_2_naming_the_option(run, fake_server, args, option):
-    result = run(*args, 'app:app')
-    assert result.exit_code == 2, result.output
-    assert option in result.output
-    assert fake_server.calls == []
-
-
 def test_app_is_required(run, fake_server):
     result = run()
     assert result.exit_code == 2
@@ -191,153 +167,90 @@ def test_app_is_required(run, fake_server):
     assert fake_server.calls == []
 
 
-def _field_defaults(settings):
-    return {field.name: field.default for field in dataclasses.fields(settings)}
+# Values
 
 
-def test_defaults_passed_to_server(run, fake_server):
+def test_defaults_are_the_registry_defaults(run, fake_server):
     result = run('app:app')
     assert result.exit_code == 0, result.output
-    (kwargs,) = fake_server.calls
-    assert set(kwargs) == SERVER_KWARGS
-    assert kwargs == {
-        'target': 'app:app',
-        'address': '127.0.0.1',
-        'port': 8000,
-        'interface': 'rsgi',
-        'workers': 1,
-        'runtime_threads': 1,
-        'runtime_mode': 'auto',
-        'loop': 'auto',
-        'http': 'auto',
-        'backlog': 1024,
-        'backpressure': None,
-        'http1_settings': HTTP1Settings(),
-        'http2_settings': HTTP2Settings(),
-        'log_enabled': True,
-        'log_level': 'info',
-        'log_dictconfig': None,
-        'factory': False,
-        'working_dir': None,
-        'url_path_prefix': None,
-        'blocking_threads': None,
-        'blocking_threads_idle_timeout': 30,
-    }
-    assert dataclasses.asdict(kwargs['http1_settings']) == _field_defaults(HTTP1Settings)
-    assert dataclasses.asdict(kwargs['http2_settings']) == _field_defaults(HTTP2Settings)
+    values = _recorded(fake_server)
+    assert values == {'target': 'app:app', **{option.name: option.default for option in OPTIONS}}
 
 
-def test_option_defaults_come_from_the_settings_dataclasses():
-    params = {param.name: param for param in cli_module.cli.params}
-    http1 = _field_defaults(HTTP1Settings)
-    http2 = _field_defaults(HTTP2Settings)
-    assert params['http1_buffer_size'].default == http1['max_buffer_size']
-    assert params['http1_header_read_timeout'].default == http1['header_read_timeout']
-    assert params['http1_keep_alive'].default == http1['keep_alive']
-    assert params['http1_pipeline_flush'].default == http1['pipeline_flush']
-    for name, default in http2.items():
-        assert params[f'http2_{name}'].default == default, name
-
-
-@pytest.mark.parametrize(
-    ('env', 'check'),
-    [
-        ({'GRANIAN_HOST': '0.0.0.0'}, lambda kw: kw['address'] == '0.0.0.0'),
-        ({'GRANIAN_PORT': '9001'}, lambda kw: kw['port'] == 9001),
-        ({'GRANIAN_INTERFACE': 'asgi'}, lambda kw: kw['interface'] == 'asgi'),
-        ({'GRANIAN_HTTP': '2'}, lambda kw: kw['http'] == '2'),
-        ({'GRANIAN_WORKERS': '3'}, lambda kw: kw['workers'] == 3),
-        ({'GRANIAN_RUNTIME_THREADS': '4'}, lambda kw: kw['runtime_threads'] == 4),
-        ({'GRANIAN_RUNTIME_MODE': 'st'}, lambda kw: kw['runtime_mode'] == 'st'),
-        ({'GRANIAN_LOOP': 'asyncio'}, lambda kw: kw['loop'] == 'asyncio'),
-        ({'GRANIAN_BACKLOG': '2048'}, lambda kw: kw['backlog'] == 2048),
-        ({'GRANIAN_BACKPRESSURE': '16'}, lambda kw: kw['backpressure'] == 16),
-        ({'GRANIAN_HTTP1_BUFFER_SIZE': '65536'}, lambda kw: kw['http1_settings'].max_buffer_size == 65536),
-        ({'GRANIAN_HTTP1_HEADER_READ_TIMEOUT': '500'}, lambda kw: kw['http1_settings'].header_read_timeout == 500),
-        ({'GRANIAN_HTTP1_KEEP_ALIVE': 'false'}, lambda kw: kw['http1_settings'].keep_alive is False),
-        ({'GRANIAN_HTTP1_PIPELINE_FLUSH': 'true'}, lambda kw: kw['http1_settings'].pipeline_flush is True),
-        ({'GRANIAN_HTTP2_ADAPTIVE_WINDOW': '1'}, lambda kw: kw['http2_settings'].adaptive_window is True),
-        (
-            {'GRANIAN_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE': '2048'},
-            lambda kw: kw['http2_settings'].initial_connection_window_size == 2048,
-        ),
-        (
-            {'GRANIAN_HTTP2_INITIAL_STREAM_WINDOW_SIZE': '4096'},
-            lambda kw: kw['http2_settings'].initial_stream_window_size == 4096,
-        ),
-        ({'GRANIAN_HTTP2_KEEP_ALIVE_INTERVAL': '1500'}, lambda kw: kw['http2_settings'].keep_alive_interval == 1500),
-        ({'GRANIAN_HTTP2_KEEP_ALIVE_TIMEOUT': '1m30s'}, lambda kw: kw['http2_settings'].keep_alive_timeout == 90),
-        (
-            {'GRANIAN_HTTP2_MAX_CONCURRENT_STREAMS': '50'},
-            lambda kw: kw['http2_settings'].max_concurrent_streams == 50,
-        ),
-        ({'GRANIAN_HTTP2_MAX_FRAME_SIZE': '32768'}, lambda kw: kw['http2_settings'].max_frame_size == 32768),
-        ({'GRANIAN_HTTP2_MAX_HEADERS_SIZE': '8192'}, lambda kw: kw['http2_settings'].max_headers_size == 8192),
-        (
-            {'GRANIAN_HTTP2_MAX_SEND_BUFFER_SIZE': '2048'},
-            lambda kw: kw['http2_settings'].max_send_buffer_size == 2048,
-        ),
-        ({'GRANIAN_LOG_ENABLED': 'false'}, lambda kw: kw['log_enabled'] is False),
-        ({'GRANIAN_LOG_LEVEL': 'debug'}, lambda kw: kw['log_level'] == 'debug'),
-        ({'GRANIAN_FACTORY': 'true'}, lambda kw: kw['factory'] is True),
-    ],
-    ids=lambda value: next(iter(value)) if isinstance(value, dict) else '',
-)
-def test_environment_variable_sets_option(run, fake_server, env, check):
-    result = run('app:app', env=env)
+@pytest.mark.parametrize('option', OPTIONS, ids=_ids)
+def test_environment_variable_sets_option(run, fake_server, option):
+    text = sample_text(option)
+    result = run('app:app', env={option.env: text})
     assert result.exit_code == 0, result.output
-    (kwargs,) = fake_server.calls
-    assert check(kwargs), kwargs
+    assert _recorded(fake_server)[option.name] == option.parse(text)
 
 
-def test_working_dir_from_environment(run, fake_server, tmp_path):
-    result = run('app:app', env={'GRANIAN_WORKING_DIR': str(tmp_path)})
-    assert result.exit_code == 0, result.output
-    assert fake_server.calls[0]['working_dir'] == tmp_path
+@pytest.mark.parametrize('option', VALUE_OPTIONS, ids=_ids)
+def test_flag_sets_option(run, fake_server, option):
+    for text in valid_texts(option):
+        fake_server.calls.clear()
+        result = run(option.flags[0], text, 'app:app')
+        assert result.exit_code == 0, result.output
+        assert _recorded(fake_server)[option.name] == option.parse(text)
 
 
-def test_bad_environment_value_exits_2(run, fake_server):
-    result = run('app:app', env={'GRANIAN_WORKERS': '0'})
-    assert result.exit_code == 2
-    assert '--workers' in result.output
-    assert fake_server.calls == []
+@pytest.mark.parametrize('option', FLAG_OPTIONS, ids=_ids)
+def test_on_off_flags(run, fake_server, option):
+    positive, negative = option.switches
+    for switch, expected in ((positive, True), (negative, False)):
+        fake_server.calls.clear()
+        result = run(switch, 'app:app', env={option.env: str(not expected)})
+        assert result.exit_code == 0, result.output
+        assert _recorded(fake_server)[option.name] is expected
 
 
 def test_command_line_beats_environment(run, fake_server):
     result = run('--workers', '2', 'app:app', env={'GRANIAN_WORKERS': '5'})
     assert result.exit_code == 0, result.output
-    assert fake_server.calls[0]['workers'] == 2
+    assert _recorded(fake_server)['workers'] == 2
 
 
-def test_flags_and_values_on_the_command_line(run, fake_server, tmp_path):
-    result = run(
-        '--host=0.0.0.0',
-        '--port=0',
-        '--interface=wsgi',
-        '--http=1',
-        '--no-http1-keep-alive',
-        '--http1-pipeline-flush',
-        '--http2-adaptive-window',
-        '--http2-keep-alive-timeout=2h',
-        '--no-log',
-        '--log-level=WARNING',
-        '--factory',
-        f'--working-dir={tmp_path}',
-        'pkg.module:create_app',
-    )
-    assert result.exit_code == 0, result.output
-    (kwargs,) = fake_server.calls
-    assert kwargs['target'] == 'pkg.module:create_app'
-    assert kwargs['address'] == '0.0.0.0'
-    assert kwargs['port'] == 0
-    assert kwargs['interface'] == 'wsgi'
-    assert kwargs['http'] == '1'
-    assert kwargs['http1_settings'] == HTTP1Settings(keep_alive=False, pipeline_flush=True)
-    assert kwargs['http2_settings'] == HTTP2Settings(adaptive_window=True, keep_alive_timeout=7200)
-    assert kwargs['log_enabled'] is False
-    assert kwargs['log_level'] == 'warning'
-    assert kwargs['factory'] is True
-    assert kwargs['working_dir'] == tmp_path
+@pytest.mark.parametrize('option', VALUE_OPTIONS, ids=_ids)
+def test_invalid_values_are_refused_with_the_registry_message(run, fake_server, option):
+    for text in invalid_texts(option):
+        with pytest.raises(OptionError) as excinfo:
+            option.parse(text)
+        expected = f'Error: {excinfo.value}\n'
+        results = [run(option.flags[0], text, 'app:app')]
+        if text:  # an empty variable counts as unset
+            results.append(run('app:app', env={option.env: text}))
+        for result in results:
+            assert result.exit_code == 2, (text, result.output)
+            assert result.output == expected, text
+    assert fake_server.calls == []
+
+
+@pytest.mark.parametrize('option', FLAG_OPTIONS, ids=_ids)
+def test_invalid_environment_flag_is_refused(run, fake_server, option):
+    for text in filter(None, invalid_texts(option)):
+        result = run('app:app', env={option.env: text})
+        assert result.exit_code == 2, (text, result.output)
+        assert result.output.startswith(f'Error: Invalid {option.name}: ')
+        assert len(result.output.splitlines()) == 1
+    assert fake_server.calls == []
+
+
+@pytest.mark.parametrize(
+    ('option_name', 'value'),
+    [
+        ('port', 70000),
+        ('backlog', 100),
+        ('workers', 0),
+        ('http2_max_frame_size', 1024),
+        ('http2_keep_alive_timeout', 0),
+    ],
+)
+def test_cli_and_api_refuse_with_the_same_message(run, option_name, value):
+    (option,) = (option for option in OPTIONS if option.name == option_name)
+    with pytest.raises(OptionError) as excinfo:
+        option.check(value)
+    result = run(option.flags[0], str(value), 'app:app')
+    assert result.output == f'Error: {excinfo.value}\n'
 
 
 def test_log_config_is_passed_as_dict(run, fake_server, tmp_path):
@@ -346,27 +259,7 @@ def test_log_config_is_passed_as_dict(run, fake_server, tmp_path):
     path.write_text(json.dumps(config))
     result = run('--log-config', str(path), 'app:app')
     assert result.exit_code == 0, result.output
-    assert fake_server.calls[0]['log_dictconfig'] == config
-
-
-@pytest.mark.parametrize('content', ['{"version": 1,', '[1, 2]', '\udcff'])
-def test_log_config_invalid_exits_1(run, fake_server, tmp_path, content):
-    path = tmp_path / 'log.json'
-    path.write_bytes(content.encode('utf-8', 'surrogateescape'))
-    result = run('--log-config', str(path), 'app:app')
-    assert result.exit_code == 1
-    assert str(path) in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert fake_server.calls == []
-
-
-def test_log_config_missing_file_exits_1(run, fake_server, tmp_path):
-    path = tmp_path / 'absent.json'
-    result = run('--log-config', str(path), 'app:app')
-    assert result.exit_code == 1
-    assert str(path) in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    assert fake_server.calls == []
+    assert _recorded(fake_server)['log_dictconfig'] == config
 
 
 @pytest.mark.parametrize(
@@ -409,6 +302,16 @@ def test_configuration_error_from_server_exits_2(run, fake_server):
     assert 'blocking_threads' in result.output
 
 
+def test_cross_option_error_exits_2_with_one_line(run, fake_server, monkeypatch):
+    from granian.server import supervisor
+
+    monkeypatch.setattr(sys.modules['granian.server'], 'Server', supervisor.Server)
+    result = run('--interface', 'rsgi', '--blocking-threads', '4', 'app:app')
+    assert result.exit_code == 2
+    assert result.output.startswith('Error: Invalid blocking_threads:')
+    assert len(result.output.splitlines()) == 1
+
+
 def test_python_dash_m_without_cli_package(monkeypatch, capsys):
     main_module = importlib.import_module('granian.__main__')
     monkeypatch.setitem(sys.modules, 'granian.cli', None)
@@ -418,3 +321,52 @@ def test_python_dash_m_without_cli_package(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == (
         'The granian command needs the granian-cli package: pip install granian-cli'
     )
+
+
+# The click-free runner (`python -m granian.wsgi`) against the `granian` command
+
+
+def _runner_values(argv: list[str], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    parser = build_parser('python -m granian.wsgi', 'test', WSGI_OPTIONS)
+    _target, values = parse_command_line(parser, WSGI_OPTIONS, [*argv, 'app:app'], environ or {})
+    return values
+
+
+def test_runner_has_the_wsgi_options():
+    names = {option.name for option in WSGI_OPTIONS}
+    assert names == {option.name for option in OPTIONS} - {'interface'}
+
+
+@pytest.mark.parametrize('option', WSGI_OPTIONS, ids=_ids)
+def test_runner_reads_values_like_the_cli(run, fake_server, option):
+    text = sample_text(option)
+    assert _runner_values([], {option.env: text})[option.name] == option.parse(text)
+    if option.kind.is_flag:
+        positive, negative = option.switches
+        assert _runner_values([positive], {option.env: 'false'})[option.name] is True
+        assert _runner_values([negative], {option.env: 'true'})[option.name] is False
+    else:
+        assert _runner_values([option.flags[0], text], {option.env: 'garbage'})[option.name] == option.parse(text)
+
+
+@pytest.mark.parametrize('option', WSGI_OPTIONS, ids=_ids)
+def test_runner_refuses_like_the_cli(run, option):
+    for text in invalid_texts(option):
+        if text:  # an empty variable counts as unset
+            cli_output = run('app:app', env={option.env: text}).output
+            with pytest.raises(OptionError) as excinfo:
+                _runner_values([], {option.env: text})
+            assert cli_output == f'Error: {excinfo.value}\n'
+        if not option.kind.is_flag:
+            cli_output = run(option.flags[0], text, 'app:app').output
+            with pytest.raises(OptionError) as excinfo:
+                _runner_values([option.flags[0], text])
+            assert cli_output == f'Error: {excinfo.value}\n'
+
+
+def test_empty_variables_count_as_unset(run, fake_server):
+    environ = {option.env: '' for option in OPTIONS}
+    result = run('app:app', env=environ)
+    assert result.exit_code == 0, result.output
+    assert _recorded(fake_server) == {'target': 'app:app', **{option.name: option.default for option in OPTIONS}}
+    assert _runner_values([], environ) == {}

@@ -1,4 +1,9 @@
-//! Reads the worker configuration from the Python settings objects (`granian.http` dataclasses).
+//! Reads the worker configuration from `granian.server.config.WorkerSettings`, whose attributes are
+//! the option names of the Python option registry (`granian.options`).
+//!
+//! Python validates every value before a worker starts; the checks here are the last line against
+//! values that would make hyper, h2 or std panic (frame sizes, durations), so a bad value becomes a
+//! `ValueError` naming the option, never a panic inside a worker.
 
 use std::time::Duration;
 
@@ -9,32 +14,58 @@ use crate::http::{Http1Settings, Http2Settings, HttpMode};
 use crate::runtime::RuntimeMode;
 use crate::workers::WorkerConfig;
 
-fn attr<'py, T: FromPyObjectOwned<'py>>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<T> {
-    obj.getattr(name)?.extract::<T>().map_err(Into::into)
-}
+/// HTTP/2 SETTINGS_MAX_FRAME_SIZE bounds (RFC 9113, section 6.5.2); h2 asserts them.
+const FRAME_SIZE_RANGE: std::ops::RangeInclusive<u32> = 16_384..=16_777_215;
+/// hyper asserts that the HTTP/1 read buffer may hold at least this much.
+const MIN_HTTP1_BUFFER: usize = 8192;
 
-fn read_http1(obj: &Bound<'_, PyAny>) -> PyResult<Http1Settings> {
-    Ok(Http1Settings {
-        header_read_timeout: Duration::from_millis(attr(obj, "header_read_timeout")?),
-        keep_alive: attr(obj, "keep_alive")?,
-        max_buffer_size: attr(obj, "max_buffer_size")?,
-        pipeline_flush: attr(obj, "pipeline_flush")?,
+fn attr<'py, T: FromPyObjectOwned<'py>>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<T> {
+    obj.getattr(name)?.extract::<T>().map_err(|err| {
+        let err: PyErr = err.into();
+        PyValueError::new_err(format!("Invalid {name}: {}", err.value(obj.py())))
     })
 }
 
-fn read_http2(obj: &Bound<'_, PyAny>) -> PyResult<Http2Settings> {
-    let interval: Option<u64> = attr(obj, "keep_alive_interval")?;
+fn invalid(name: &str, value: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(format!("Invalid {name}: {value} is out of range"))
+}
+
+/// A duration in seconds, as a finite non-negative number.
+pub fn seconds(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
+    let value: f64 = attr(obj, name)?;
+    Duration::try_from_secs_f64(value).map_err(|_| invalid(name, value))
+}
+
+fn read_http1(settings: &Bound<'_, PyAny>) -> PyResult<Http1Settings> {
+    let max_buffer_size: usize = attr(settings, "http1_buffer_size")?;
+    if max_buffer_size < MIN_HTTP1_BUFFER {
+        return Err(invalid("http1_buffer_size", max_buffer_size));
+    }
+    Ok(Http1Settings {
+        header_read_timeout: Duration::from_millis(attr(settings, "http1_header_read_timeout")?),
+        keep_alive: attr(settings, "http1_keep_alive")?,
+        max_buffer_size,
+        pipeline_flush: attr(settings, "http1_pipeline_flush")?,
+    })
+}
+
+fn read_http2(settings: &Bound<'_, PyAny>) -> PyResult<Http2Settings> {
+    let interval: Option<u64> = attr(settings, "http2_keep_alive_interval")?;
+    let max_frame_size: u32 = attr(settings, "http2_max_frame_size")?;
+    if !FRAME_SIZE_RANGE.contains(&max_frame_size) {
+        return Err(invalid("http2_max_frame_size", max_frame_size));
+    }
     Ok(Http2Settings {
-        adaptive_window: attr(obj, "adaptive_window")?,
-        initial_connection_window_size: attr(obj, "initial_connection_window_size")?,
-        initial_stream_window_size: attr(obj, "initial_stream_window_size")?,
+        adaptive_window: attr(settings, "http2_adaptive_window")?,
+        initial_connection_window_size: attr(settings, "http2_initial_connection_window_size")?,
+        initial_stream_window_size: attr(settings, "http2_initial_stream_window_size")?,
         keep_alive_interval: interval.map(Duration::from_millis),
-        keep_alive_timeout: Duration::from_secs(attr(obj, "keep_alive_timeout")?),
-        max_concurrent_streams: attr(obj, "max_concurrent_streams")?,
-        // HTTP/2 allows frames of 16 KiB to 16 MiB; the h2 crate asserts it.
-        max_frame_size: attr::<u32>(obj, "max_frame_size")?.clamp(16_384, 16_777_215),
-        max_headers_size: attr(obj, "max_headers_size")?,
-        max_send_buffer_size: attr(obj, "max_send_buffer_size")?,
+        keep_alive_timeout: seconds(settings, "http2_keep_alive_timeout")?,
+        max_concurrent_streams: attr(settings, "http2_max_concurrent_streams")?,
+        max_frame_size,
+        max_headers_size: attr(settings, "http2_max_headers_size")?,
+        // h2 asserts that the send buffer limit fits in a u32.
+        max_send_buffer_size: attr::<u32>(settings, "http2_max_send_buffer_size")? as usize,
     })
 }
 
@@ -49,8 +80,11 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
         runtime_mode: RuntimeMode::parse(&runtime_mode)
             .ok_or_else(|| PyValueError::new_err(format!("runtime_mode must be 'st' or 'mt', not {runtime_mode:?}")))?,
         runtime_threads: attr::<usize>(settings, "runtime_threads")?.max(1),
-        backpressure: attr::<usize>(settings, "backpressure")?.max(1),
-        http1: read_http1(&settings.getattr("http1")?)?,
-        http2: read_http2(&settings.getattr("http2")?)?,
+        backpressure: match attr::<usize>(settings, "backpressure")? {
+            permits @ 1..=tokio::sync::Semaphore::MAX_PERMITS => permits,
+            other => return Err(invalid("backpressure", other)),
+        },
+        http1: read_http1(settings)?,
+        http2: read_http2(settings)?,
     })
 }

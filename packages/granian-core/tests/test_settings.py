@@ -14,6 +14,7 @@ from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskIm
 from granian.errors import ConfigurationError, FatalError, PidFileError
 from granian.http import HTTP1Settings, HTTP2Settings
 from granian.log import LogLevels, configure_logging, logger
+from granian.options import section_options
 
 MISSING_PACKAGE = 'granian_test_package_that_does_not_exist'
 
@@ -64,7 +65,14 @@ def test_settings_are_frozen():
         (HTTP2Settings, 'keep_alive_timeout', 0),
         (HTTP2Settings, 'max_concurrent_streams', 9),
         (HTTP2Settings, 'max_frame_size', 1023),
+        # HTTP/2 frames are 16 KiB to 16 MiB (RFC 9113); smaller values are refused, not raised silently.
+        (HTTP2Settings, 'max_frame_size', 16383),
         (HTTP2Settings, 'max_frame_size', 2**24),
+        (HTTP2Settings, 'max_send_buffer_size', 2**32),
+        (HTTP2Settings, 'max_headers_size', 2**32),
+        (HTTP2Settings, 'keep_alive_timeout', float('nan')),
+        (HTTP2Settings, 'keep_alive_timeout', float('inf')),
+        (HTTP2Settings, 'keep_alive_timeout', -1),
         (HTTP2Settings, 'max_headers_size', 0),
         (HTTP2Settings, 'max_send_buffer_size', 1023),
         (HTTP2Settings, 'max_send_buffer_size', True),
@@ -74,10 +82,13 @@ def test_out_of_range_setting_raises(settings, field, value):
     with pytest.raises(ConfigurationError) as excinfo:
         settings(**{field: value})
     message = str(excinfo.value)
-    assert f'{settings.__name__}.{field}' in message
+    assert f'{settings.__name__}({field}=...)' in message
     assert repr(value) in message
     assert '\n' not in message and message.endswith('.')
-    assert excinfo.value.key == field
+    section = 'http1' if settings is HTTP1Settings else 'http2'
+    (option,) = (option for option in section_options(section) if option.field == field)
+    assert excinfo.value.key == option.name
+    assert option.flags[0].split('/')[0] in message and option.env in message
 
 
 @pytest.mark.parametrize(
@@ -93,8 +104,11 @@ def test_out_of_range_setting_raises(settings, field, value):
         (HTTP2Settings, 'keep_alive_interval', None),
         (HTTP2Settings, 'keep_alive_timeout', 1),
         (HTTP2Settings, 'max_concurrent_streams', 10),
-        (HTTP2Settings, 'max_frame_size', 1024),
+        (HTTP2Settings, 'max_frame_size', 16384),
+        (HTTP2Settings, 'max_frame_size', 2**24 - 1),
+        (HTTP2Settings, 'keep_alive_timeout', 2.5),
         (HTTP2Settings, 'max_headers_size', 1),
+        (HTTP2Settings, 'max_send_buffer_size', 2**32 - 1),
         (HTTP2Settings, 'max_send_buffer_size', 1024),
     ],
 )
@@ -102,10 +116,10 @@ def test_boundary_setting_accepted(settings, field, value):
     assert getattr(settings(**{field: value}), field) == value
 
 
-def test_every_settings_field_has_help():
-    for settings in (HTTP1Settings, HTTP2Settings):
-        for field in dataclasses.fields(settings):
-            assert field.metadata.get('help'), field.name
+def test_settings_fields_are_the_registry_options():
+    for settings, section in ((HTTP1Settings, 'http1'), (HTTP2Settings, 'http2')):
+        fields = {field.name: field.default for field in dataclasses.fields(settings)}
+        assert fields == {option.field: option.default for option in section_options(section)}
 
 
 def test_error_hierarchy():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ['HTTPModes', 'Interfaces', 'Loops', 'RuntimeModes', 'StrEnum', 'TaskImpl']
+__all__ = ['HTTPModes', 'Interfaces', 'LogLevels', 'Loops', 'RuntimeModes', 'StrEnum', 'TaskImpl']
 
 try:
     from enum import StrEnum
@@ -60,3 +60,15 @@ class TaskImpl(StrEnum):
 
     asyncio = 'asyncio'
     rust = 'rust'
+
+
+class LogLevels(StrEnum):
+    """Names accepted for the granian log level."""
+
+    critical = 'critical'
+    error = 'error'
+    warning = 'warning'
+    warn = 'warn'
+    info = 'info'
+    debug = 'debug'
+    notset = 'notset'

@@ -7,23 +7,10 @@ import logging
 import logging.config
 from typing import Any
 
-from .constants import StrEnum
+from .constants import LogLevels
 from .errors import ConfigurationError
 
 __all__ = ['DEFAULT_ACCESSLOG_FMT', 'LOGGING_CONFIG', 'LogLevels', 'configure_logging', 'logger']
-
-
-class LogLevels(StrEnum):
-    """Names accepted for the granian log level."""
-
-    critical = 'critical'
-    error = 'error'
-    warning = 'warning'
-    warn = 'warn'
-    info = 'info'
-    debug = 'debug'
-    notset = 'notset'
-
 
 _LEVEL_NUMBERS = {
     LogLevels.critical: logging.CRITICAL,

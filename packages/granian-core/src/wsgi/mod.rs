@@ -18,7 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::blocking::{BlockingPool, Deliveries};
 use crate::dispatch::{hand_off, PendingRequest, RequestIo};
 use crate::http::ResponseBody;
-use crate::pyconfig::worker_config;
+use crate::pyconfig::{seconds, worker_config};
 use crate::pyloop::PyLoop;
 use crate::pyworker::WorkerSlot;
 use crate::workers::{ConnectionInfo, Dispatcher, WorkerConfig};
@@ -103,14 +103,13 @@ impl WsgiWorker {
     #[new]
     fn new(listener_fd: i32, settings: &Bound<'_, PyAny>) -> PyResult<Self> {
         let script_name: Option<String> = settings.getattr("url_path_prefix")?.extract()?;
-        let idle_timeout: f64 = settings.getattr("blocking_threads_idle_timeout")?.extract()?;
         let workers: usize = settings.getattr("workers")?.extract()?;
         Ok(Self {
             listener_fd,
             config: worker_config(settings)?,
             script_name: script_name.unwrap_or_default(),
             blocking_threads: settings.getattr("blocking_threads")?.extract::<usize>()?.max(1),
-            idle_timeout: Duration::from_secs_f64(idle_timeout.max(0.001)),
+            idle_timeout: seconds(settings, "blocking_threads_idle_timeout")?.max(Duration::from_millis(1)),
             multiprocess: workers > 1,
             pool: std::sync::Mutex::new(None),
             slot: WorkerSlot::default(),

@@ -1,20 +1,19 @@
-"""Server configuration: one frozen object built and validated from the `Granian(...)` arguments.
+"""Server configuration: the validated option values plus what is derived from several of them.
 
-Every default lives in the signature of `granian.server.Server` and in `granian.http`; this module
-only derives the values that depend on others (backpressure, runtime mode) and checks ranges.
+Values, defaults and ranges come from the option registry (`granian.options`); this module only
+derives the values that depend on other options (backpressure, blocking threads, runtime mode) and
+checks the combinations the registry cannot see one option at a time.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..constants import HTTPModes, Interfaces, Loops, RuntimeModes
+from ..constants import Interfaces, RuntimeModes
 from ..errors import ConfigurationError
-from ..http import HTTP1Settings, HTTP2Settings
+from ..options import OPTIONS_BY_NAME
 
 
 @dataclass(frozen=True)
@@ -32,28 +31,45 @@ class BindSpec:
         return f'http://{host}:{self.port}'
 
 
-@dataclass(frozen=True)
 class WorkerSettings:
-    """What each worker process needs; pickled to spawned workers, so plain data only."""
+    """What each worker needs: `target` and the value of every option by its registry name, as attributes.
 
-    target: str
-    interface: str
-    factory: bool
-    working_dir: str | None
-    url_path_prefix: str | None
-    loop: str
-    http: str
-    runtime_mode: str
-    runtime_threads: int
-    backpressure: int
-    blocking_threads: int
-    blocking_threads_idle_timeout: float
-    workers: int
-    http1: HTTP1Settings
-    http2: HTTP2Settings
-    log_enabled: bool
-    log_level: str
-    log_dictconfig: dict[str, Any] | None
+    Read-only and picklable (it is sent to spawned workers). The Rust workers read the attributes they
+    use by name, as Python code does (`settings.backpressure`, `settings.http2_max_frame_size`).
+    """
+
+    __slots__ = ('_values',)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, '_values', dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f'WorkerSettings has no {name!r}') from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError('WorkerSettings is read-only; use replace()')
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WorkerSettings, (self._values,))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WorkerSettings) and other._values == self._values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f'WorkerSettings({self._values!r})'
+
+    def as_dict(self) -> dict[str, Any]:
+        """A copy of every value by name."""
+        return dict(self._values)
+
+    def replace(self, **changes: Any) -> WorkerSettings:
+        """A copy with some values changed."""
+        return WorkerSettings({**self._values, **changes})
 
 
 @dataclass(frozen=True)
@@ -66,106 +82,33 @@ class ServerConfig:
 
     def with_worker(self, **changes: Any) -> ServerConfig:
         """A copy with some worker settings changed."""
-        return dataclasses.replace(self, worker=dataclasses.replace(self.worker, **changes))
+        return ServerConfig(self.bind, self.workers, self.worker.replace(**changes))
 
 
-def _enum_value(enum: Any, value: Any, name: str) -> str:
-    try:
-        return str(enum(str(value)).value)
-    except ValueError:
-        choices = ', '.join(repr(str(m.value)) for m in enum)
-        raise ConfigurationError(f'{name} must be one of {choices}, not {value!r}', key=name) from None
-
-
-def _at_least(value: Any, minimum: int, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigurationError(f'{name} must be an integer >= {minimum}, not {value!r}', key=name)
-    return value
-
-
-def build_config(
-    *,
-    target: str,
-    address: str,
-    port: int,
-    interface: Any,
-    workers: int,
-    runtime_threads: int,
-    runtime_mode: Any,
-    loop: Any,
-    http: Any,
-    backlog: int,
-    backpressure: int | None,
-    http1_settings: HTTP1Settings | None,
-    http2_settings: HTTP2Settings | None,
-    log_enabled: bool,
-    log_level: Any,
-    log_dictconfig: dict[str, Any] | None,
-    factory: bool,
-    working_dir: str | os.PathLike | None,
-    url_path_prefix: str | None = None,
-    blocking_threads: int | None = None,
-    blocking_threads_idle_timeout: float = 30,
-) -> ServerConfig:
-    """Validate the arguments and derive dependent defaults."""
+def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
+    """Derive the dependent values from validated option `values` (see `granian.options.check_kwargs`)."""
     if not isinstance(target, str) or not target:
         raise ConfigurationError('target must be an import string such as "main:app"', key='target')
-    interface_name = _enum_value(Interfaces, interface, 'interface')
-    http_mode = _enum_value(HTTPModes, http, 'http')
-    mode = _enum_value(RuntimeModes, runtime_mode, 'runtime_mode')
-    workers = _at_least(workers, 1, 'workers')
-    runtime_threads = _at_least(runtime_threads, 1, 'runtime_threads')
-    backlog = max(128, _at_least(backlog, 1, 'backlog'))
-    if backpressure is None:
-        backpressure = max(1, backlog // workers)
-    backpressure = _at_least(backpressure, 1, 'backpressure')
-    if blocking_threads is None:
-        # WSGI apps run on the blocking pool: it may grow to half the backpressure (threads are
-        # only started when work stalls). Async interfaces use one thread for file work.
-        blocking_threads = max(1, backpressure // 2) if interface_name == Interfaces.WSGI else 1
-    blocking_threads = _at_least(blocking_threads, 1, 'blocking_threads')
-    if blocking_threads > 1 and interface_name != Interfaces.WSGI:
+    resolved = dict(values)
+    wsgi = resolved['interface'] == Interfaces.WSGI
+    if resolved['backpressure'] is None:
+        resolved['backpressure'] = max(1, resolved['backlog'] // resolved['workers'])
+    if resolved['blocking_threads'] is None:
+        # WSGI apps run on the blocking pool: it may grow to half the backpressure (threads are only
+        # started when work stalls). Async interfaces use one thread for file work.
+        most = OPTIONS_BY_NAME['blocking_threads'].kind.maximum  # type: ignore[attr-defined]
+        resolved['blocking_threads'] = min(most, max(1, resolved['backpressure'] // 2)) if wsgi else 1
+    elif resolved['blocking_threads'] > 1 and not wsgi:
         raise ConfigurationError(
-            f'blocking_threads > 1 only applies to the WSGI interface, not {interface_name!r}', key='blocking_threads'
+            f'Invalid blocking_threads: more than 1 applies only to the wsgi interface, not {resolved["interface"]!r}.',
+            key='blocking_threads',
         )
-    if not isinstance(blocking_threads_idle_timeout, (int, float)) or blocking_threads_idle_timeout <= 0:
-        raise ConfigurationError(
-            f'blocking_threads_idle_timeout must be a positive number of seconds, not {blocking_threads_idle_timeout!r}',
-            key='blocking_threads_idle_timeout',
-        )
-    if not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigurationError(f'port must be between 0 and 65535, not {port!r}', key='port')
-    if mode == RuntimeModes.auto:
+    if resolved['runtime_mode'] == RuntimeModes.auto:
         # One thread: single-thread runtime, no work stealing. More threads: one shared runtime.
-        mode = RuntimeModes.st.value if runtime_threads == 1 else RuntimeModes.mt.value
-    loop_name = str(loop.value if isinstance(loop, Loops) else loop)
-    if url_path_prefix:
-        if not url_path_prefix.startswith('/'):
-            raise ConfigurationError(
-                f'url_path_prefix must start with "/", not {url_path_prefix!r}', key='url_path_prefix'
-            )
-        url_path_prefix = url_path_prefix.rstrip('/') or None
+        resolved['runtime_mode'] = RuntimeModes.st.value if resolved['runtime_threads'] == 1 else RuntimeModes.mt.value
+    resolved['target'] = target
     return ServerConfig(
-        bind=BindSpec(address=str(address), port=port, backlog=backlog),
-        workers=workers,
-        worker=WorkerSettings(
-            target=target,
-            interface=interface_name,
-            factory=bool(factory),
-            working_dir=str(Path(working_dir).resolve()) if working_dir else None,
-            url_path_prefix=url_path_prefix or None,
-            loop=loop_name,
-            http=http_mode,
-            runtime_mode=mode,
-            runtime_threads=runtime_threads,
-            backpressure=backpressure,
-            blocking_threads=blocking_threads,
-            blocking_threads_idle_timeout=float(blocking_threads_idle_timeout),
-            workers=workers,
-            http1=http1_settings or HTTP1Settings(),
-            http2=http2_settings or HTTP2Settings(),
-            log_enabled=bool(log_enabled),
-            log_level=str(log_level.value if hasattr(log_level, 'value') else log_level),
-            log_dictconfig=log_dictconfig,
-        ),
+        bind=BindSpec(address=resolved['address'], port=resolved['port'], backlog=resolved['backlog']),
+        workers=resolved['workers'],
+        worker=WorkerSettings(resolved),
     )

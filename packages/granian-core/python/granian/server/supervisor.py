@@ -17,15 +17,38 @@ from collections.abc import Callable
 from typing import Any
 
 from .._interfaces import load_interface
-from ..constants import HTTPModes, Interfaces, Loops, RuntimeModes
+from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes
 from ..errors import ConfigurationError, FatalError
 from ..http import HTTP1Settings, HTTP2Settings
-from ..log import LogLevels, configure_logging, logger
+from ..log import configure_logging, logger
+from ..options import check_kwargs
 from .config import ServerConfig, build_config
 from .worker import EXIT_STARTUP_FAILED, run_worker
 
 #: How long a new worker may take to import the app and start serving.
 WORKER_START_TIMEOUT = 60.0
+
+#: Linux's cap on listen backlogs.
+SOMAXCONN_PATH = '/proc/sys/net/core/somaxconn'
+
+
+def read_somaxconn() -> int | None:
+    """The kernel's cap on listen backlogs, where the system tells it."""
+    try:
+        with open(SOMAXCONN_PATH, encoding='ascii') as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def somaxconn_notice(backlog: int, somaxconn: int | None) -> str | None:
+    """What to log when the kernel will queue fewer connections than `backlog` asks for."""
+    if somaxconn is None or backlog <= somaxconn:
+        return None
+    return (
+        f'backlog {backlog} is above net.core.somaxconn ({somaxconn}): the kernel queues at most '
+        f'{somaxconn} connections; raise the sysctl to use more'
+    )
 
 
 class WorkerProcess:
@@ -70,57 +93,38 @@ class Server:
     def __init__(
         self,
         target: str,
+        # BEGIN GENERATED: options (tools/options.py)
         address: str = '127.0.0.1',
         port: int = 8000,
-        interface: Interfaces | str = Interfaces.RSGI,
+        interface: Interfaces | str = 'rsgi',
         workers: int = 1,
+        blocking_threads: int | None = None,
+        blocking_threads_idle_timeout: float = 30,
         runtime_threads: int = 1,
-        runtime_mode: RuntimeModes | str = RuntimeModes.auto,
-        loop: Loops | str = Loops.auto,
-        http: HTTPModes | str = HTTPModes.auto,
+        runtime_mode: RuntimeModes | str = 'auto',
+        loop: Loops | str = 'auto',
+        http: HTTPModes | str = 'auto',
         backlog: int = 1024,
         backpressure: int | None = None,
         http1_settings: HTTP1Settings | None = None,
         http2_settings: HTTP2Settings | None = None,
         log_enabled: bool = True,
-        log_level: LogLevels | str = LogLevels.info,
+        log_level: LogLevels | str = 'info',
         log_dictconfig: dict[str, Any] | None = None,
-        factory: bool = False,
-        working_dir: str | os.PathLike | None = None,
         url_path_prefix: str | None = None,
-        blocking_threads: int | None = None,
-        blocking_threads_idle_timeout: float = 30,
+        factory: bool = False,
+        working_dir: str | os.PathLike[str] | None = None,
+        # END GENERATED
     ) -> None:
+        # Every keyword argument is an option of granian.options; validated here, so a bad value fails early.
+        options = {name: value for name, value in locals().items() if name not in ('self', 'target')}
         self.target = target
-        self._options = {
-            'target': target,
-            'address': address,
-            'port': port,
-            'interface': interface,
-            'workers': workers,
-            'runtime_threads': runtime_threads,
-            'runtime_mode': runtime_mode,
-            'loop': loop,
-            'http': http,
-            'backlog': backlog,
-            'backpressure': backpressure,
-            'http1_settings': http1_settings,
-            'http2_settings': http2_settings,
-            'log_enabled': log_enabled,
-            'log_level': log_level,
-            'log_dictconfig': log_dictconfig,
-            'factory': factory,
-            'working_dir': working_dir,
-            'url_path_prefix': url_path_prefix,
-            'blocking_threads': blocking_threads,
-            'blocking_threads_idle_timeout': blocking_threads_idle_timeout,
-        }
+        self.config = build_config(target, check_kwargs(options))
         self._startup_hooks: list[Callable[[], Any]] = []
         self._reload_hooks: list[Callable[[], Any]] = []
         self._shutdown_hooks: list[Callable[[], Any]] = []
-        self._signal_read, self._signal_write = socket.socketpair()
-        self._signal_read.setblocking(False)
-        self._signal_write.setblocking(False)
+        # Signal handlers wake the supervisor loop through a socket pair that exists while serve() runs.
+        self._signal_write: socket.socket | None = None
         self._stop_requested = False
         self._reload_requested = False
 
@@ -152,20 +156,24 @@ class Server:
 
     def _wake(self) -> None:
         try:
-            self._signal_write.send(b'x')
+            if self._signal_write is not None:
+                self._signal_write.send(b'x')
         except OSError:
             pass
 
     def serve(self) -> None:
         """Run the server until SIGINT/SIGTERM; raises FatalError when it cannot start or a worker dies."""
-        options = self._options
-        configure_logging(options['log_level'], options['log_dictconfig'], options['log_enabled'])
-        config = build_config(**options)
+        config = self.config
+        settings = config.worker
+        configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
         load_interface(config.worker.interface)
         self._check_native_version()
         listener = self._bind(config)
         context = multiprocessing.get_context('spawn')
         workers: dict[int, WorkerProcess] = {}
+        wakeup, self._signal_write = socket.socketpair()
+        wakeup.setblocking(False)
+        self._signal_write.setblocking(False)
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         signal.signal(signal.SIGINT, self.signal_handler_interrupt)
         signal.signal(signal.SIGTERM, self.signal_handler_interrupt)
@@ -181,7 +189,7 @@ class Server:
                 workers[index] = worker
                 if not worker.wait_ready(WORKER_START_TIMEOUT):
                     raise self._startup_failure(worker)
-            failure = self._supervise(context, config, listener, workers)
+            failure = self._supervise(context, config, listener, workers, wakeup)
         except FatalError as exc:
             failure = exc
         finally:
@@ -189,6 +197,9 @@ class Server:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             listener.close()
+            wakeup.close()
+            self._signal_write.close()
+            self._signal_write = None
         for hook in self._shutdown_hooks:
             hook()
         if failure is not None:
@@ -215,6 +226,9 @@ class Server:
             sock.close()
             logger.error('Cannot listen on %s: %s', bind.url, exc.strerror or exc)
             raise FatalError(f'cannot listen on {bind.url}: {exc.strerror or exc}', logged=True) from None
+        notice = somaxconn_notice(bind.backlog, read_somaxconn())
+        if notice is not None:
+            logger.warning('%s', notice)
         sock.listen(bind.backlog)
         sock.set_inheritable(True)
         return sock
@@ -233,7 +247,12 @@ class Server:
         return FatalError(f'worker-{worker.index} did not start (exit code {code})', logged=True)
 
     def _supervise(
-        self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess]
+        self,
+        context: Any,
+        config: ServerConfig,
+        listener: socket.socket,
+        workers: dict[int, WorkerProcess],
+        wakeup: socket.socket,
     ) -> FatalError | None:
         while True:
             if self._stop_requested:
@@ -244,9 +263,9 @@ class Server:
                 self._reload(context, config, listener, workers)
                 continue
             sentinels = [w.process.sentinel for w in workers.values()]
-            ready = multiprocessing.connection.wait([*sentinels, self._signal_read], timeout=1.0)
+            ready = multiprocessing.connection.wait([*sentinels, wakeup], timeout=1.0)
             try:
-                while self._signal_read.recv(64):
+                while wakeup.recv(64):
                     pass
             except (BlockingIOError, InterruptedError):
                 pass

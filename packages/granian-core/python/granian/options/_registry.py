@@ -1,0 +1,281 @@
+"""Every server option, in the order of `Granian(...)`'s keyword arguments (Granian 2.8's order).
+
+To add an option: add an `Option` here, run `python tools/options.py` (it rewrites the generated parts
+of `Granian(...)`'s signature, the `granian.http` dataclasses and docs/options.md), then write the code
+that uses `settings.<name>` in the worker. The command lines, validation and tests pick it up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes
+from ._kinds import Choice, Directory, Duration, Flag, Integer, JsonObjectFile, Text
+from ._spec import Option, OptionError
+
+__all__ = ['OPTIONS']
+
+# Limits that come from the protocol or from the Rust types the values end up in.
+_U31 = 2**31 - 1  # HTTP/2 flow-control windows (RFC 9113, 6.9.1); listen(2) backlog (C int)
+_U32 = 2**32 - 1  # HTTP/2 SETTINGS values and hyper/h2 sizes
+_MIN_FRAME, _MAX_FRAME = 2**14, 2**24 - 1  # SETTINGS_MAX_FRAME_SIZE bounds (RFC 9113, 6.5.2)
+_MAX_WORKERS = 1024
+_MAX_THREADS = 1024
+
+
+def _interface_installed(value: str) -> str:
+    from .._interfaces import interface_available, interface_package
+
+    if not interface_available(value):
+        package = interface_package(value)
+        raise OptionError(
+            f"The '{value}' interface needs the {package} package: pip install {package}", key='interface'
+        )
+    return value
+
+
+def _loop_available(value: str) -> str:
+    if value == Loops.auto:
+        return value
+    from .._loops import loops
+
+    if value not in loops:
+        raise ValueError(f'the {value!r} event loop is not available here (it needs the {value} package)')
+    return value
+
+
+def _url_path(value: str) -> Any:
+    if not value.startswith('/'):
+        raise ValueError(f'{value!r} does not start with "/"')
+    return value.rstrip('/') or None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        'address',
+        Text(),
+        '127.0.0.1',
+        'Host address to bind to.',
+        'bind',
+        flags=('--host',),
+        env='GRANIAN_HOST',
+        example='0.0.0.0',
+    ),
+    Option('port', Integer(0, 65535), 8000, 'Port to bind to (0 picks a free port).', 'bind'),
+    Option(
+        'interface',
+        Choice(Interfaces),
+        Interfaces.RSGI.value,
+        'Application interface: asgi, asginl (ASGI without lifespan), rsgi or wsgi.',
+        'protocols',
+        constraint=_interface_installed,
+        note='Each interface ships in its own package (granian-asgi, granian-rsgi, granian-wsgi).',
+    ),
+    Option('workers', Integer(1, _MAX_WORKERS), 1, 'Number of worker processes.', 'workers'),
+    Option(
+        'blocking_threads',
+        Integer(1, 65535),
+        None,
+        'Most threads running the WSGI app per worker; threads start only when requests stall.',
+        'workers',
+        default_text='WSGI: backpressure / 2, otherwise 1',
+        note='Values above 1 apply to the WSGI interface only.',
+    ),
+    Option(
+        'blocking_threads_idle_timeout',
+        Duration(5, 600),
+        30,
+        'Seconds an idle blocking thread waits for work before it exits.',
+        'workers',
+    ),
+    Option('runtime_threads', Integer(1, _MAX_THREADS), 1, 'Number of Rust runtime threads per worker.', 'workers'),
+    Option(
+        'runtime_mode',
+        Choice(RuntimeModes),
+        RuntimeModes.auto.value,
+        'Rust runtime threading: st (one single-threaded runtime), mt (multi-threaded) or auto.',
+        'workers',
+        note='auto picks st for one runtime thread and mt otherwise.',
+    ),
+    Option(
+        'loop',
+        Choice(Loops),
+        Loops.auto.value,
+        'Event loop of each worker; auto picks rloop, uvloop, winloop, then asyncio.',
+        'workers',
+        constraint=_loop_available,
+        example='asyncio',
+    ),
+    Option(
+        'http',
+        Choice(HTTPModes),
+        HTTPModes.auto.value,
+        'HTTP version to serve: 1, 2, or auto (HTTP/1.1 and HTTP/2 prior knowledge on one port).',
+        'protocols',
+    ),
+    Option(
+        'backlog',
+        Integer(128, _U31),
+        1024,
+        'Maximum number of connections waiting to be accepted.',
+        'bind',
+        note='Linux also caps it at net.core.somaxconn; the server logs when it does.',
+    ),
+    Option(
+        'backpressure',
+        Integer(1, _U31),
+        None,
+        'Maximum number of requests each worker hands to the app at once.',
+        'workers',
+        default_text='backlog / workers',
+        note='Requests beyond it wait in the worker, not in the app.',
+    ),
+    Option(
+        'http1_header_read_timeout',
+        Integer(1, 60_000, 'ms'),
+        30_000,
+        'Time allowed to receive the request headers, in milliseconds.',
+        'http1',
+        section='http1',
+        field='header_read_timeout',
+    ),
+    Option(
+        'http1_keep_alive',
+        Flag(),
+        True,
+        'Keep HTTP/1.1 connections open between requests.',
+        'http1',
+        section='http1',
+        field='keep_alive',
+    ),
+    Option(
+        'http1_buffer_size',
+        Integer(8192, _U32, 'bytes'),
+        8192 + 4096 * 100,
+        'Maximum size of the per-connection read buffer, in bytes.',
+        'http1',
+        section='http1',
+        field='max_buffer_size',
+    ),
+    Option(
+        'http1_pipeline_flush',
+        Flag(),
+        False,
+        'Batch the flushing of pipelined HTTP/1.1 responses (experimental).',
+        'http1',
+        section='http1',
+        field='pipeline_flush',
+    ),
+    Option(
+        'http2_adaptive_window',
+        Flag(),
+        False,
+        'Size flow-control windows from a bandwidth-delay estimate.',
+        'http2',
+        section='http2',
+        field='adaptive_window',
+    ),
+    Option(
+        'http2_initial_connection_window_size',
+        Integer(1024, _U31, 'bytes'),
+        1024 * 1024,
+        'Initial flow-control window of each connection, in bytes.',
+        'http2',
+        section='http2',
+        field='initial_connection_window_size',
+    ),
+    Option(
+        'http2_initial_stream_window_size',
+        Integer(1024, _U31, 'bytes'),
+        1024 * 1024,
+        'Initial flow-control window of each stream, in bytes.',
+        'http2',
+        section='http2',
+        field='initial_stream_window_size',
+    ),
+    Option(
+        'http2_keep_alive_interval',
+        Integer(1, 60_000, 'ms'),
+        None,
+        'Interval between keep-alive pings, in milliseconds.',
+        'http2',
+        section='http2',
+        field='keep_alive_interval',
+        default_text='off',
+    ),
+    Option(
+        'http2_keep_alive_timeout',
+        Duration(1, 86_400),
+        20,
+        'Time to wait for a keep-alive ping reply, in seconds.',
+        'http2',
+        section='http2',
+        field='keep_alive_timeout',
+    ),
+    Option(
+        'http2_max_concurrent_streams',
+        Integer(10, _U32),
+        200,
+        'Maximum number of concurrent streams per connection.',
+        'http2',
+        section='http2',
+        field='max_concurrent_streams',
+    ),
+    Option(
+        'http2_max_frame_size',
+        Integer(_MIN_FRAME, _MAX_FRAME, 'bytes'),
+        _MIN_FRAME,
+        'Largest frame payload the server accepts, in bytes.',
+        'http2',
+        section='http2',
+        field='max_frame_size',
+        note='HTTP/2 allows 16384 to 16777215 (RFC 9113, section 6.5.2).',
+    ),
+    Option(
+        'http2_max_headers_size',
+        Integer(1, _U32, 'bytes'),
+        16 * 1024 * 1024,
+        'Maximum size of the received header list, in bytes.',
+        'http2',
+        section='http2',
+        field='max_headers_size',
+    ),
+    Option(
+        'http2_max_send_buffer_size',
+        Integer(1024, _U32, 'bytes'),
+        1024 * 400,
+        'Maximum data buffered for sending on each stream, in bytes.',
+        'http2',
+        section='http2',
+        field='max_send_buffer_size',
+    ),
+    Option('log_enabled', Flag(), True, 'Enable the server log.', 'logging', flags=('--log/--no-log',)),
+    Option(
+        'log_level',
+        Choice(LogLevels, case_sensitive=False),
+        LogLevels.info.value,
+        'Server log level.',
+        'logging',
+    ),
+    Option(
+        'log_dictconfig',
+        JsonObjectFile(),
+        None,
+        'JSON file with a logging dictConfig, merged over the default configuration.',
+        'logging',
+        flags=('--log-config',),
+        env='GRANIAN_LOG_CONFIG',
+        note='Top-level keys replace those of the default configuration.',
+    ),
+    Option(
+        'url_path_prefix',
+        Text(),
+        None,
+        'URL path the app is mounted at (ASGI root_path, WSGI SCRIPT_NAME).',
+        'app',
+        constraint=_url_path,
+        example='/api',
+    ),
+    Option('factory', Flag(), False, 'Treat APP as a factory that returns the application.', 'app'),
+    Option('working_dir', Directory(), None, 'Directory to import APP from.', 'app'),
+)
