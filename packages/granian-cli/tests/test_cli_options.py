@@ -370,3 +370,28 @@ def test_empty_variables_count_as_unset(run, fake_server):
     assert result.exit_code == 0, result.output
     assert _recorded(fake_server) == {'target': 'app:app', **{option.name: option.default for option in OPTIONS}}
     assert _runner_values([], environ) == {}
+
+
+def test_repeatable_options_collect_every_value():
+    """An option declared `multiple=True` is repeatable on both command lines and split on spaces in its variable."""
+    import click
+
+    from granian.cli import click_option
+    from granian.options import Text
+
+    option = Option('paths', Text(), None, 'Paths to use.', 'app', multiple=True)
+    command = click.Command('probe', params=[click_option(option)], callback=lambda paths: print(repr(paths)))
+    runner = CliRunner()
+    assert runner.invoke(command, ['--paths', 'a', '--paths', 'b']).output.strip() == "('a', 'b')"
+    assert runner.invoke(command, [], env={'GRANIAN_PATHS': 'a b'}).output.strip() == "('a', 'b')"
+    refused = runner.invoke(command, ['--paths', ''])
+    assert refused.exit_code == 2 and refused.output.startswith('Error: Invalid paths: ')
+
+    parser = build_parser('probe', 'test', [option])
+    assert parse_command_line(parser, [option], ['--paths', 'a', '--paths=b', 'app:app'], {})[1] == {
+        'paths': ['a', 'b']
+    }
+    assert parse_command_line(parser, [option], ['app:app'], {'GRANIAN_PATHS': 'a b'})[1] == {'paths': ['a', 'b']}
+    assert option.check(['a', 'b']) == ['a', 'b']
+    with pytest.raises(OptionError):
+        option.check('a')

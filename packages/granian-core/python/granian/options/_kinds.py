@@ -8,12 +8,10 @@ the API call the same code, so a value is accepted or refused the same way every
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -263,10 +261,10 @@ class Directory(Kind):
         """Accept a str or path-like naming an existing directory."""
         if not isinstance(value, (str, os.PathLike)) or not os.fspath(value) or '\x00' in os.fspath(value):
             raise self.refuse(value)
-        path = Path(value)
-        if not path.is_dir():
-            raise ValueError(f'{shown(os.fspath(value))} is not an existing directory')
-        return str(path.resolve())
+        path = os.fspath(value)
+        if not os.path.isdir(path):
+            raise ValueError(f'{shown(path)} is not an existing directory')
+        return os.path.realpath(path)
 
     def expectation(self) -> str:
         """Text like: an existing directory."""
@@ -287,9 +285,11 @@ class JsonObjectFile(Kind):
 
     def parse(self, text: str) -> Any:
         """Read the file and return the JSON object it holds."""
-        path = Path(text)
+        import json  # only when a file is given: keeps `--help` fast
+
         try:
-            document = json.loads(path.read_text(encoding='utf-8'))
+            with open(text, encoding='utf-8') as file:
+                document = json.load(file)
         except OSError as exc:
             raise ValueError(f'cannot read {shown(text)} ({exc.strerror or exc})') from None
         except UnicodeDecodeError:
