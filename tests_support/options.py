@@ -43,15 +43,6 @@ _MISSING = str(_SCRATCH / 'missing' / 'nothing')
 _GARBAGE_TEXT = ['', '   ', 'x' * 5000, 'nan', 'inf', '-inf', '1e309', '0x10', '--', '\u00e9\u00e8']
 
 
-def accepts(option: Option, value: Any) -> bool:
-    """Whether the registry accepts a Python value for `option`."""
-    try:
-        option.check(value)
-    except OptionError:
-        return False
-    return True
-
-
 def parses(option: Option, text: str) -> bool:
     """Whether the registry accepts a text value for `option`."""
     try:

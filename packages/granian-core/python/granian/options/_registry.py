@@ -44,6 +44,12 @@ def _loop_available(value: str) -> str:
     return value
 
 
+def _field(section: str, field: str, kind: Any, default: Any, help: str, **extra: Any) -> Option:
+    """An option set through a `granian.http` settings dataclass; named `<section>_<field>` unless given."""
+    name = extra.pop('name', f'{section}_{field}')
+    return Option(name, kind, default, help, section, section=section, field=field, **extra)
+
+
 def _url_path(value: str) -> Any:
     if not value.startswith('/'):
         raise ValueError(f'{value!r} does not start with "/"')
@@ -130,124 +136,99 @@ OPTIONS: tuple[Option, ...] = (
         default_text='backlog / workers',
         note='Requests beyond it wait in the worker, not in the app.',
     ),
-    Option(
-        'http1_header_read_timeout',
+    _field(
+        'http1',
+        'header_read_timeout',
         Integer(1, 60_000, 'ms'),
         30_000,
         'Time allowed to receive the request headers, in milliseconds.',
-        'http1',
-        section='http1',
-        field='header_read_timeout',
     ),
-    Option(
-        'http1_keep_alive',
+    _field(
+        'http1',
+        'keep_alive',
         Flag(),
         True,
         'Keep HTTP/1.1 connections open between requests.',
-        'http1',
-        section='http1',
-        field='keep_alive',
     ),
-    Option(
-        'http1_buffer_size',
+    _field(
+        'http1',
+        'max_buffer_size',
         Integer(8192, _U32, 'bytes'),
         8192 + 4096 * 100,
         'Maximum size of the per-connection read buffer, in bytes.',
-        'http1',
-        section='http1',
-        field='max_buffer_size',
+        name='http1_buffer_size',
     ),
-    Option(
-        'http1_pipeline_flush',
+    _field(
+        'http1',
+        'pipeline_flush',
         Flag(),
         False,
         'Batch the flushing of pipelined HTTP/1.1 responses (experimental).',
-        'http1',
-        section='http1',
-        field='pipeline_flush',
     ),
-    Option(
-        'http2_adaptive_window',
+    _field(
+        'http2',
+        'adaptive_window',
         Flag(),
         False,
         'Size flow-control windows from a bandwidth-delay estimate.',
-        'http2',
-        section='http2',
-        field='adaptive_window',
     ),
-    Option(
-        'http2_initial_connection_window_size',
+    _field(
+        'http2',
+        'initial_connection_window_size',
         Integer(1024, _U31, 'bytes'),
         1024 * 1024,
         'Initial flow-control window of each connection, in bytes.',
-        'http2',
-        section='http2',
-        field='initial_connection_window_size',
     ),
-    Option(
-        'http2_initial_stream_window_size',
+    _field(
+        'http2',
+        'initial_stream_window_size',
         Integer(1024, _U31, 'bytes'),
         1024 * 1024,
         'Initial flow-control window of each stream, in bytes.',
-        'http2',
-        section='http2',
-        field='initial_stream_window_size',
     ),
-    Option(
-        'http2_keep_alive_interval',
+    _field(
+        'http2',
+        'keep_alive_interval',
         Integer(1, 60_000, 'ms'),
         None,
         'Interval between keep-alive pings, in milliseconds.',
-        'http2',
-        section='http2',
-        field='keep_alive_interval',
         default_text='off',
     ),
-    Option(
-        'http2_keep_alive_timeout',
+    _field(
+        'http2',
+        'keep_alive_timeout',
         Duration(1, 86_400),
         20,
         'Time to wait for a keep-alive ping reply, in seconds.',
-        'http2',
-        section='http2',
-        field='keep_alive_timeout',
     ),
-    Option(
-        'http2_max_concurrent_streams',
+    _field(
+        'http2',
+        'max_concurrent_streams',
         Integer(10, _U32),
         200,
         'Maximum number of concurrent streams per connection.',
-        'http2',
-        section='http2',
-        field='max_concurrent_streams',
     ),
-    Option(
-        'http2_max_frame_size',
+    _field(
+        'http2',
+        'max_frame_size',
         Integer(_MIN_FRAME, _MAX_FRAME, 'bytes'),
         _MIN_FRAME,
         'Largest frame payload the server accepts, in bytes.',
-        'http2',
-        section='http2',
-        field='max_frame_size',
         note='HTTP/2 allows 16384 to 16777215 (RFC 9113, section 6.5.2).',
     ),
-    Option(
-        'http2_max_headers_size',
+    _field(
+        'http2',
+        'max_headers_size',
         Integer(1, _U32, 'bytes'),
         16 * 1024 * 1024,
         'Maximum size of the received header list, in bytes.',
-        'http2',
-        section='http2',
-        field='max_headers_size',
     ),
-    Option(
-        'http2_max_send_buffer_size',
+    _field(
+        'http2',
+        'max_send_buffer_size',
         Integer(1024, _U32, 'bytes'),
         1024 * 400,
         'Maximum data buffered for sending on each stream, in bytes.',
-        'http2',
-        section='http2',
-        field='max_send_buffer_size',
     ),
     Option('log_enabled', Flag(), True, 'Enable the server log.', 'logging', flags=('--log/--no-log',)),
     Option(
