@@ -14,9 +14,14 @@ use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
+use hyper_util::rt::TokioIo;
+
+use crate::errors::CoreError;
 use crate::http::{error_response, materialize, without_body, ResponseBody, ResponseIntent};
 use crate::pyloop::PyLoop;
 use crate::workers::{ConnectionInfo, Dispatcher};
+use crate::ws::handshake::{inspect, is_websocket_request, refusal_response, Opening};
+use crate::ws::session::{self, WsChannels, WsSettings};
 
 /// A request on its way to the Python side, with everything needed to answer it.
 pub struct PendingRequest {
@@ -38,6 +43,26 @@ pub struct RequestIo {
     pub runtime: Handle,
 }
 
+/// A WebSocket request on its way to the Python side.
+pub struct PendingWebsocket {
+    pub parts: Parts,
+    pub connection: Arc<ConnectionInfo>,
+    pub io: WebsocketIo,
+}
+
+/// The channels of one WebSocket request that its protocol object owns.
+pub struct WebsocketIo {
+    /// The checked handshake: offered subprotocols, negotiated compression.
+    pub opening: Opening,
+    /// The HTTP answer: the accept response ([`crate::ws::handshake::accept_response`]) or a denial.
+    pub responder: oneshot::Sender<ResponseIntent>,
+    /// The open session, once the accept response went out and the connection switched protocols.
+    pub upgraded: oneshot::Receiver<Result<WsChannels, CoreError>>,
+    /// Cancelled when the client is gone before the handshake completes.
+    pub disconnected: CancellationToken,
+    pub runtime: Handle,
+}
+
 /// What an interface does with a request.
 pub trait RequestHandler: Send + Sync + 'static {
     /// Tokio side, before Python: a response the server gives on its own, if any.
@@ -47,6 +72,12 @@ pub trait RequestHandler: Send + Sync + 'static {
 
     /// Python thread: build the interface's objects and start the app.
     fn start(&self, py: Python<'_>, request: PendingRequest);
+
+    /// Python thread: start the app for a WebSocket request. Interfaces without WebSockets leave
+    /// the default, which refuses the handshake.
+    fn start_websocket(&self, _py: Python<'_>, request: PendingWebsocket) {
+        let _ = request.io.responder.send(ResponseIntent::Ready(error_response(StatusCode::NOT_FOUND)));
+    }
 }
 
 /// A [`Dispatcher`] that runs requests through a Python [`RequestHandler`].
@@ -68,6 +99,17 @@ impl<H: RequestHandler> Dispatcher for PyDispatcher<H> {
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
     ) -> Response<ResponseBody> {
+        if let Some(settings) = &connection.server.websockets {
+            if is_websocket_request(&request) {
+                let handler = self.handler.clone();
+                let bridge = self.pyloop.bridge.clone();
+                let settings = settings.clone();
+                return hand_off_websocket(request, connection, permit, &settings, move |pending| {
+                    bridge.push_batched(Box::new(move |py| handler.start_websocket(py, pending)));
+                })
+                .await;
+            }
+        }
         if let Some(response) = self.handler.screen(&request) {
             return response;
         }
@@ -106,4 +148,58 @@ pub async fn hand_off(
     } else {
         response
     }
+}
+
+/// The tokio side of a WebSocket request: refuses a bad handshake, hands a good one to the Python
+/// side with a task that starts the session once the app accepted and the connection switched.
+/// The backpressure `permit` stays taken for as long as the WebSocket is open.
+pub async fn hand_off_websocket(
+    mut request: Request<Incoming>,
+    connection: Arc<ConnectionInfo>,
+    permit: OwnedSemaphorePermit,
+    settings: &WsSettings,
+    send: impl FnOnce(PendingWebsocket),
+) -> Response<ResponseBody> {
+    let opening = match inspect(&request, settings.deflate) {
+        Ok(opening) => opening,
+        Err(refusal) => return refusal_response(&refusal),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (responder, response) = oneshot::channel();
+    let (upgraded_tx, upgraded) = oneshot::channel();
+    let disconnected = connection.closed.child_token();
+    let guard = disconnected.clone().drop_guard();
+    let server = connection.server.clone();
+    let agreement = opening.deflate.clone();
+    let settings = settings.clone();
+    server.tasks.clone().spawn(async move {
+        let outcome = match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = TokioIo::new(upgraded);
+                match session::start(io, agreement.as_ref(), &settings, server.shutdown.clone(), permit) {
+                    Ok((channels, task)) => {
+                        server.tasks.spawn(task);
+                        Ok(channels)
+                    }
+                    Err(err) => Err(CoreError::Closed(err.to_string())),
+                }
+            }
+            // The app denied the connection, or the client left before the switch.
+            Err(err) => Err(CoreError::Closed(err.to_string())),
+        };
+        let _ = upgraded_tx.send(outcome);
+    });
+    let (parts, _body) = request.into_parts();
+    let runtime = Handle::current();
+    send(PendingWebsocket {
+        parts,
+        connection,
+        io: WebsocketIo { opening, responder, upgraded, disconnected, runtime },
+    });
+    let response = match response.await {
+        Ok(intent) => materialize(intent).await,
+        Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    guard.disarm();
+    response
 }

@@ -62,8 +62,13 @@ pub struct Http2Settings {
     pub max_send_buffer_size: usize,
 }
 
-/// Builds the hyper connection builder for a listener.
-pub fn connection_builder(mode: HttpMode, h1: &Http1Settings, h2: &Http2Settings) -> auto::Builder<TokioExecutor> {
+/// Builds the hyper connection builder for a listener; `websockets` enables RFC 8441 extended CONNECT.
+pub fn connection_builder(
+    mode: HttpMode,
+    h1: &Http1Settings,
+    h2: &Http2Settings,
+    websockets: bool,
+) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -84,6 +89,9 @@ pub fn connection_builder(mode: HttpMode, h1: &Http1Settings, h2: &Http2Settings
         .max_frame_size(h2.max_frame_size)
         .max_header_list_size(h2.max_headers_size)
         .max_send_buf_size(h2.max_send_buffer_size);
+    if websockets {
+        builder.http2().enable_connect_protocol();
+    }
     match mode {
         HttpMode::Auto => builder,
         HttpMode::Http1 => builder.http1_only(),

@@ -14,10 +14,12 @@ mod net;
 mod pybytes;
 mod pyconfig;
 mod pyloop;
+mod pywebsocket;
 mod pyworker;
 mod rsgi;
 mod runtime;
 mod workers;
+mod ws;
 mod wsgi;
 
 use pyo3::prelude::*;

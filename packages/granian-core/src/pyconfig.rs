@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use crate::http::{Http1Settings, Http2Settings, HttpMode};
 use crate::runtime::RuntimeMode;
 use crate::workers::WorkerConfig;
+use crate::ws::session::WsSettings;
 
 /// HTTP/2 SETTINGS_MAX_FRAME_SIZE bounds (RFC 9113, section 6.5.2); h2 asserts them.
 const FRAME_SIZE_RANGE: std::ops::RangeInclusive<u32> = 16_384..=16_777_215;
@@ -69,6 +70,19 @@ fn read_http2(settings: &Bound<'_, PyAny>) -> PyResult<Http2Settings> {
     })
 }
 
+fn read_websockets(settings: &Bound<'_, PyAny>) -> PyResult<Option<WsSettings>> {
+    if !attr::<bool>(settings, "websockets")? {
+        return Ok(None);
+    }
+    let ping_interval = seconds(settings, "ws_ping_interval")?;
+    Ok(Some(WsSettings {
+        max_message_size: attr(settings, "ws_max_size")?,
+        ping_interval: (!ping_interval.is_zero()).then_some(ping_interval),
+        ping_timeout: seconds(settings, "ws_ping_timeout")?,
+        deflate: attr(settings, "ws_per_message_deflate")?,
+    }))
+}
+
 /// Builds a [`WorkerConfig`] from a `granian.server.config.WorkerSettings`; bad values raise
 /// `ValueError` naming them.
 pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
@@ -86,5 +100,6 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
         },
         http1: read_http1(settings)?,
         http2: read_http2(settings)?,
+        websockets: read_websockets(settings)?,
     })
 }

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::http::{connection_builder, error_response, Http1Settings, Http2Settings, HttpMode, ResponseBody};
 use crate::runtime::{RuntimeMode, RuntimeThreads};
+use crate::ws::session::WsSettings;
 
 /// Everything a worker needs to know to serve, independent of the interface.
 #[derive(Clone, Debug)]
@@ -32,6 +33,17 @@ pub struct WorkerConfig {
     pub runtime_mode: RuntimeMode,
     pub runtime_threads: usize,
     pub backpressure: usize,
+    /// WebSocket settings; None when WebSockets are off (upgrade requests reach the app as HTTP).
+    pub websockets: Option<WsSettings>,
+}
+
+/// What every connection of a worker shares with the engine.
+pub struct ServerContext {
+    /// Cancelled when the worker starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Tasks the drain waits for: connections, and WebSocket sessions that outlive their request.
+    pub tasks: TaskTracker,
+    pub websockets: Option<WsSettings>,
 }
 
 /// Facts about one client connection, shared by its requests.
@@ -41,18 +53,20 @@ pub struct ConnectionInfo {
     pub scheme: &'static str,
     /// Cancelled when the connection is gone.
     pub closed: CancellationToken,
+    pub server: Arc<ServerContext>,
     /// Set when the first request arrives (see [`FIRST_REQUEST_GRACE`]).
     first_request: AtomicBool,
     first_request_arrived: Notify,
 }
 
 impl ConnectionInfo {
-    fn new(local: SocketAddr, peer: SocketAddr, scheme: &'static str) -> Self {
+    fn new(local: SocketAddr, peer: SocketAddr, scheme: &'static str, server: Arc<ServerContext>) -> Self {
         Self {
             local,
             peer,
             scheme,
             closed: CancellationToken::new(),
+            server,
             first_request: AtomicBool::new(false),
             first_request_arrived: Notify::new(),
         }
@@ -92,6 +106,7 @@ struct Engine<D> {
     backpressure: Arc<Semaphore>,
     shutdown: CancellationToken,
     connections: TaskTracker,
+    context: Arc<ServerContext>,
     report: ErrorSink,
 }
 
@@ -110,12 +125,20 @@ impl Worker {
         dispatcher: D,
         report: ErrorSink,
     ) -> std::io::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let context = Arc::new(ServerContext {
+            shutdown: shutdown.clone(),
+            tasks: connections.clone(),
+            websockets: config.websockets.clone(),
+        });
         let engine = Arc::new(Engine {
             dispatcher,
-            builder: connection_builder(config.http_mode, &config.http1, &config.http2),
+            builder: connection_builder(config.http_mode, &config.http1, &config.http2, config.websockets.is_some()),
             backpressure: Arc::new(Semaphore::new(config.backpressure.max(1))),
-            shutdown: CancellationToken::new(),
-            connections: TaskTracker::new(),
+            shutdown,
+            connections,
+            context,
             report,
         });
         let listeners =
@@ -180,7 +203,7 @@ async fn serve_connection<D: Dispatcher>(stream: tokio::net::TcpStream, peer: So
         Ok(local) => local,
         Err(_) => return,
     };
-    let info = Arc::new(ConnectionInfo::new(local, peer, "http"));
+    let info = Arc::new(ConnectionInfo::new(local, peer, "http", engine.context.clone()));
     let service = {
         let engine = engine.clone();
         let info = info.clone();
@@ -197,7 +220,7 @@ async fn serve_connection<D: Dispatcher>(stream: tokio::net::TcpStream, peer: So
             }
         })
     };
-    let connection = engine.builder.serve_connection(TokioIo::new(stream), service);
+    let connection = engine.builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}

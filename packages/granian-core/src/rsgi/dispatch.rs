@@ -6,8 +6,10 @@ use pyo3::prelude::*;
 
 use super::protocol::HttpProtocol;
 use super::scope::HttpScope;
-use crate::dispatch::{PendingRequest, RequestHandler};
+use super::websocket::WebsocketProtocol;
+use crate::dispatch::{PendingRequest, PendingWebsocket, RequestHandler};
 use crate::pyloop::PyLoop;
+use crate::pywebsocket::WsHandshake;
 
 /// The RSGI application of a worker and the loop it runs on.
 pub struct RsgiHandler {
@@ -25,6 +27,20 @@ impl RequestHandler for RsgiHandler {
     fn start(&self, py: Python<'_>, request: PendingRequest) {
         let scope = HttpScope::new(request.parts, request.connection);
         let Ok(protocol) = Py::new(py, HttpProtocol::new(self.pyloop.clone(), request.io)) else { return };
+        self.pyloop.start_app(
+            py,
+            || {
+                let coroutine = self.callback.call1(py, (Py::new(py, scope)?, protocol.clone_ref(py)))?;
+                Ok((coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?))
+            },
+            || protocol.get().finish(py, true),
+        );
+    }
+
+    fn start_websocket(&self, py: Python<'_>, request: PendingWebsocket) {
+        let scope = HttpScope::websocket(request.parts, request.connection);
+        let handshake = WsHandshake::new(request.io, self.pyloop.clone());
+        let Ok(protocol) = Py::new(py, WebsocketProtocol::new(handshake)) else { return };
         self.pyloop.start_app(
             py,
             || {

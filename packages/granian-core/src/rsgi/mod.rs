@@ -3,6 +3,7 @@
 mod dispatch;
 mod protocol;
 mod scope;
+mod websocket;
 
 use pyo3::prelude::*;
 
@@ -47,5 +48,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scope::Headers>()?;
     m.add_class::<protocol::HttpProtocol>()?;
     m.add_class::<protocol::StreamTransport>()?;
+    m.add_class::<websocket::WebsocketProtocol>()?;
+    m.add_class::<websocket::WebsocketTransport>()?;
+    m.add_class::<websocket::WebsocketMessage>()?;
     Ok(())
 }

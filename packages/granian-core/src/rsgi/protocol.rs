@@ -104,7 +104,7 @@ impl HttpProtocol {
 }
 
 /// RSGI raises `ProtocolClosed` when the client is gone, `ProtocolError` when the app misuses the API.
-fn rsgi_error(err: CoreError) -> PyErr {
+pub fn rsgi_error(err: CoreError) -> PyErr {
     match err {
         CoreError::Closed(reason) => RSGIProtocolClosed::new_err(reason),
         CoreError::Protocol(message) => RSGIProtocolError::new_err(message),

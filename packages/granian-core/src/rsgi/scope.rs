@@ -26,6 +26,7 @@ pub fn version_label(version: Version) -> &'static str {
 
 #[pyclass(frozen, module = "granian._core", name = "RSGIHTTPScope")]
 pub struct HttpScope {
+    proto: &'static str,
     parts: Parts,
     connection: Arc<ConnectionInfo>,
     headers: OnceLock<Py<Headers>>,
@@ -33,7 +34,12 @@ pub struct HttpScope {
 
 impl HttpScope {
     pub fn new(parts: Parts, connection: Arc<ConnectionInfo>) -> Self {
-        Self { parts, connection, headers: OnceLock::new() }
+        Self { proto: "http", parts, connection, headers: OnceLock::new() }
+    }
+
+    /// The scope of a WebSocket request (`proto == 'ws'`).
+    pub fn websocket(parts: Parts, connection: Arc<ConnectionInfo>) -> Self {
+        Self { proto: "ws", parts, connection, headers: OnceLock::new() }
     }
 }
 
@@ -41,7 +47,7 @@ impl HttpScope {
 impl HttpScope {
     #[getter]
     fn proto(&self) -> &'static str {
-        "http"
+        self.proto
     }
 
     #[getter]

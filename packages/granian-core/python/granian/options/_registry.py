@@ -20,6 +20,7 @@ _U31 = 2**31 - 1  # HTTP/2 flow-control windows (RFC 9113, 6.9.1); listen(2) bac
 _U32 = 2**32 - 1  # HTTP/2 SETTINGS values and hyper/h2 sizes
 _MIN_FRAME, _MAX_FRAME = 2**14, 2**24 - 1  # SETTINGS_MAX_FRAME_SIZE bounds (RFC 9113, 6.5.2)
 _MAX_WORKERS = 1024
+_ASYNC_INTERFACES = frozenset({'asgi', 'asginl', 'rsgi'})
 _MAX_THREADS = 1024
 
 
@@ -118,6 +119,16 @@ OPTIONS: tuple[Option, ...] = (
         HTTPModes.auto.value,
         'HTTP version to serve: 1, 2, or auto (HTTP/1.1 and HTTP/2 prior knowledge on one port).',
         'protocols',
+    ),
+    Option(
+        'websockets',
+        Flag(),
+        True,
+        'Serve WebSocket connections (HTTP/1.1 upgrade and HTTP/2 extended CONNECT).',
+        'websockets',
+        flags=('--ws/--no-ws',),
+        interfaces=_ASYNC_INTERFACES,
+        note='Off, an upgrade request reaches the app as plain HTTP. WSGI serves no WebSockets.',
     ),
     Option(
         'backlog',
@@ -259,4 +270,36 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option('factory', Flag(), False, 'Treat APP as a factory that returns the application.', 'app'),
     Option('working_dir', Directory(), None, 'Directory to import APP from.', 'app'),
+    Option(
+        'ws_max_size',
+        Integer(1, _U31, 'bytes'),
+        16 * 1024 * 1024,
+        'Largest WebSocket message accepted, in bytes; a larger one closes the connection with 1009.',
+        'websockets',
+        interfaces=_ASYNC_INTERFACES,
+    ),
+    Option(
+        'ws_ping_interval',
+        Duration(0, 86_400),
+        20.0,
+        'Seconds between the pings the server sends on each WebSocket; 0 sends none.',
+        'websockets',
+        interfaces=_ASYNC_INTERFACES,
+    ),
+    Option(
+        'ws_ping_timeout',
+        Duration(0.1, 86_400),
+        20.0,
+        'Seconds a ping may go unanswered before the server drops the WebSocket.',
+        'websockets',
+        interfaces=_ASYNC_INTERFACES,
+    ),
+    Option(
+        'ws_per_message_deflate',
+        Flag(),
+        True,
+        'Compress WebSocket messages with permessage-deflate when the client offers it.',
+        'websockets',
+        interfaces=_ASYNC_INTERFACES,
+    ),
 )

@@ -19,6 +19,7 @@ GROUPS: dict[str, str] = {
     'workers': 'Workers and concurrency',
     'http1': 'HTTP/1',
     'http2': 'HTTP/2',
+    'websockets': 'WebSockets',
     'logging': 'Logging',
     'app': 'Application',
 }

@@ -106,6 +106,8 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
     if resolved['runtime_mode'] == RuntimeModes.auto:
         # One thread: single-thread runtime, no work stealing. More threads: one shared runtime.
         resolved['runtime_mode'] = RuntimeModes.st.value if resolved['runtime_threads'] == 1 else RuntimeModes.mt.value
+    if wsgi:
+        resolved['websockets'] = False  # WSGI has no WebSocket protocol
     resolved['target'] = target
     return ServerConfig(
         bind=BindSpec(address=resolved['address'], port=resolved['port'], backlog=resolved['backlog']),

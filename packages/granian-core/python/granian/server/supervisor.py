@@ -104,6 +104,7 @@ class Server:
         runtime_mode: RuntimeModes | str = 'auto',
         loop: Loops | str = 'auto',
         http: HTTPModes | str = 'auto',
+        websockets: bool = True,
         backlog: int = 1024,
         backpressure: int | None = None,
         http1_settings: HTTP1Settings | None = None,
@@ -114,6 +115,10 @@ class Server:
         url_path_prefix: str | None = None,
         factory: bool = False,
         working_dir: str | os.PathLike[str] | None = None,
+        ws_max_size: int = 16777216,
+        ws_ping_interval: float = 20.0,
+        ws_ping_timeout: float = 20.0,
+        ws_per_message_deflate: bool = True,
         # END GENERATED
     ) -> None:
         # Every keyword argument is an option of granian.options; validated here, so a bad value fails early.
