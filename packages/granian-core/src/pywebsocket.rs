@@ -99,6 +99,19 @@ impl WsConnection {
         }
     }
 
+    /// The next message, from a tokio task (for a receive that first waited for the handshake).
+    pub async fn recv(&self) -> Received {
+        match self.inbound.lock().await.recv().await {
+            Some(message) => Received::Message(message),
+            None => Received::Closed(self.ending()),
+        }
+    }
+
+    /// Queues a message or close from a tokio task.
+    pub async fn send_async(&self, item: Outbound) -> Result<(), CoreError> {
+        self.outbound.send(item).await.map_err(|_| closed())
+    }
+
     /// Asks the session to close, without waiting (used when the app returns or from sync code).
     pub fn close(&self, code: u16, reason: String) {
         let item = Outbound::Close { code, reason };
@@ -117,13 +130,39 @@ fn closed() -> CoreError {
     CoreError::Closed("the WebSocket is closed".into())
 }
 
+/// Where the open connection appears once the handshake completes, and the signal that it did
+/// (or that it never will: denied, or the client left).
+#[derive(Default)]
+pub struct OpenSlot {
+    connection: Mutex<Option<Arc<WsConnection>>>,
+    settled: CancellationToken,
+}
+
+impl OpenSlot {
+    fn settle(&self, connection: Option<Arc<WsConnection>>) {
+        *lock(&self.connection) = connection;
+        self.settled.cancel();
+    }
+
+    /// The connection, once open.
+    pub fn get(&self) -> Option<Arc<WsConnection>> {
+        lock(&self.connection).clone()
+    }
+
+    /// Waits until the handshake is over; the connection if it opened.
+    pub async fn wait(&self) -> Option<Arc<WsConnection>> {
+        self.settled.cancelled().await;
+        self.get()
+    }
+}
+
 /// The handshake of one WebSocket request, until the app accepts or denies it.
 pub struct WsHandshake {
     pub opening: Opening,
     responder: Mutex<Option<oneshot::Sender<ResponseIntent>>>,
     upgraded: Mutex<Option<oneshot::Receiver<Result<WsChannels, CoreError>>>>,
     /// The connection once accepted, for closing it when the app is done.
-    connection: Arc<Mutex<Option<Arc<WsConnection>>>>,
+    pub open: Arc<OpenSlot>,
     pub disconnected: CancellationToken,
     pyloop: Arc<PyLoop>,
     runtime: Handle,
@@ -136,7 +175,7 @@ impl WsHandshake {
             opening,
             responder: Mutex::new(Some(responder)),
             upgraded: Mutex::new(Some(upgraded)),
-            connection: Arc::new(Mutex::new(None)),
+            open: Arc::new(OpenSlot::default()),
             disconnected,
             pyloop,
             runtime,
@@ -154,7 +193,7 @@ impl WsHandshake {
 
     /// The accepted connection, once open.
     pub fn connection(&self) -> Option<Arc<WsConnection>> {
-        lock(&self.connection).clone()
+        self.open.get()
     }
 
     /// Sends the accept response; the awaitable resolves with the open connection.
@@ -176,12 +215,20 @@ impl WsHandshake {
         let Some(upgraded) = lock(&self.upgraded).take() else {
             return settle(py, Err(CoreError::Protocol("the WebSocket was already accepted or closed")));
         };
-        let (pyloop, runtime, slot) = (self.pyloop.clone(), self.runtime.clone(), self.connection.clone());
+        let (pyloop, runtime, slot) = (self.pyloop.clone(), self.runtime.clone(), self.open.clone());
         let work = async move {
-            let channels = upgraded.await.map_err(|_| closed())??;
-            let connection = Arc::new(WsConnection::new(channels, pyloop, runtime));
-            *lock(&slot) = Some(connection.clone());
-            Ok(connection)
+            let opened = upgraded.await.map_err(|_| closed()).and_then(|outcome| outcome);
+            match opened {
+                Ok(channels) => {
+                    let connection = Arc::new(WsConnection::new(channels, pyloop, runtime));
+                    slot.settle(Some(connection.clone()));
+                    Ok(connection)
+                }
+                Err(err) => {
+                    slot.settle(None);
+                    Err(err)
+                }
+            }
         };
         self.pyloop.spawn_awaitable(py, &self.runtime, work, settle)
     }
@@ -191,14 +238,14 @@ impl WsHandshake {
         match lock(&self.responder).take() {
             Some(responder) => {
                 self.pyloop.deliver(py, responder, ResponseIntent::Ready(response));
+                self.open.settle(None);
                 true
             }
             None => false,
         }
     }
 
-    /// Takes the responder to answer with a streamed or file response (ASGI denial responses).
-    pub fn take_responder(&self) -> Option<oneshot::Sender<ResponseIntent>> {
-        lock(&self.responder).take()
+    pub fn runtime(&self) -> &Handle {
+        &self.runtime
     }
 }

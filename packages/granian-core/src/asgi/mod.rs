@@ -3,19 +3,17 @@
 
 mod protocol;
 mod scope;
+mod websocket;
 
 use std::sync::Arc;
 
-use http::header::{HeaderValue, CONTENT_TYPE, UPGRADE};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::dispatch::{PendingRequest, PyDispatcher, RequestHandler};
-use crate::http::{response, ResponseBody};
+use crate::dispatch::{PendingRequest, PendingWebsocket, PyDispatcher, RequestHandler};
 use crate::pyconfig::worker_config;
 use crate::pyloop::PyLoop;
+use crate::pywebsocket::WsHandshake;
 use crate::pyworker::WorkerSlot;
 use crate::workers::WorkerConfig;
 
@@ -25,21 +23,27 @@ struct AsgiHandler {
     template: scope::ScopeTemplate,
 }
 
-fn is_websocket_upgrade(request: &Request<Incoming>) -> bool {
-    request.headers().get_all(UPGRADE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-}
-
 impl RequestHandler for AsgiHandler {
-    fn screen(&self, request: &Request<Incoming>) -> Option<Response<ResponseBody>> {
-        // WebSockets for ASGI are not served yet: refuse the upgrade with a plain HTTP answer
-        // rather than handing the app a request it would misread as plain HTTP.
-        if is_websocket_upgrade(request) {
-            let mut headers = http::HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-            let body = bytes::Bytes::from_static(b"WebSocket connections are not supported by this server yet");
-            return Some(response(StatusCode::NOT_IMPLEMENTED, headers, ResponseBody::full(body)));
-        }
-        None
+    fn start_websocket(&self, py: Python<'_>, request: PendingWebsocket) {
+        let handshake = WsHandshake::new(request.io, self.pyloop.clone());
+        let scope = scope::websocket_scope(
+            py,
+            &self.template,
+            &request.parts,
+            &request.connection,
+            &handshake.opening.subprotocols,
+        );
+        let Ok(protocol) = Py::new(py, websocket::WebsocketProtocol::new(handshake)) else { return };
+        self.pyloop.start_app(
+            py,
+            || {
+                let receive = protocol.getattr(py, pyo3::intern!(py, "receive"))?;
+                let send = protocol.getattr(py, pyo3::intern!(py, "send"))?;
+                let coroutine = self.app.call1(py, (scope?, receive, send))?;
+                Ok((coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?))
+            },
+            || protocol.get().finish(py, true),
+        );
     }
 
     fn start(&self, py: Python<'_>, request: PendingRequest) {
@@ -105,6 +109,7 @@ impl AsgiWorker {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AsgiWorker>()?;
     m.add_class::<protocol::HttpProtocol>()?;
+    m.add_class::<websocket::WebsocketProtocol>()?;
     m.add("ClientDisconnected", m.py().get_type::<crate::errors::ClientDisconnected>())?;
     Ok(())
 }

@@ -65,7 +65,7 @@ fn disconnected_error() -> PyErr {
 }
 
 /// ASGI raises an OSError subclass when the client is gone and RuntimeError on misuse.
-fn asgi_error(err: CoreError) -> PyErr {
+pub fn asgi_error(err: CoreError) -> PyErr {
     match err {
         CoreError::Closed(_) => disconnected_error(),
         CoreError::Protocol(message) => PyRuntimeError::new_err(message),
@@ -100,13 +100,13 @@ fn unexpected(kind: &str, expected: &str) -> PyErr {
     PyRuntimeError::new_err(format!("Unexpected ASGI message '{kind}': expected {expected}"))
 }
 
-fn bytes_of(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
+pub fn bytes_of(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
     crate::pybytes::to_bytes(value)
         .map_err(|_| PyValueError::new_err(format!("ASGI {what} must be bytes, not {}", value.get_type())))
 }
 
 /// Reads `[(name, value), ...]` byte-string pairs; invalid names or values are dropped.
-fn headers_from_message(message: &Bound<'_, PyDict>) -> PyResult<HeaderMap> {
+pub fn headers_from_message(message: &Bound<'_, PyDict>) -> PyResult<HeaderMap> {
     let mut map = HeaderMap::new();
     if let Some(headers) = message.get_item(intern!(message.py(), "headers"))? {
         for item in headers.try_iter()? {

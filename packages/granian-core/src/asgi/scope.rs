@@ -1,4 +1,4 @@
-//! The ASGI HTTP scope: a dict, as the specification requires, built once per request.
+//! The ASGI HTTP and WebSocket scopes: dicts, as the specification requires, built once per request.
 
 use std::net::SocketAddr;
 
@@ -13,6 +13,8 @@ use crate::workers::ConnectionInfo;
 
 pub const ASGI_VERSION: &str = "3.0";
 pub const ASGI_SPEC_VERSION: &str = "2.4";
+/// WebSocket scopes follow 2.5, which added `reason` to `websocket.disconnect`.
+pub const ASGI_WEBSOCKET_SPEC_VERSION: &str = "2.5";
 
 /// `http_version` as ASGI spells it.
 pub fn version_label(version: Version) -> &'static str {
@@ -34,24 +36,25 @@ pub struct ScopeTemplate {
     pub state: Option<Py<PyDict>>,
 }
 
-pub fn http_scope<'py>(
+/// The keys HTTP and WebSocket scopes share.
+fn base_scope<'py>(
     py: Python<'py>,
+    kind: &'static str,
+    spec_version: &'static str,
     template: &ScopeTemplate,
     parts: &Parts,
     connection: &ConnectionInfo,
 ) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
     let scope = PyDict::new(py);
-    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    scope.set_item(intern!(py, "type"), kind)?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), intern!(py, ASGI_VERSION))?;
-    asgi.set_item(intern!(py, "spec_version"), intern!(py, ASGI_SPEC_VERSION))?;
+    asgi.set_item(intern!(py, "spec_version"), spec_version)?;
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(intern!(py, "http_version"), version_label(parts.version))?;
     scope.set_item(intern!(py, "server"), address(py, &connection.local)?)?;
     scope.set_item(intern!(py, "client"), address(py, &connection.peer)?)?;
-    scope.set_item(intern!(py, "scheme"), connection.scheme)?;
-    scope.set_item(intern!(py, "method"), parts.method.as_str())?;
     let raw_path = parts.uri.path();
     scope.set_item(intern!(py, "path"), decoded_path(raw_path))?;
     scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path.as_bytes()))?;
@@ -68,12 +71,43 @@ pub fn http_scope<'py>(
         headers.append((PyBytes::new(py, name.as_str().as_bytes()), PyBytes::new(py, value.as_bytes())))?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
-    let extensions = PyDict::new(py);
-    extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
-    scope.set_item(intern!(py, "extensions"), extensions)?;
     if let Some(state) = &template.state {
         scope.set_item(intern!(py, "state"), state.bind(py).copy()?)?;
     }
+    Ok(scope)
+}
+
+pub fn http_scope<'py>(
+    py: Python<'py>,
+    template: &ScopeTemplate,
+    parts: &Parts,
+    connection: &ConnectionInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    use pyo3::intern;
+    let scope = base_scope(py, "http", ASGI_SPEC_VERSION, template, parts, connection)?;
+    scope.set_item(intern!(py, "scheme"), connection.scheme)?;
+    scope.set_item(intern!(py, "method"), parts.method.as_str())?;
+    let extensions = PyDict::new(py);
+    extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
+    scope.set_item(intern!(py, "extensions"), extensions)?;
+    Ok(scope)
+}
+
+/// The scope of a WebSocket connection (`type == 'websocket'`, spec 2.5: close reasons).
+pub fn websocket_scope<'py>(
+    py: Python<'py>,
+    template: &ScopeTemplate,
+    parts: &Parts,
+    connection: &ConnectionInfo,
+    subprotocols: &[String],
+) -> PyResult<Bound<'py, PyDict>> {
+    use pyo3::intern;
+    let scope = base_scope(py, "websocket", ASGI_WEBSOCKET_SPEC_VERSION, template, parts, connection)?;
+    scope.set_item(intern!(py, "scheme"), if connection.scheme == "https" { "wss" } else { "ws" })?;
+    scope.set_item(intern!(py, "subprotocols"), PyList::new(py, subprotocols)?)?;
+    let extensions = PyDict::new(py);
+    extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
+    scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
 }
 
