@@ -23,6 +23,9 @@ use super::deflate::DeflateAgreement;
 
 /// How many messages wait in each direction before the sender has to wait.
 const QUEUE: usize = 16;
+/// Messages shorter than this are sent uncompressed: deflate cannot shrink them, and yawc 0.5 spins
+/// forever compressing an empty message once the compression context holds data.
+const COMPRESSION_THRESHOLD: usize = 64;
 /// How long the server waits for the peer's close frame after sending its own.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -106,7 +109,7 @@ pub fn start(
     let mut options = Options::default().with_utf8().with_limits(limit, limit).with_no_delay();
     let extension = agreement.map(DeflateAgreement::header_value);
     if agreement.is_some() {
-        options = options.with_balanced_compression();
+        options = options.with_balanced_compression().with_compression_threshold(COMPRESSION_THRESHOLD);
     }
     let socket = WebSocket::from_stream_with_extensions(io, Role::Server, extension.as_deref(), options)?;
     let (inbound_tx, inbound) = mpsc::channel(QUEUE);
@@ -187,7 +190,9 @@ impl Session {
                     if !self.send_frame(Frame::ping(Bytes::new())).await {
                         return abnormal();
                     }
-                    pong_due = Instant::now() + self.ping_timeout;
+                    if pong_due == far {
+                        pong_due = Instant::now() + self.ping_timeout;
+                    }
                     next_ping = self.ping_interval.map_or(far, |interval| Instant::now() + interval);
                 }
                 command = self.outbound.recv(), if closing.is_none() => {
