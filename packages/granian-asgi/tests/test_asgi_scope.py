@@ -81,7 +81,7 @@ def test_scope_headers_are_lowercase_and_keep_repeats_in_order(described: dict):
 def test_scope_extensions_advertise_pathsend_only(described: dict):
     extensions = described['scope']['extensions']
     assert 'http.response.pathsend' in extensions
-    assert 'websocket.http.response' not in extensions, 'WebSockets are not served, so no denial responses either'
+    assert 'websocket.http.response' not in extensions, 'denial responses belong to WebSocket scopes only'
     assert 'tls' not in extensions, 'the connection is plain TCP'
 
 

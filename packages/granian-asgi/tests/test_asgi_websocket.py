@@ -188,3 +188,27 @@ def test_fastapi_websocket_route(fastapi_ws_server):
 def test_fastapi_close_before_accept(fastapi_ws_server):
     with RawWebSocket(fastapi_ws_server.host, fastapi_ws_server.port, '/denied') as ws:
         assert ws.status == 403
+
+
+@pytest.fixture(scope='module')
+def channels_server(server_factory, asgi_apps_dir):
+    return server_factory('channels_app:app', working_dir=asgi_apps_dir, interface='asginl')
+
+
+def test_django_channels_consumers(channels_server):
+    async def exchange():
+        async with connect(url(channels_server, '/ws/echo/')) as ws:
+            await ws.send('hi')
+            text = await ws.recv()
+            await ws.send(b'\x00\x01')
+            binary = await ws.recv()
+        async with connect(url(channels_server, '/ws/room/blue/')) as ws:
+            await ws.send(json.dumps({'n': 2}))
+            room = json.loads(await ws.recv())
+            await ws.send(json.dumps({'close': True}))
+            with pytest.raises(websockets.ConnectionClosed) as excinfo:
+                await ws.recv()
+        return text, binary, room, excinfo.value.rcvd.code
+
+    assert run(exchange()) == ('echo:hi', b'\x00\x01', {'room': 'blue', 'got': {'n': 2}}, 4003)
+    assert httpx.get(channels_server.url('/'), timeout=10).text == 'channels http'

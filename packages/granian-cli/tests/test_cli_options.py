@@ -334,7 +334,8 @@ def _runner_values(argv: list[str], environ: dict[str, str] | None = None) -> di
 
 def test_runner_has_the_wsgi_options():
     names = {option.name for option in WSGI_OPTIONS}
-    assert names == {option.name for option in OPTIONS} - {'interface'}
+    websocket_options = {'websockets', 'ws_max_size', 'ws_ping_interval', 'ws_ping_timeout', 'ws_per_message_deflate'}
+    assert names == {option.name for option in OPTIONS} - {'interface'} - websocket_options
 
 
 @pytest.mark.parametrize('option', WSGI_OPTIONS, ids=_ids)

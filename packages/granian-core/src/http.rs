@@ -62,6 +62,25 @@ pub struct Http2Settings {
     pub max_send_buffer_size: usize,
 }
 
+/// Applies the HTTP/1 settings to hyper's builder or to hyper-util's (their methods share names).
+macro_rules! apply_http1 {
+    ($builder:expr, $h1:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .header_read_timeout($h1.header_read_timeout)
+            .keep_alive($h1.keep_alive)
+            .max_buf_size($h1.max_buffer_size)
+            .pipeline_flush($h1.pipeline_flush)
+    };
+}
+
+/// hyper's HTTP/1 connection builder, for listeners that speak HTTP/1 only.
+pub fn http1_builder(h1: &Http1Settings) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    apply_http1!(builder, h1);
+    builder
+}
+
 /// Builds the hyper connection builder for a listener; `websockets` enables RFC 8441 extended CONNECT.
 pub fn connection_builder(
     mode: HttpMode,
@@ -70,13 +89,7 @@ pub fn connection_builder(
     websockets: bool,
 ) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(h1.header_read_timeout)
-        .keep_alive(h1.keep_alive)
-        .max_buf_size(h1.max_buffer_size)
-        .pipeline_flush(h1.pipeline_flush);
+    apply_http1!(builder.http1(), h1);
     builder
         .http2()
         .timer(TokioTimer::new())

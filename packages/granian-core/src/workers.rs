@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +21,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::{connection_builder, error_response, Http1Settings, Http2Settings, HttpMode, ResponseBody};
+use crate::http::{
+    connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode, ResponseBody,
+};
 use crate::runtime::{RuntimeMode, RuntimeThreads};
 use crate::ws::session::WsSettings;
 
@@ -102,7 +105,9 @@ pub type ErrorSink = Arc<dyn Fn(String) + Send + Sync>;
 
 struct Engine<D> {
     dispatcher: D,
+    http_mode: HttpMode,
     builder: auto::Builder<TokioExecutor>,
+    http1: hyper::server::conn::http1::Builder,
     backpressure: Arc<Semaphore>,
     shutdown: CancellationToken,
     connections: TaskTracker,
@@ -134,7 +139,9 @@ impl Worker {
         });
         let engine = Arc::new(Engine {
             dispatcher,
+            http_mode: config.http_mode,
             builder: connection_builder(config.http_mode, &config.http1, &config.http2, config.websockets.is_some()),
+            http1: http1_builder(&config.http1),
             backpressure: Arc::new(Semaphore::new(config.backpressure.max(1))),
             shutdown,
             connections,
@@ -220,24 +227,45 @@ async fn serve_connection<D: Dispatcher>(stream: tokio::net::TcpStream, peer: So
             }
         })
     };
-    let connection = engine.builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(connection);
+    let io = TokioIo::new(stream);
+    // hyper-util's auto connection with upgrades ignores an HTTP/1-only or HTTP/2-only choice, so
+    // those modes use hyper's own connections (HTTP/2 extended CONNECT needs no upgrade support).
+    match engine.http_mode {
+        HttpMode::Auto => {
+            let connection = pin!(engine.builder.serve_connection_with_upgrades(io, service));
+            drive(connection, |c| c.graceful_shutdown(), &engine.shutdown, &info).await;
+        }
+        HttpMode::Http1 => {
+            let connection = pin!(engine.http1.serve_connection(io, service).with_upgrades());
+            drive(connection, |c| c.graceful_shutdown(), &engine.shutdown, &info).await;
+        }
+        HttpMode::Http2 => {
+            let connection = pin!(engine.builder.serve_connection(io, service));
+            drive(connection, |c| c.graceful_shutdown(), &engine.shutdown, &info).await;
+        }
+    }
+    info.closed.cancel();
+}
+
+/// Serves a connection until it ends; on shutdown, lets its in-flight requests finish first.
+async fn drive<C: Future>(
+    mut connection: Pin<&mut C>,
+    graceful_shutdown: impl FnOnce(Pin<&mut C>),
+    shutdown: &CancellationToken,
+    info: &ConnectionInfo,
+) {
     tokio::select! {
         _ = connection.as_mut() => {}
-        _ = engine.shutdown.cancelled() => {
+        _ = shutdown.cancelled() => {
             if !info.first_request.load(Ordering::Acquire) {
                 tokio::select! {
-                    _ = connection.as_mut() => {
-                        info.closed.cancel();
-                        return;
-                    }
+                    _ = connection.as_mut() => return,
                     _ = info.first_request_arrived.notified() => {}
                     _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
                 }
             }
-            connection.as_mut().graceful_shutdown();
+            graceful_shutdown(connection.as_mut());
             let _ = connection.await;
         }
     }
-    info.closed.cancel();
 }

@@ -310,3 +310,20 @@ def test_shutdown_closes_open_websockets_with_1001():
             assert frame is not None and frame.opcode == CLOSE and frame.close_code == 1001
             ws.send(CLOSE, close_payload(1001))
         assert server.wait(15) == 0
+
+
+@pytest.mark.parametrize('mode', ['1', '2'])
+def test_websockets_in_single_version_modes(server_factory, mode):
+    server = server_factory('rsgi_ws_app:app', working_dir=APPS_DIR, extra_args=['--http', mode])
+    if mode == '1':
+        with RawWebSocket(server.host, server.port, '/echo') as ws:
+            ws.send(TEXT, b'h1 only')
+            assert ws.receive().payload == b'h1 only'
+        return
+    ws = Http2WebSocket(server.host, server.port, '/echo')
+    try:
+        assert ws.status == 200
+        ws.send(TEXT, b'h2 only')
+        assert ws.receive().payload == b'h2 only'
+    finally:
+        ws.close()

@@ -7,6 +7,7 @@ from typing import Any, final
 __version__: str
 __all__ = [
     'ASGIHTTPProtocol',
+    'ASGIWebsocketProtocol',
     'ASGIWorker',
     'BridgeDrain',
     'ClientDisconnected',
@@ -18,6 +19,9 @@ __all__ = [
     'RSGIHeaders',
     'RSGIProtocolClosed',
     'RSGIProtocolError',
+    'RSGIWebsocketMessage',
+    'RSGIWebsocketProtocol',
+    'RSGIWebsocketTransport',
     'RSGIWorker',
     'ReadyAwaitable',
     'WSGIInput',
@@ -123,6 +127,25 @@ class RSGIHTTPProtocol:
     def _task_done(self, task: Any) -> None: ...
 
 @final
+class RSGIWebsocketMessage:
+    @property
+    def kind(self) -> int: ...
+    @property
+    def data(self) -> bytes | str | None: ...
+
+@final
+class RSGIWebsocketTransport:
+    def receive(self) -> Awaitable[RSGIWebsocketMessage]: ...
+    def send_bytes(self, data: bytes) -> Awaitable[None]: ...
+    def send_str(self, data: str) -> Awaitable[None]: ...
+
+@final
+class RSGIWebsocketProtocol:
+    def accept(self) -> Awaitable[RSGIWebsocketTransport]: ...
+    def close(self, status: int | None = None) -> None: ...
+    def _task_done(self, task: Any) -> None: ...
+
+@final
 class RSGIWorker:
     def __new__(cls, listener_fd: int, settings: Any) -> RSGIWorker: ...
     def serve(self, callback: Any, event_loop: Any) -> None: ...
@@ -130,6 +153,12 @@ class RSGIWorker:
 
 @final
 class ASGIHTTPProtocol:
+    def receive(self) -> Awaitable[dict[str, Any]]: ...
+    def send(self, message: dict[str, Any]) -> Awaitable[None]: ...
+    def _task_done(self, task: Any) -> None: ...
+
+@final
+class ASGIWebsocketProtocol:
     def receive(self) -> Awaitable[dict[str, Any]]: ...
     def send(self, message: dict[str, Any]) -> Awaitable[None]: ...
     def _task_done(self, task: Any) -> None: ...

@@ -1,11 +1,11 @@
 """RSGI for granian: the public RSGI types and the glue that serves RSGI applications.
 
-Implements RSGI 1.6 over HTTP (see spec/ in the granian repository).
+Implements RSGI 1.6 over HTTP and WebSockets (see spec/ in the granian repository).
 """
 
 from __future__ import annotations
 
-from ._types import Scope, WebsocketMessage, WebsocketMessageType, WebsocketProtocol
+from ._types import Scope, WebsocketMessage, WebsocketMessageType, WebsocketTransport
 from ._version import __version__
 from ._worker import create_worker
 
@@ -14,6 +14,7 @@ from granian._core import (  # isort: skip
     RSGIHTTPProtocol as HTTPProtocol,
     RSGIProtocolClosed as ProtocolClosed,
     RSGIProtocolError as ProtocolError,
+    RSGIWebsocketProtocol as WebsocketProtocol,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     'WebsocketMessage',
     'WebsocketMessageType',
     'WebsocketProtocol',
+    'WebsocketTransport',
     '__version__',
     'create_worker',
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from granian._core import RSGIHeaders
 
@@ -45,10 +45,3 @@ class WebsocketTransport(Protocol):
     async def receive(self) -> WebsocketMessage: ...
     async def send_bytes(self, data: bytes) -> None: ...
     async def send_str(self, data: str) -> None: ...
-
-
-class WebsocketProtocol(Protocol):
-    """The RSGI WebSocket protocol object (served once granian supports WebSockets)."""
-
-    async def accept(self) -> WebsocketTransport: ...
-    def close(self, status: int | None = None) -> Any: ...
