@@ -327,3 +327,17 @@ def test_websockets_in_single_version_modes(server_factory, mode):
         assert ws.receive().payload == b'h2 only'
     finally:
         ws.close()
+
+
+def test_open_websockets_count_against_backpressure(server_factory):
+    server = server_factory('rsgi_ws_app:app', working_dir=APPS_DIR, extra_args=['--backpressure', '1'])
+    ws = RawWebSocket(server.host, server.port, '/echo')
+    try:
+        assert ws.status == 101
+        with pytest.raises(httpx.TimeoutException):
+            httpx.get(server.url('/http'), timeout=1.0)
+    finally:
+        ws.send(CLOSE, close_payload(1000))
+        ws.receive()
+        ws.close()
+    assert httpx.get(server.url('/http'), timeout=10).text == 'http /http'
