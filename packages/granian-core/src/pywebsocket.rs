@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::header::HeaderMap;
-use http::Response;
+use http::{Response, StatusCode};
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::WebsocketIo;
 use crate::errors::CoreError;
-use crate::http::{ResponseBody, ResponseIntent};
+use crate::http::{error_response, response, ResponseBody, ResponseIntent};
 use crate::pyloop::{PyLoop, Settle};
 use crate::ws::handshake::{accept_response, Opening};
-use crate::ws::session::{Ending, Message, Outbound, WsChannels};
+use crate::ws::session::{codes, Ending, Message, Outbound, WsChannels};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -123,7 +123,7 @@ impl WsConnection {
 }
 
 fn ending_of(ending: &Mutex<Option<Ending>>) -> Ending {
-    lock(ending).clone().unwrap_or(Ending { code: crate::ws::session::codes::ABNORMAL, reason: String::new() })
+    lock(ending).clone().unwrap_or(Ending { code: codes::ABNORMAL, reason: String::new() })
 }
 
 fn closed() -> CoreError {
@@ -242,6 +242,27 @@ impl WsHandshake {
                 true
             }
             None => false,
+        }
+    }
+
+    /// The app is done: refuse a handshake it never answered (with `refusal`, or 403; 500 if it
+    /// failed), close an open connection (1000, or 1011 if it failed).
+    pub fn finish(&self, py: Python<'_>, app_failed: bool, refusal: Option<Response<ResponseBody>>) {
+        let refusal = refusal.unwrap_or_else(|| {
+            if app_failed {
+                error_response(StatusCode::INTERNAL_SERVER_ERROR)
+            } else {
+                response(StatusCode::FORBIDDEN, HeaderMap::new(), ResponseBody::Empty)
+            }
+        });
+        if self.deny(py, refusal) {
+            return;
+        }
+        if let Some(connection) = self.connection() {
+            if !connection.is_finished() {
+                let code = if app_failed { codes::INTERNAL_ERROR } else { codes::NORMAL };
+                connection.close(code, String::new());
+            }
         }
     }
 

@@ -34,21 +34,19 @@ impl RequestHandler for AsgiHandler {
             &handshake.opening.subprotocols,
         );
         let Ok(protocol) = Py::new(py, websocket::WebsocketProtocol::new(handshake)) else { return };
-        self.pyloop.start_app(
-            py,
-            || {
-                let receive = protocol.getattr(py, pyo3::intern!(py, "receive"))?;
-                let send = protocol.getattr(py, pyo3::intern!(py, "send"))?;
-                let coroutine = self.app.call1(py, (scope?, receive, send))?;
-                Ok((coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?))
-            },
-            || protocol.get().finish(py, true),
-        );
+        self.run(py, scope, protocol.clone_ref(py).into_any(), || protocol.get().finish(py, true));
     }
 
     fn start(&self, py: Python<'_>, request: PendingRequest) {
         let scope = scope::http_scope(py, &self.template, &request.parts, &request.connection);
         let Ok(protocol) = Py::new(py, protocol::HttpProtocol::new(self.pyloop.clone(), request.io)) else { return };
+        self.run(py, scope, protocol.clone_ref(py).into_any(), || protocol.get().finish(py));
+    }
+}
+
+impl AsgiHandler {
+    /// Calls `app(scope, receive, send)` as a task; `failed` answers when the app cannot start.
+    fn run(&self, py: Python<'_>, scope: PyResult<Bound<'_, PyDict>>, protocol: Py<PyAny>, failed: impl FnOnce()) {
         self.pyloop.start_app(
             py,
             || {
@@ -57,7 +55,7 @@ impl RequestHandler for AsgiHandler {
                 let coroutine = self.app.call1(py, (scope?, receive, send))?;
                 Ok((coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?))
             },
-            || protocol.get().finish(py),
+            failed,
         );
     }
 }

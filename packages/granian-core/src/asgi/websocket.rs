@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::protocol::{asgi_error, bytes_of, headers_from_message};
 use crate::errors::{ClientDisconnected, CoreError};
-use crate::http::{error_response, response, status_from_u16, ResponseBody};
+use crate::http::{response, status_from_u16, ResponseBody};
 use crate::pywebsocket::{Received, WsConnection, WsHandshake};
 use crate::ws::is_sendable_close_code;
 use crate::ws::session::{codes, Ending, Message, Outbound};
@@ -137,20 +137,10 @@ impl WebsocketProtocol {
     /// The app is done: refuse a handshake it never answered (403, or 500 if it failed; a denial
     /// response it started is sent as far as it got), close an open connection (1000, or 1011).
     pub fn finish(&self, py: Python<'_>, app_failed: bool) {
-        let refusal = match lock(&self.denial).take() {
-            Some(denial) => response(denial.status, denial.headers, ResponseBody::full(denial.body.freeze())),
-            None if app_failed => error_response(StatusCode::INTERNAL_SERVER_ERROR),
-            None => response(StatusCode::FORBIDDEN, HeaderMap::new(), ResponseBody::Empty),
-        };
-        if self.handshake.deny(py, refusal) {
-            return;
-        }
-        if let Some(connection) = self.handshake.connection() {
-            if !connection.is_finished() {
-                let code = if app_failed { codes::INTERNAL_ERROR } else { codes::NORMAL };
-                connection.close(code, String::new());
-            }
-        }
+        let denial = lock(&self.denial)
+            .take()
+            .map(|denial| response(denial.status, denial.headers, ResponseBody::full(denial.body.freeze())));
+        self.handshake.finish(py, app_failed, denial);
     }
 
     fn send_denial(&self, py: Python<'_>, kind: &str, message: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {

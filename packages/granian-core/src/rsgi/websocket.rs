@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyString};
 
 use super::protocol::rsgi_error;
 use crate::errors::CoreError;
-use crate::http::{error_response, response, ResponseBody};
+use crate::http::{response, ResponseBody};
 use crate::pywebsocket::{Received, WsConnection, WsHandshake};
 use crate::ws::is_sendable_close_code;
 use crate::ws::session::{codes, Message, Outbound};
@@ -66,17 +66,7 @@ impl WebsocketProtocol {
     /// The app is done: refuse a handshake it never answered (403, or 500 if it failed), close an
     /// open connection (1000, or 1011 if it failed).
     pub fn finish(&self, py: Python<'_>, app_failed: bool) {
-        let refusal =
-            if app_failed { error_response(StatusCode::INTERNAL_SERVER_ERROR) } else { empty(StatusCode::FORBIDDEN) };
-        if self.handshake.deny(py, refusal) {
-            return;
-        }
-        if let Some(connection) = self.handshake.connection() {
-            if !connection.is_finished() {
-                let code = if app_failed { codes::INTERNAL_ERROR } else { codes::NORMAL };
-                connection.close(code, String::new());
-            }
-        }
+        self.handshake.finish(py, app_failed, None);
     }
 }
 
