@@ -104,6 +104,8 @@ def render_reference() -> str:
         out.append('')
         for option in members:
             note = f' {option.note}' if option.note else ''
+            if option.interfaces is not None:
+                note += f' Interfaces: {", ".join(sorted(option.interfaces))}.'
             out.append(f'- `{option.switches[0]}`: {option.help}{note}')
         out.append('')
     return '\n'.join(out)
