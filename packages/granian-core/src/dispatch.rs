@@ -65,11 +65,6 @@ pub struct WebsocketIo {
 
 /// What an interface does with a request.
 pub trait RequestHandler: Send + Sync + 'static {
-    /// Tokio side, before Python: a response the server gives on its own, if any.
-    fn screen(&self, _request: &Request<Incoming>) -> Option<Response<ResponseBody>> {
-        None
-    }
-
     /// Python thread: build the interface's objects and start the app.
     fn start(&self, py: Python<'_>, request: PendingRequest);
 
@@ -109,9 +104,6 @@ impl<H: RequestHandler> Dispatcher for PyDispatcher<H> {
                 })
                 .await;
             }
-        }
-        if let Some(response) = self.handler.screen(&request) {
-            return response;
         }
         let handler = self.handler.clone();
         let bridge = self.pyloop.bridge.clone();
