@@ -14,7 +14,17 @@ import websockets
 from websockets.asyncio.client import connect
 
 from tests_support.server import RunningServer
-from tests_support.websocket import BINARY, CLOSE, PING, PONG, TEXT, Http2WebSocket, RawWebSocket, close_payload
+from tests_support.websocket import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    Http2WebSocket,
+    RawWebSocket,
+    close_payload,
+    encode_frame,
+)
 
 APPS_DIR = Path(__file__).parent / 'apps'
 MAX_SIZE = 16 * 1024 * 1024
@@ -95,11 +105,25 @@ def test_invalid_utf8_closes_with_1007(ws_server):
         assert frame is not None and frame.opcode == CLOSE and frame.close_code == 1007
 
 
-def test_reserved_bits_fail_the_connection(ws_server):
+def test_reserved_bits_fail_the_connection_with_1002(ws_server):
     with RawWebSocket(ws_server.host, ws_server.port, '/echo') as ws:
         ws.send(TEXT, b'x', rsv=2)
         frame = ws.receive()
-        assert frame is None or (frame.opcode == CLOSE and frame.close_code == 1002)
+        assert frame is not None and frame.opcode == CLOSE and frame.close_code == 1002
+
+
+@pytest.mark.parametrize('opcode', [0x3, 0x7, 0xB, 0xF])
+def test_reserved_opcodes_fail_the_connection_with_1002_after_earlier_frames(ws_server, opcode):
+    with RawWebSocket(ws_server.host, ws_server.port, '/echo') as ws:
+        # A valid frame and the reserved one in one write: the server fails the connection at once,
+        # whether or not the app's echo of the first got out before.
+        ws.sock.sendall(encode_frame(TEXT, b'before') + encode_frame(opcode, b'xy'))
+        frame = ws.receive()
+        if frame is not None and frame.opcode == TEXT:
+            assert frame.payload == b'before'
+            frame = ws.receive()
+        assert frame is not None and frame.opcode == CLOSE and frame.close_code == 1002
+        assert frame.payload[2:] == b'reserved opcode'
 
 
 def test_client_close_code_and_reason_reach_the_app_and_are_echoed(ws_server):

@@ -5,6 +5,7 @@
 
 pub mod deflate;
 pub mod handshake;
+mod opcode_guard;
 pub mod session;
 
 /// Whether an app may send `code` in a close frame (RFC 6455, section 7.4): 1000-1003, 1007-1014

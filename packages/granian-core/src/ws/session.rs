@@ -6,6 +6,7 @@
 //! bound). Pings, pong timeouts, the close handshake and the server's shutdown (close 1001) are
 //! handled here, the same way for every interface and for HTTP/1.1 and HTTP/2.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use yawc::close::CloseCode;
 use yawc::{Frame, OpCode, Options, Role, WebSocket, WebSocketError};
 
 use super::deflate::DeflateAgreement;
+use super::opcode_guard::OpcodeGuard;
 
 /// How many messages wait in each direction before the sender has to wait.
 const QUEUE: usize = 16;
@@ -35,6 +37,7 @@ pub mod codes {
     pub const GOING_AWAY: u16 = 1001;
     pub const NO_STATUS: u16 = 1005;
     pub const ABNORMAL: u16 = 1006;
+    pub const PROTOCOL_ERROR: u16 = 1002;
     pub const INTERNAL_ERROR: u16 = 1011;
 }
 
@@ -92,7 +95,7 @@ impl WsChannels {
     }
 }
 
-type Socket = WebSocket<TokioIo<Upgraded>>;
+type Socket = WebSocket<OpcodeGuard<TokioIo<Upgraded>>>;
 
 /// Wraps an upgraded connection and returns the app's channels and the task to spawn.
 ///
@@ -111,6 +114,8 @@ pub fn start(
     if agreement.is_some() {
         options = options.with_balanced_compression().with_compression_threshold(COMPRESSION_THRESHOLD);
     }
+    let io = OpcodeGuard::new(io);
+    let reserved_opcode = io.tripped();
     let socket = WebSocket::from_stream_with_extensions(io, Role::Server, extension.as_deref(), options)?;
     let (inbound_tx, inbound) = mpsc::channel(QUEUE);
     let (outbound, outbound_rx) = mpsc::channel(QUEUE);
@@ -123,6 +128,7 @@ pub fn start(
         ping_interval: settings.ping_interval,
         ping_timeout: settings.ping_timeout,
         shutdown,
+        reserved_opcode,
     };
     let report = ending.clone();
     let done = finished.clone();
@@ -145,6 +151,8 @@ struct Session {
     ping_interval: Option<Duration>,
     ping_timeout: Duration,
     shutdown: CancellationToken,
+    /// Set when the peer sent a frame with a reserved opcode (the stream then ends before it).
+    reserved_opcode: Arc<AtomicBool>,
 }
 
 /// The close code the server sends for a frame error the framing layer reports.
@@ -152,7 +160,7 @@ fn error_close_code(err: &WebSocketError) -> u16 {
     match err {
         WebSocketError::FrameTooLarge => 1009,
         WebSocketError::InvalidUTF8 => 1007,
-        _ => 1002,
+        _ => codes::PROTOCOL_ERROR,
     }
 }
 
@@ -229,6 +237,11 @@ impl Session {
                     let frame = match frame {
                         Ok(frame) => frame,
                         Err(WebSocketError::ConnectionClosed) => {
+                            if closing.is_none() && self.reserved_opcode.load(Ordering::Relaxed) {
+                                let reason = "reserved opcode";
+                                let _ = self.send_frame(close_frame(codes::PROTOCOL_ERROR, reason)).await;
+                                return Ending { code: codes::PROTOCOL_ERROR, reason: reason.into() };
+                            }
                             return closing.map(|(ending, _)| ending).unwrap_or_else(abnormal);
                         }
                         Err(err) => {
