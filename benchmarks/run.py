@@ -4,6 +4,8 @@
     python benchmarks/run.py [run] [--quick] [--interfaces rsgi,asgi] [--scenarios get-10b,echo-1k] [--list]
     python benchmarks/run.py setup      # create benchmarks/.venv-peers and install the peers
     python benchmarks/run.py report     # regenerate README.md and the charts from results/latest.json
+    python benchmarks/run.py websocket [--quick] [--interfaces rsgi] [--no-memory]
+                                        # WebSocket echo and idle-connection memory (results/websocket.json)
 
 Each server runs one worker on 127.0.0.1 pinned to CPU 0; the load generator (wrk, h2load) runs
 pinned to CPU 1. A full run writes results/latest.json, the charts and README.md; other runs write
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import environment, peers
+from harness import websocket as ws
 from harness.plan import PLANS
 from harness.report import latest_latency_save, write_readme
 from harness.runner import INTERFACES, Runner, estimate
@@ -30,9 +33,10 @@ from harness.servers import BENCHMARKS, PEERS_PYTHON, SERVERS
 RESULTS = BENCHMARKS / 'results'
 RAW = RESULTS / 'raw'
 LATEST = RESULTS / 'latest.json'
+WEBSOCKET = RESULTS / 'websocket.json'
 TEMPLATE = BENCHMARKS / 'README.template.md'
 README = BENCHMARKS / 'README.md'
-COMMANDS = ('run', 'setup', 'report')
+COMMANDS = ('run', 'setup', 'report', 'websocket')
 
 
 def _names(text: str | None, known: list[str] | tuple[str, ...], what: str) -> list[str] | None:
@@ -45,9 +49,19 @@ def _names(text: str | None, known: list[str] | tuple[str, ...], what: str) -> l
     return names
 
 
-def publish(results: dict) -> None:
-    """Charts into results/, README.md from the template."""
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def publish(results: dict | None, websocket: dict | None = None) -> None:
+    """Charts into results/, README.md from the template (each part from the newest published run)."""
+    results = results if results is not None else _load(LATEST)
+    websocket = websocket if websocket is not None else _load(WEBSOCKET)
     charts = []
+    if results is None:
+        write_readme(TEMPLATE, README, None, [], None, websocket)
+        print(f'wrote {README.relative_to(BENCHMARKS.parent)}')
+        return
     try:
         from harness import charts as charting
 
@@ -56,7 +70,7 @@ def publish(results: dict) -> None:
         charts = [str(path.relative_to(BENCHMARKS)) for path in charting.draw(results, RESULTS)]
     except ImportError:
         print('matplotlib is missing: README written without charts (hatch run bench:report installs it)')
-    write_readme(TEMPLATE, README, results, charts, latest_latency_save(RESULTS / 'latency'))
+    write_readme(TEMPLATE, README, results, charts, latest_latency_save(RESULTS / 'latency'), websocket)
     print(f'wrote {README.relative_to(BENCHMARKS.parent)} and {len(charts)} chart(s)')
 
 
@@ -101,6 +115,25 @@ def command_run(options: argparse.Namespace) -> int:
     return 0
 
 
+def command_websocket(options: argparse.Namespace) -> int:
+    plan = ws.PLANS['quick' if options.quick else 'full']
+    interfaces = _names(options.interfaces, tuple(ws.WS_SERVERS), 'interfaces') or list(ws.WS_SERVERS)
+    if shutil.which('taskset') is None:
+        sys.exit('taskset is needed: apt-get install -y util-linux')
+    if not PEERS_PYTHON.exists() and peers.setup() != 0:
+        return 1
+    results = ws.WebsocketRunner(plan, RAW, interfaces, memory=not options.no_memory).run()
+    partial = options.interfaces is not None or options.no_memory
+    default = WEBSOCKET if plan.name == 'full' and not partial else RESULTS / f'websocket-{plan.name}.json'
+    output = Path(options.output or default)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=1) + '\n')
+    print(f'results: {output}')
+    if options.publish or output == WEBSOCKET:
+        publish(None, results)
+    return 0
+
+
 def command_report(options: argparse.Namespace) -> int:
     results = json.loads(Path(options.input).read_text())
     publish(results)
@@ -127,7 +160,15 @@ def main() -> int:
     commands.add_parser('setup', help='create benchmarks/.venv-peers and install the peers')
     report = commands.add_parser('report', help='regenerate README.md and the charts from a results file')
     report.add_argument('input', nargs='?', default=str(LATEST), help='results file (default: results/latest.json)')
+    websocket = commands.add_parser('websocket', help='WebSocket echo rates and idle-connection memory')
+    websocket.add_argument('--quick', action='store_true', help='the short plan (about 2 minutes)')
+    websocket.add_argument('--interfaces', help='comma-separated subset of rsgi,asgi')
+    websocket.add_argument('--no-memory', action='store_true', help='skip the idle-connection memory runs')
+    websocket.add_argument('--output', help='results file (default: results/websocket.json for a full run)')
+    websocket.add_argument('--publish', action='store_true', help='write README.md from this run')
     options = parser.parse_args(argv)
+    if options.command == 'websocket':
+        return command_websocket(options)
     if options.command == 'setup':
         return peers.setup()
     if options.command == 'report':

@@ -27,6 +27,8 @@ async def app(scope, receive, send):
     kind = scope['type']
     if kind == 'http':
         await http(scope, receive, send)
+    elif kind == 'websocket':
+        await websocket_echo(receive, send)
     elif kind == 'lifespan':
         while True:
             message = await receive()
@@ -77,3 +79,18 @@ async def http(scope, receive, send):
     else:
         await send(NOT_FOUND)
         await send({'type': 'http.response.body', 'body': b''})
+
+
+async def websocket_echo(receive, send):
+    """Every path: accept, then echo each message back (text as text, bytes as bytes)."""
+    await receive()  # websocket.connect
+    await send({'type': 'websocket.accept'})
+    while True:
+        message = await receive()
+        if message['type'] != 'websocket.receive':
+            return
+        text = message.get('text')
+        if text is not None:
+            await send({'type': 'websocket.send', 'text': text})
+        else:
+            await send({'type': 'websocket.send', 'bytes': message.get('bytes')})

@@ -6,7 +6,8 @@ Every app serves the same routes:
 - `POST /echo`: reads the whole request body, then answers it with a `content-length`;
 - `POST /stream`: answers the request body chunk by chunk as it is read (a streamed response);
 - `GET /file`: a 50 KiB file, through the interface's file path (RSGI `response_file`, ASGI
-  `http.response.pathsend`, WSGI `wsgi.file_wrapper`) when the server offers one.
+  `http.response.pathsend`, WSGI `wsgi.file_wrapper`) when the server offers one;
+- a WebSocket on any path (RSGI and ASGI): every message is echoed back as it came (text or bytes).
 """
 
 from __future__ import annotations

@@ -2,12 +2,17 @@
 
 from payloads import BODIES, ensure_file
 
+from granian.rsgi import WebsocketMessageType
+
 FILE = str(ensure_file())
 TEXT = [('content-type', 'text/plain')]
 BINARY = [('content-type', 'application/octet-stream')]
 
 
 async def app(scope, proto):
+    if scope.proto == 'ws':
+        await websocket_echo(proto)
+        return
     path = scope.path
     body = BODIES.get(path)
     if body is not None:
@@ -22,3 +27,16 @@ async def app(scope, proto):
         proto.response_file(200, BINARY, FILE)
     else:
         proto.response_bytes(404, TEXT, b'not found')
+
+
+async def websocket_echo(proto):
+    """Every path: echo each message back, text as text and bytes as bytes."""
+    transport = await proto.accept()
+    while True:
+        message = await transport.receive()
+        if message.kind == WebsocketMessageType.string:
+            await transport.send_str(message.data)
+        elif message.kind == WebsocketMessageType.bytes:
+            await transport.send_bytes(message.data)
+        else:
+            return

@@ -81,7 +81,8 @@ def _url(scenario: Scenario, port: int) -> str:
     return f'http://{HOST}:{port}{scenario.path}'
 
 
-def _run(argv: list[str], timeout: float) -> str:
+def run_pinned(argv: list[str], timeout: float) -> str:
+    """Runs a load tool on the load CPU; its standard output, or LoadError when it fails or overruns."""
     command = ['taskset', '-c', str(LOAD_CPU), *argv]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -106,7 +107,7 @@ def run_wrk(workspace: Workspace, scenario: Scenario, port: int, connections: in
     script = workspace.wrk_script(scenario)
     if script is not None:
         argv += ['-s', str(script)]
-    out = _run([*argv, _url(scenario, port)], duration + MARGIN)
+    out = run_pinned([*argv, _url(scenario, port)], duration + MARGIN)
     rps = re.search(r'^Requests/sec:\s+([\d.]+)', out, re.MULTILINE)
     total = re.search(r'^\s*(\d+) requests in', out, re.MULTILINE)
     if rps is None or total is None:
@@ -153,7 +154,7 @@ def run_h2load(
     """Timed load with h2load (HTTP/2 prior knowledge unless `http1`); latency percentiles from its log file."""
     log = workspace.path / f'h2load-{scenario.name}.log'
     argv = [*_h2load_argv(workspace, scenario, http1, connections), f'-D{int(seconds * 1000)}ms']
-    out = _run([*argv, '--log-file', str(log), _url(scenario, port)], seconds + MARGIN)
+    out = run_pinned([*argv, '--log-file', str(log), _url(scenario, port)], seconds + MARGIN)
     rps, done, errors = _h2load_summary(out)
     latencies = sorted(int(fields[2]) for line in log.read_text().splitlines() if len(fields := line.split('\t')) >= 3)
     log.unlink()
@@ -169,7 +170,7 @@ def run_counted(
 ) -> LoadResult:
     """Exactly `requests` requests with h2load (HTTP/1.1 for HTTP/1.1 scenarios); no latency figures."""
     argv = [*_h2load_argv(workspace, scenario, not scenario.http2, connections), f'-n{requests}']
-    rps, done, errors = _h2load_summary(_run([*argv, _url(scenario, port)], timeout))
+    rps, done, errors = _h2load_summary(run_pinned([*argv, _url(scenario, port)], timeout))
     return LoadResult(rps=rps, p50_ms=None, p99_ms=None, requests=done, errors=errors)
 
 

@@ -14,7 +14,7 @@ from .servers import PEERS_PYTHON, PEERS_VENV
 
 REQUIRED = ['granian==2.8.1', 'uvloop==0.23.0']
 OPTIONAL = {
-    'uvicorn': ['uvicorn==0.54.0', 'httptools==0.9.0'],
+    'uvicorn': ['uvicorn==0.54.0', 'httptools==0.9.0', 'websockets==17.4'],
     'hypercorn': ['hypercorn==0.18.0'],
     'gunicorn': ['gunicorn==27.0.1', 'uvicorn-worker==0.4.0'],
     'bjoern': ['bjoern==3.2.2'],

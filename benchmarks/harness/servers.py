@@ -167,6 +167,8 @@ class RunningServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: Flags appended to the server's command line (the granians take options after the app).
+    extra_arguments: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -178,7 +180,7 @@ class RunningServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open('wb') as log:
             self.process = subprocess.Popen(
-                self.spec.command(self.interface, self.port),
+                [*self.spec.command(self.interface, self.port), *self.extra_arguments],
                 cwd=APPS,
                 env=server_environment(),
                 stdin=subprocess.DEVNULL,
