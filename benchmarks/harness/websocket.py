@@ -292,9 +292,11 @@ def render(results: dict | None) -> str:
     runs = {(r['interface'], r['server'], r['size'], r['concurrency'], r['deflate']): r for r in results['runs']}
     versions = ', '.join(f'{name} {version}' for name, version in results['servers'].items() if version)
     plan = results['plan']
+    revision = results.get('revision') or {}
+    commit = revision.get('commit', '')[:10] + (' plus uncommitted changes' if revision.get('dirty') else '')
     lines = [
         (
-            f'Run of {results["date"][:16]} (revision `{str(results.get("revision", ""))[:10]}`, plan {plan["name"]}:'
+            f'Run of {results["date"][:16]} (commit `{commit}`, plan {plan["name"]}:'
             f' {plan["repeats"]} x {plan["seconds"]:g} s per cell; {versions}). Messages echoed per second,'
             ' text messages, compression off; target ours / granian 2.8.1 >= 1.15x.'
         ),

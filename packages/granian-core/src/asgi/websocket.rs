@@ -62,8 +62,8 @@ fn settle_received(py: Python<'_>, outcome: Result<Received, CoreError>) -> PyRe
                     dict.set_item(intern!(py, "text"), py.None())?;
                 }
                 Message::Text(data) => {
-                    let text = std::str::from_utf8(&data).map_err(|_| PyValueError::new_err("invalid UTF-8"))?;
-                    dict.set_item(intern!(py, "text"), PyString::new(py, text))?;
+                    // The session validated the UTF-8 already; Python's decoder is the only other pass.
+                    dict.set_item(intern!(py, "text"), PyString::from_bytes(py, &data)?)?;
                     dict.set_item(intern!(py, "bytes"), py.None())?;
                 }
             }

@@ -34,8 +34,8 @@ fn settle_message(py: Python<'_>, outcome: Result<Received, CoreError>) -> PyRes
     let (kind, data) = match outcome.map_err(rsgi_error)? {
         Received::Message(Message::Binary(data)) => (KIND_BYTES, PyBytes::new(py, &data).into_any().unbind()),
         Received::Message(Message::Text(data)) => {
-            let text = std::str::from_utf8(&data).map_err(|_| rsgi_error(CoreError::Protocol("invalid UTF-8")))?;
-            (KIND_STRING, PyString::new(py, text).into_any().unbind())
+            // The session validated the UTF-8 already; Python's decoder is the only other pass.
+            (KIND_STRING, PyString::from_bytes(py, &data)?.into_any().unbind())
         }
         Received::Closed(_) => (KIND_CLOSE, py.None()),
     };

@@ -160,7 +160,7 @@ mod tests {
         }
         bytes.extend_from_slice(&[1, 2, 3, 4]);
         // Payload bytes that look like reserved-opcode headers must not trip the scanner.
-        bytes.extend(std::iter::repeat(0x83).take(payload_len));
+        bytes.extend(std::iter::repeat_n(0x83, payload_len));
         bytes
     }
 

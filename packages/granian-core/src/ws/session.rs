@@ -170,38 +170,46 @@ fn close_frame(code: u16, reason: &str) -> Frame {
 
 impl Session {
     async fn run(&mut self) -> Ending {
+        // Timers and the shutdown wait are created once and re-armed, not rebuilt on every frame.
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
-        let mut next_ping = self.ping_interval.map_or(far, |interval| Instant::now() + interval);
-        let mut pong_due = far;
+        let ping_timer = sleep_until(self.ping_interval.map_or(far, |interval| Instant::now() + interval));
+        let pong_timer = sleep_until(far);
+        let close_timer = sleep_until(far);
+        let shutdown = self.shutdown.clone();
+        let shutdown = shutdown.cancelled();
+        tokio::pin!(ping_timer, pong_timer, close_timer, shutdown);
+        let mut awaiting_pong = false;
         let mut inbound_permit: Option<mpsc::OwnedPermit<Message>> = None;
-        // Once the server sent its close frame: what the app is told, and when to give up waiting.
-        let mut closing: Option<(Ending, Instant)> = None;
+        // Once the server sent its close frame: what the app is told (the timer then runs out the wait).
+        let mut closing: Option<Ending> = None;
         loop {
-            let close_deadline = closing.as_ref().map_or(far, |(_, deadline)| *deadline);
+            let closing_before = closing.is_some();
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled(), if closing.is_none() => {
+                _ = &mut shutdown, if closing.is_none() => {
                     closing = self.send_close(codes::GOING_AWAY, "server shutting down").await;
                     if closing.is_none() {
                         return abnormal();
                     }
                 }
-                _ = sleep_until(close_deadline), if closing.is_some() => {
-                    return closing.map(|(ending, _)| ending).unwrap_or_else(abnormal);
+                _ = &mut close_timer, if closing.is_some() => {
+                    return closing.unwrap_or_else(abnormal);
                 }
-                _ = sleep_until(pong_due), if closing.is_none() => {
+                _ = &mut pong_timer, if closing.is_none() && awaiting_pong => {
                     // The peer stopped answering: it is gone, or too slow to serve.
                     let _ = self.send_close(codes::INTERNAL_ERROR, "ping timeout").await;
                     return Ending { code: codes::ABNORMAL, reason: "ping timeout".into() };
                 }
-                _ = sleep_until(next_ping), if closing.is_none() => {
+                _ = &mut ping_timer, if closing.is_none() && self.ping_interval.is_some() => {
                     if !self.send_frame(Frame::ping(Bytes::new())).await {
                         return abnormal();
                     }
-                    if pong_due == far {
-                        pong_due = Instant::now() + self.ping_timeout;
+                    if !awaiting_pong {
+                        awaiting_pong = true;
+                        pong_timer.as_mut().reset(Instant::now() + self.ping_timeout);
                     }
-                    next_ping = self.ping_interval.map_or(far, |interval| Instant::now() + interval);
+                    let next = self.ping_interval.map_or(far, |interval| Instant::now() + interval);
+                    ping_timer.as_mut().reset(next);
                 }
                 command = self.outbound.recv(), if closing.is_none() => {
                     let sent = match command {
@@ -242,7 +250,7 @@ impl Session {
                                 let _ = self.send_frame(close_frame(codes::PROTOCOL_ERROR, reason)).await;
                                 return Ending { code: codes::PROTOCOL_ERROR, reason: reason.into() };
                             }
-                            return closing.map(|(ending, _)| ending).unwrap_or_else(abnormal);
+                            return closing.unwrap_or_else(abnormal);
                         }
                         Err(err) => {
                             // Protocol errors found while reading frames already queued a close
@@ -266,15 +274,15 @@ impl Session {
                             };
                             // The framing layer queued the answer to the peer's close: write it.
                             self.write_pending_replies().await;
-                            return match closing {
-                                Some((ending, _)) => ending,
-                                None => peer,
-                            };
+                            return closing.unwrap_or(peer);
                         }
-                        OpCode::Pong => pong_due = far,
+                        OpCode::Pong => awaiting_pong = false,
                         OpCode::Ping | OpCode::Continuation => {}
                     }
                 }
+            }
+            if closing.is_some() && !closing_before {
+                close_timer.as_mut().reset(Instant::now() + CLOSE_TIMEOUT);
             }
         }
     }
@@ -292,6 +300,7 @@ impl Session {
     async fn send_frame(&mut self, frame: Frame) -> bool {
         let shutdown = self.shutdown.clone();
         tokio::select! {
+            biased;
             result = self.socket.send(frame) => result.is_ok(),
             _ = shutdown.cancelled() => {
                 // Give a slow reader the drain grace, not forever.
@@ -300,11 +309,11 @@ impl Session {
         }
     }
 
-    /// Sends a close frame; returns what the app will be told and when to stop waiting for the peer.
-    async fn send_close(&mut self, code: u16, reason: &str) -> Option<(Ending, Instant)> {
+    /// Sends a close frame; returns what the app will be told (None when it could not be sent).
+    async fn send_close(&mut self, code: u16, reason: &str) -> Option<Ending> {
         let sent = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.send(close_frame(code, reason))).await;
         match sent {
-            Ok(Ok(())) => Some((Ending { code, reason: reason.to_owned() }, Instant::now() + CLOSE_TIMEOUT)),
+            Ok(Ok(())) => Some(Ending { code, reason: reason.to_owned() }),
             _ => None,
         }
     }
