@@ -17,6 +17,7 @@ from granian.options import (
     Choice,
     Directory,
     Duration,
+    File,
     Flag,
     Integer,
     JsonObjectFile,
@@ -70,6 +71,9 @@ def valid_texts(option: Option) -> list[str]:
         return [value for value in kind.values if parses(option, value)]
     if isinstance(kind, Directory):
         return [str(_SCRATCH)]
+    if isinstance(kind, File):
+        # Any path: the file is read (and its absence reported) when the server starts.
+        return [str(_A_FILE), _MISSING]
     if isinstance(kind, JsonObjectFile):
         return [str(_VALID_JSON)]
     if isinstance(kind, Text):
@@ -103,6 +107,8 @@ def invalid_texts(option: Option) -> list[str]:
             texts += [value.upper() for value in kind.values if value.upper() != value]
     elif isinstance(kind, Directory):
         texts = [_MISSING, str(_A_FILE)]
+    elif isinstance(kind, File):
+        texts = ['', 'a\x00b']
     elif isinstance(kind, JsonObjectFile):
         texts = [_MISSING, *(str(_SCRATCH / name) for name in _BAD_JSON), str(_SCRATCH)]
     elif isinstance(kind, Text):
@@ -132,8 +138,14 @@ def invalid_values(option: Option) -> list[Any]:
         values += ['nope', 1]
     elif isinstance(kind, Directory):
         values += [_MISSING, _A_FILE, 1]
+    elif isinstance(kind, File):
+        values += [1, 'a\x00b', _SCRATCH.as_posix().encode()]
     elif isinstance(kind, JsonObjectFile):
         values += ['{}', str(_VALID_JSON), 1, [('version', 1)]]
     elif isinstance(kind, Text):
         values += [1, '\x00']
+    if option.multiple:
+        # A list option refuses what is not a list, and lists holding a bad item.
+        singles = [value for value in values if not isinstance(value, (list, tuple))]
+        return [*singles, *([value] for value in singles if value is not None)]
     return values

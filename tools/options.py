@@ -37,14 +37,14 @@ def _signature_lines() -> list[str]:
                 spec = SECTIONS[option.section]
                 lines.append(f'{spec.kwarg}: {spec.class_name} | None = None,')
             continue
-        lines.append(f'{option.name}: {option.kind.annotation(option.optional)} = {option.default!r},')
+        lines.append(f'{option.name}: {option.annotation} = {option.default!r},')
     return lines
 
 
 def _field_lines(section: str) -> list[str]:
     lines = []
     for option in section_options(section):
-        lines.append(f'{option.field}: {option.kind.annotation(option.optional)} = {option.default!r}')
+        lines.append(f'{option.field}: {option.annotation} = {option.default!r}')
         lines.append(f'"""{option.help}"""')
     return lines
 

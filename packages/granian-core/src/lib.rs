@@ -18,6 +18,7 @@ mod pywebsocket;
 mod pyworker;
 mod rsgi;
 mod runtime;
+mod tls;
 mod workers;
 mod ws;
 mod wsgi;
@@ -34,5 +35,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rsgi::register(m)?;
     asgi::register(m)?;
     wsgi::register(m)?;
+    m.add_function(wrap_pyfunction!(pyconfig::check_tls, m)?)?;
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! values that would make hyper, h2 or std panic (frame sizes, durations), so a bad value becomes a
 //! `ValueError` naming the option, never a panic inside a worker.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
@@ -12,6 +14,7 @@ use pyo3::prelude::*;
 
 use crate::http::{Http1Settings, Http2Settings, HttpMode};
 use crate::runtime::RuntimeMode;
+use crate::tls::{ProtocolMin, TlsSettings};
 use crate::workers::WorkerConfig;
 use crate::ws::session::WsSettings;
 
@@ -83,14 +86,58 @@ fn read_websockets(settings: &Bound<'_, PyAny>) -> PyResult<Option<WsSettings>> 
     }))
 }
 
+fn read_tls(settings: &Bound<'_, PyAny>) -> PyResult<Option<TlsSettings>> {
+    let certificate: Option<PathBuf> = attr(settings, "ssl_cert")?;
+    let key: Option<PathBuf> = attr(settings, "ssl_key")?;
+    let (certificate, key) = match (certificate, key) {
+        (None, None) => return Ok(None),
+        (Some(certificate), Some(key)) => (certificate, key),
+        (Some(_), None) => return Err(configuration_error("TLS: --ssl-certificate needs --ssl-keyfile")),
+        (None, Some(_)) => return Err(configuration_error("TLS: --ssl-keyfile needs --ssl-certificate")),
+    };
+    let protocol_min: String = attr(settings, "ssl_protocol_min")?;
+    Ok(Some(TlsSettings {
+        certificate,
+        key,
+        key_password: attr(settings, "ssl_key_password")?,
+        protocol_min: ProtocolMin::parse(&protocol_min).ok_or_else(|| invalid("ssl_protocol_min", &protocol_min))?,
+        client_ca: attr(settings, "ssl_ca")?,
+        revocation_lists: attr::<Option<Vec<PathBuf>>>(settings, "ssl_crl")?.unwrap_or_default(),
+        client_verify: attr(settings, "ssl_client_verify")?,
+    }))
+}
+
+fn configuration_error(message: impl Into<String>) -> PyErr {
+    PyValueError::new_err(message.into())
+}
+
+fn tls_config(settings: &Bound<'_, PyAny>, http_mode: HttpMode) -> PyResult<Option<Arc<rustls::ServerConfig>>> {
+    let Some(tls) = read_tls(settings)? else {
+        return Ok(None);
+    };
+    crate::tls::server_config(&tls, http_mode).map(Some).map_err(|err| configuration_error(err.0))
+}
+
+fn http_mode(settings: &Bound<'_, PyAny>) -> PyResult<HttpMode> {
+    let http: String = attr(settings, "http")?;
+    HttpMode::parse(&http)
+        .ok_or_else(|| PyValueError::new_err(format!("http must be 'auto', '1' or '2', not {http:?}")))
+}
+
+/// Reads and checks the TLS files of `settings` (a `WorkerSettings`) as a worker will; raises
+/// `ValueError` with one line naming the file and the problem. True when TLS is on.
+#[pyfunction]
+pub fn check_tls(settings: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(tls_config(settings, http_mode(settings)?)?.is_some())
+}
+
 /// Builds a [`WorkerConfig`] from a `granian.server.config.WorkerSettings`; bad values raise
 /// `ValueError` naming them.
 pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
-    let http: String = attr(settings, "http")?;
+    let http_mode = http_mode(settings)?;
     let runtime_mode: String = attr(settings, "runtime_mode")?;
     Ok(WorkerConfig {
-        http_mode: HttpMode::parse(&http)
-            .ok_or_else(|| PyValueError::new_err(format!("http must be 'auto', '1' or '2', not {http:?}")))?,
+        http_mode,
         runtime_mode: RuntimeMode::parse(&runtime_mode)
             .ok_or_else(|| PyValueError::new_err(format!("runtime_mode must be 'st' or 'mt', not {runtime_mode:?}")))?,
         runtime_threads: attr::<usize>(settings, "runtime_threads")?.max(1),
@@ -101,5 +148,6 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
         http1: read_http1(settings)?,
         http2: read_http2(settings)?,
         websockets: read_websockets(settings)?,
+        tls: tls_config(settings, http_mode)?,
     })
 }

@@ -335,6 +335,19 @@ impl PyLoop {
         }
     }
 
+    /// Whether the granian logger writes debug records (checked once, when a worker starts).
+    pub fn debug_enabled(&self, py: Python<'_>) -> bool {
+        self.logger.call_method1(py, "isEnabledFor", (10,)).and_then(|enabled| enabled.is_truthy(py)).unwrap_or(false)
+    }
+
+    /// Logs a debug record from any thread: the record is written by the Python thread.
+    pub fn log_debug_from_any_thread(self: &Arc<Self>, message: String) {
+        let this = self.clone();
+        self.bridge.push(Box::new(move |py| {
+            let _ = this.logger.call_method1(py, "debug", (message,));
+        }));
+    }
+
     /// Logs from any thread: the record is written by the Python thread.
     pub fn log_error_from_any_thread(self: &Arc<Self>, message: String) {
         let this = self.clone();

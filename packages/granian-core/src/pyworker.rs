@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use crate::errors::CoreError;
 use crate::net::listener_from_fd;
 use crate::pyloop::{resolve_future, PyLoop};
-use crate::workers::{Dispatcher, Worker, WorkerConfig};
+use crate::workers::{DebugSink, Dispatcher, Worker, WorkerConfig};
 
 /// The running state behind an interface's worker class.
 #[derive(Default)]
@@ -34,7 +34,13 @@ impl WorkerSlot {
         let listener = listener_from_fd(listener_fd).map_err(CoreError::from)?;
         let reporter = pyloop.clone();
         let report = Arc::new(move |message: String| reporter.log_error_from_any_thread(message));
-        let worker = Worker::start(config, listener, dispatcher, report).map_err(CoreError::from)?;
+        let debug: DebugSink = if Python::attach(|py| pyloop.debug_enabled(py)) {
+            let reporter = pyloop.clone();
+            Some(Arc::new(move |message: String| reporter.log_debug_from_any_thread(message)))
+        } else {
+            None
+        };
+        let worker = Worker::start(config, listener, dispatcher, report, debug).map_err(CoreError::from)?;
         *running = Some((Arc::new(worker), pyloop));
         Ok(())
     }

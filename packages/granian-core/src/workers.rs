@@ -16,7 +16,8 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,6 +26,7 @@ use crate::http::{
     connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode, ResponseBody,
 };
 use crate::runtime::{RuntimeMode, RuntimeThreads};
+use crate::tls::Tls;
 use crate::ws::session::WsSettings;
 
 /// Everything a worker needs to know to serve, independent of the interface.
@@ -38,6 +40,8 @@ pub struct WorkerConfig {
     pub backpressure: usize,
     /// WebSocket settings; None when WebSockets are off (upgrade requests reach the app as HTTP).
     pub websockets: Option<WsSettings>,
+    /// HTTPS; None serves plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What every connection of a worker shares with the engine.
@@ -103,6 +107,10 @@ pub trait Dispatcher: Send + Sync + 'static {
 /// Reports a problem seen on a tokio thread (the interface decides where it is logged).
 pub type ErrorSink = Arc<dyn Fn(String) + Send + Sync>;
 
+/// Reports what happened on a tokio thread at debug level (failed TLS handshakes: scanners, plain
+/// HTTP sent to the TLS port); None when the log level hides it.
+pub type DebugSink = Option<Arc<dyn Fn(String) + Send + Sync>>;
+
 struct Engine<D> {
     dispatcher: D,
     http_mode: HttpMode,
@@ -113,6 +121,8 @@ struct Engine<D> {
     connections: TaskTracker,
     context: Arc<ServerContext>,
     report: ErrorSink,
+    debug: DebugSink,
+    tls: Option<Tls>,
 }
 
 /// A running worker: runtimes accepting connections until [`Worker::begin_shutdown`].
@@ -129,6 +139,7 @@ impl Worker {
         listener: StdTcpListener,
         dispatcher: D,
         report: ErrorSink,
+        debug: DebugSink,
     ) -> std::io::Result<Self> {
         let shutdown = CancellationToken::new();
         let connections = TaskTracker::new();
@@ -147,6 +158,8 @@ impl Worker {
             connections,
             context,
             report,
+            debug,
+            tls: config.tls.clone().map(Tls::new),
         });
         let listeners =
             (0..config.runtime_threads.max(1)).map(|_| listener.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
@@ -204,13 +217,35 @@ async fn accept_loop<D: Dispatcher>(listener: TcpListener, engine: Arc<Engine<D>
     }
 }
 
-async fn serve_connection<D: Dispatcher>(stream: tokio::net::TcpStream, peer: SocketAddr, engine: Arc<Engine<D>>) {
+async fn serve_connection<D: Dispatcher>(stream: TcpStream, peer: SocketAddr, engine: Arc<Engine<D>>) {
     let _ = stream.set_nodelay(true);
     let local = match stream.local_addr() {
         Ok(local) => local,
         Err(_) => return,
     };
-    let info = Arc::new(ConnectionInfo::new(local, peer, "http", engine.context.clone()));
+    match &engine.tls {
+        None => serve_http(stream, ConnectionInfo::new(local, peer, "http", engine.context.clone()), engine).await,
+        Some(tls) => match tls.handshake(stream).await {
+            Ok(stream) => {
+                let info = ConnectionInfo::new(local, peer, "https", engine.context.clone());
+                serve_http(stream, info, engine).await;
+            }
+            // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.
+            Err(reason) => {
+                if let Some(debug) = &engine.debug {
+                    debug(format!("TLS handshake with {peer} failed: {reason}"));
+                }
+            }
+        },
+    }
+}
+
+async fn serve_http<D, S>(stream: S, info: ConnectionInfo, engine: Arc<Engine<D>>)
+where
+    D: Dispatcher,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let info = Arc::new(info);
     let service = {
         let engine = engine.clone();
         let info = info.clone();

@@ -29,7 +29,11 @@ __all__ = [
     'WSGIWorker',
     'WSGIWrite',
     '__version__',
+    'check_tls',
 ]
+
+def check_tls(settings: Any) -> bool:
+    """Reads and checks the TLS files of a `WorkerSettings`; ValueError (one line) when one cannot be used."""
 
 class RSGIProtocolError(RuntimeError): ...
 class RSGIProtocolClosed(RuntimeError): ...

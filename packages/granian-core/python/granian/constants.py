@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ['HTTPModes', 'Interfaces', 'LogLevels', 'Loops', 'RuntimeModes', 'StrEnum', 'TaskImpl']
+__all__ = ['HTTPModes', 'Interfaces', 'LogLevels', 'Loops', 'RuntimeModes', 'SSLProtocols', 'StrEnum', 'TaskImpl']
 
 try:
     from enum import StrEnum
@@ -72,3 +72,10 @@ class LogLevels(StrEnum):
     info = 'info'
     debug = 'debug'
     notset = 'notset'
+
+
+class SSLProtocols(StrEnum):
+    """The lowest TLS version the server accepts."""
+
+    tls12 = 'tls1.2'
+    tls13 = 'tls1.3'

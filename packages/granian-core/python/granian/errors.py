@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ['ConfigurationError', 'FatalError', 'PidFileError']
+__all__ = ['ConfigurationError', 'FatalError', 'PidFileError', 'TLSError']
 
 
 class FatalError(Exception):
@@ -25,3 +25,11 @@ class ConfigurationError(FatalError):
 
 class PidFileError(FatalError):
     """The pid file cannot be written, or another live server already owns it."""
+
+
+class TLSError(FatalError):
+    """A TLS file (certificate, key, CA, CRL) cannot be read or used; the message names the file.
+
+    Not a ConfigurationError: the options are well formed, the files behind them are not, so the
+    command lines exit with 1 (as for an app that cannot be imported), not with the usage code 2.
+    """

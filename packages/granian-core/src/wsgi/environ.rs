@@ -112,6 +112,10 @@ pub fn build<'py>(
     }
     environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
     environ.set_item(intern!(py, "wsgi.url_scheme"), connection.scheme)?;
+    if connection.scheme == "https" {
+        // As Apache mod_ssl and CGI servers set it; frameworks read it to build https URLs.
+        environ.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+    }
     environ.set_item(intern!(py, "wsgi.input"), input)?;
     environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
     environ.set_item(intern!(py, "wsgi.errors"), template.errors.bind(py))?;

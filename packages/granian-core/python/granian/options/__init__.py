@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._kinds import Choice, Directory, Duration, Flag, Integer, JsonObjectFile, Kind, Text, shown
+from ._kinds import Choice, Directory, Duration, File, Flag, Integer, JsonObjectFile, Kind, Text, shown
 from ._registry import OPTIONS
 from ._spec import GROUPS, SECTIONS, Option, OptionError, Section
 
@@ -26,6 +26,7 @@ __all__ = [
     'Choice',
     'Directory',
     'Duration',
+    'File',
     'Flag',
     'Integer',
     'JsonObjectFile',

@@ -252,6 +252,13 @@ class Text(Kind):
         return 'text'
 
 
+def _path_text(kind: Kind, value: Any) -> str:
+    """The path a str or path-like names; refuses anything else (and NUL bytes)."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value) or '\x00' in os.fspath(value):
+        raise kind.refuse(value)
+    return os.fspath(value)
+
+
 class Directory(Kind):
     """An existing directory; kept as an absolute path string."""
 
@@ -259,9 +266,7 @@ class Directory(Kind):
 
     def check(self, value: Any) -> str:
         """Accept a str or path-like naming an existing directory."""
-        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value) or '\x00' in os.fspath(value):
-            raise self.refuse(value)
-        path = os.fspath(value)
+        path = _path_text(self, value)
         if not os.path.isdir(path):
             raise ValueError(f'{shown(path)} is not an existing directory')
         return os.path.realpath(path)
@@ -276,6 +281,28 @@ class Directory(Kind):
     def describe(self) -> str:
         """Text like: directory."""
         return 'directory'
+
+
+class File(Kind):
+    """A file path, kept absolute. The code that reads the file when the server starts checks that it
+    exists and can be used (TLS files: `granian.errors.TLSError`, naming the file and the problem)."""
+
+    metavar = 'FILE'
+
+    def check(self, value: Any) -> str:
+        """Accept a str or path-like."""
+        return os.path.abspath(_path_text(self, value))
+
+    def expectation(self) -> str:
+        """Text like: a file path."""
+        return 'a file path'
+
+    def _annotation(self) -> str:
+        return 'str | os.PathLike[str]'
+
+    def describe(self) -> str:
+        """Text like: file."""
+        return 'file'
 
 
 class JsonObjectFile(Kind):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes
-from ._kinds import Choice, Directory, Duration, Flag, Integer, JsonObjectFile, Text
+from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes, SSLProtocols
+from ._kinds import Choice, Directory, Duration, File, Flag, Integer, JsonObjectFile, Text
 from ._spec import Option, OptionError
 
 __all__ = ['OPTIONS']
@@ -258,6 +258,63 @@ OPTIONS: tuple[Option, ...] = (
         flags=('--log-config',),
         env='GRANIAN_LOG_CONFIG',
         note='Top-level keys replace those of the default configuration.',
+    ),
+    Option(
+        'ssl_cert',
+        File(),
+        None,
+        'TLS certificate chain (PEM, the server certificate first); with --ssl-keyfile, serves HTTPS.',
+        'tls',
+        flags=('--ssl-certificate',),
+        env='GRANIAN_SSL_CERTIFICATE',
+    ),
+    Option(
+        'ssl_key',
+        File(),
+        None,
+        'Private key of the certificate (PEM: PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1).',
+        'tls',
+        flags=('--ssl-keyfile',),
+        env='GRANIAN_SSL_KEYFILE',
+    ),
+    Option(
+        'ssl_key_password',
+        Text(),
+        None,
+        'Password of an encrypted (PKCS#8) private key.',
+        'tls',
+        flags=('--ssl-keyfile-password',),
+        env='GRANIAN_SSL_KEYFILE_PASSWORD',
+        example='secret',
+    ),
+    Option(
+        'ssl_protocol_min',
+        Choice(SSLProtocols),
+        SSLProtocols.tls13.value,
+        'Lowest TLS version accepted.',
+        'tls',
+    ),
+    Option(
+        'ssl_ca',
+        File(),
+        None,
+        'CA certificates (PEM) that sign client certificates: clients may present one (mTLS).',
+        'tls',
+    ),
+    Option(
+        'ssl_crl',
+        File(),
+        None,
+        'Certificate revocation list (PEM) for client certificates; repeat for several.',
+        'tls',
+        multiple=True,
+    ),
+    Option(
+        'ssl_client_verify',
+        Flag(),
+        False,
+        'Require a client certificate signed by --ssl-ca.',
+        'tls',
     ),
     Option(
         'url_path_prefix',

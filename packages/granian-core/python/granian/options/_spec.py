@@ -21,6 +21,7 @@ GROUPS: dict[str, str] = {
     'http2': 'HTTP/2',
     'websockets': 'WebSockets',
     'logging': 'Logging',
+    'tls': 'TLS',
     'app': 'Application',
 }
 
@@ -106,6 +107,14 @@ class Option:
     def switches(self) -> tuple[str, ...]:
         """Every command line spelling: `--x/--no-x` gives `--x` and `--no-x`."""
         return tuple(part for flag in self.flags for part in flag.split('/'))
+
+    @property
+    def annotation(self) -> str:
+        """The type annotation of the keyword argument or dataclass field."""
+        if self.multiple:
+            base = f'list[{self.kind.annotation(False)}]'
+            return f'{base} | None' if self.optional else base
+        return self.kind.annotation(self.optional)
 
     @property
     def python_form(self) -> str:

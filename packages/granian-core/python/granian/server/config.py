@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..constants import Interfaces, RuntimeModes
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TLSError
 from ..options import OPTIONS_BY_NAME
 
 
@@ -83,6 +83,18 @@ class ServerConfig:
     def with_worker(self, **changes: Any) -> ServerConfig:
         """A copy with some worker settings changed."""
         return ServerConfig(self.bind, self.workers, self.worker.replace(**changes))
+
+
+def check_tls(settings: WorkerSettings) -> None:
+    """Read and check the TLS files as every worker will, so a bad one stops the server before it serves."""
+    if settings.ssl_cert is None and settings.ssl_key is None:
+        return
+    from .. import _core
+
+    try:
+        _core.check_tls(settings)
+    except ValueError as exc:
+        raise TLSError(str(exc)) from None
 
 
 def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:

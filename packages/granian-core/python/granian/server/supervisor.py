@@ -17,12 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .._interfaces import load_interface
-from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes
+from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes, SSLProtocols
 from ..errors import ConfigurationError, FatalError
 from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import check_kwargs
-from .config import ServerConfig, build_config
+from .config import ServerConfig, build_config, check_tls
 from .worker import EXIT_STARTUP_FAILED, run_worker
 
 #: How long a new worker may take to import the app and start serving.
@@ -112,6 +112,13 @@ class Server:
         log_enabled: bool = True,
         log_level: LogLevels | str = 'info',
         log_dictconfig: dict[str, Any] | None = None,
+        ssl_cert: str | os.PathLike[str] | None = None,
+        ssl_key: str | os.PathLike[str] | None = None,
+        ssl_key_password: str | None = None,
+        ssl_protocol_min: SSLProtocols | str = 'tls1.3',
+        ssl_ca: str | os.PathLike[str] | None = None,
+        ssl_crl: list[str | os.PathLike[str]] | None = None,
+        ssl_client_verify: bool = False,
         url_path_prefix: str | None = None,
         factory: bool = False,
         working_dir: str | os.PathLike[str] | None = None,
@@ -125,6 +132,7 @@ class Server:
         options = {name: value for name, value in locals().items() if name not in ('self', 'target')}
         self.target = target
         self.config = build_config(target, check_kwargs(options))
+        check_tls(self.config.worker)
         self._startup_hooks: list[Callable[[], Any]] = []
         self._reload_hooks: list[Callable[[], Any]] = []
         self._shutdown_hooks: list[Callable[[], Any]] = []

@@ -1,0 +1,51 @@
+"""One app per interface that reports what it sees of the connection (scheme, HTTP version), for TLS tests."""
+
+from __future__ import annotations
+
+import json
+
+
+def _json(data: dict) -> bytes:
+    return json.dumps(data).encode()
+
+
+async def rsgi(scope, proto):
+    if scope.proto == 'ws':
+        transport = await proto.accept()
+        message = await transport.receive()
+        await transport.send_str(f'{scope.scheme} {message.data}')
+        return
+    body = _json({'scheme': scope.scheme, 'http_version': scope.http_version})
+    proto.response_bytes(200, [('content-type', 'application/json')], body)
+
+
+async def asgi(scope, receive, send):
+    if scope['type'] == 'lifespan':
+        while True:
+            message = await receive()
+            kind = message['type'].rsplit('.', 1)[-1]
+            await send({'type': f'lifespan.{kind}.complete'})
+            if kind == 'shutdown':
+                return
+    if scope['type'] == 'websocket':
+        await receive()
+        await send({'type': 'websocket.accept'})
+        message = await receive()
+        await send({'type': 'websocket.send', 'text': f'{scope["scheme"]} {message.get("text")}'})
+        await send({'type': 'websocket.close', 'code': 1000})
+        return
+    body = _json({'scheme': scope['scheme'], 'http_version': scope['http_version']})
+    await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'application/json')]})
+    await send({'type': 'http.response.body', 'body': body})
+
+
+def wsgi(environ, start_response):
+    body = _json(
+        {
+            'scheme': environ['wsgi.url_scheme'],
+            'https': environ.get('HTTPS'),
+            'http_version': environ['SERVER_PROTOCOL'],
+        }
+    )
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [body]
