@@ -6,7 +6,6 @@
 //! `ValueError` naming the option, never a panic inside a worker.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
@@ -14,7 +13,7 @@ use pyo3::prelude::*;
 
 use crate::http::{Http1Settings, Http2Settings, HttpMode};
 use crate::runtime::RuntimeMode;
-use crate::tls::{ProtocolMin, TlsSettings};
+use crate::tls::{ProtocolMin, ServerTls, TlsSettings};
 use crate::workers::WorkerConfig;
 use crate::ws::session::WsSettings;
 
@@ -111,7 +110,7 @@ fn configuration_error(message: impl Into<String>) -> PyErr {
     PyValueError::new_err(message.into())
 }
 
-fn tls_config(settings: &Bound<'_, PyAny>, http_mode: HttpMode) -> PyResult<Option<Arc<rustls::ServerConfig>>> {
+fn tls_config(settings: &Bound<'_, PyAny>, http_mode: HttpMode) -> PyResult<Option<ServerTls>> {
     let Some(tls) = read_tls(settings)? else {
         return Ok(None);
     };

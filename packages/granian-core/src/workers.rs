@@ -26,7 +26,8 @@ use crate::http::{
     connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode, ResponseBody,
 };
 use crate::runtime::{RuntimeMode, RuntimeThreads};
-use crate::tls::Tls;
+use crate::tls::info::TlsInfo;
+use crate::tls::{ServerTls, Tls};
 use crate::ws::session::WsSettings;
 
 /// Everything a worker needs to know to serve, independent of the interface.
@@ -41,7 +42,7 @@ pub struct WorkerConfig {
     /// WebSocket settings; None when WebSockets are off (upgrade requests reach the app as HTTP).
     pub websockets: Option<WsSettings>,
     /// HTTPS; None serves plain HTTP.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<ServerTls>,
 }
 
 /// What every connection of a worker shares with the engine.
@@ -58,6 +59,8 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     pub peer: SocketAddr,
     pub scheme: &'static str,
+    /// TLS facts (HTTPS connections only).
+    pub tls: Option<TlsInfo>,
     /// Cancelled when the connection is gone.
     pub closed: CancellationToken,
     pub server: Arc<ServerContext>,
@@ -67,11 +70,12 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    fn new(local: SocketAddr, peer: SocketAddr, scheme: &'static str, server: Arc<ServerContext>) -> Self {
+    fn new(local: SocketAddr, peer: SocketAddr, tls: Option<TlsInfo>, server: Arc<ServerContext>) -> Self {
         Self {
             local,
             peer,
-            scheme,
+            scheme: if tls.is_some() { "https" } else { "http" },
+            tls,
             closed: CancellationToken::new(),
             server,
             first_request: AtomicBool::new(false),
@@ -224,10 +228,10 @@ async fn serve_connection<D: Dispatcher>(stream: TcpStream, peer: SocketAddr, en
         Err(_) => return,
     };
     match &engine.tls {
-        None => serve_http(stream, ConnectionInfo::new(local, peer, "http", engine.context.clone()), engine).await,
+        None => serve_http(stream, ConnectionInfo::new(local, peer, None, engine.context.clone()), engine).await,
         Some(tls) => match tls.handshake(stream).await {
-            Ok(stream) => {
-                let info = ConnectionInfo::new(local, peer, "https", engine.context.clone());
+            Ok((stream, facts)) => {
+                let info = ConnectionInfo::new(local, peer, Some(facts), engine.context.clone());
                 serve_http(stream, info, engine).await;
             }
             // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.

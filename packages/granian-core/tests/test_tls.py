@@ -139,6 +139,66 @@ def test_websockets_over_tls(https_server, pki, interface):
     assert asyncio.run(exchange()) == f'{scheme} hello'
 
 
+def _subject(pem: str) -> str:
+    return x509.load_pem_x509_certificate(pem.encode()).subject.rfc4514_string()
+
+
+def _same_certificate(first: str, second: str) -> bool:
+    load = x509.load_pem_x509_certificate
+    return load(first.encode()).public_bytes(serialization.Encoding.DER) == load(second.encode()).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+TLS13_SUITES = {0x1301, 0x1302, 0x1303}
+
+
+@pytest.mark.parametrize('client_certificate', [False, True], ids=['no-client-cert', 'client-cert'])
+def test_asgi_tls_extension_describes_the_connection(server_factory, pki, client_certificate):
+    args = tls_args(pki, '--ssl-ca', str(pki.ca_file))
+    server = server_factory(TARGETS['asgi'], interface='asgi', working_dir=APPS_DIR, extra_args=args)
+    context = pki.client_context(pki.client_good if client_certificate else None)
+    with httpx.Client(verify=context, timeout=10) as client:
+        first = client.get(https_url(server)).json()['tls']
+        second = client.get(https_url(server)).json()['tls']
+    assert first == second, 'the same connection reports the same TLS facts'
+    assert _same_certificate(first['server_cert'], pki.cert.read_text())
+    assert first['tls_version'] == 0x0304
+    assert first['cipher_suite'] in TLS13_SUITES
+    assert first['client_cert_error'] is None
+    if client_certificate:
+        client_pem = pki.client_good.cert_chain_pems[0].bytes().decode()
+        assert _same_certificate(first['client_cert_chain'][0], client_pem)
+        assert first['client_cert_name'] == _subject(client_pem)
+    else:
+        assert first['client_cert_chain'] == []
+        assert first['client_cert_name'] is None
+
+
+def test_asgi_tls_extension_reports_tls12(server_factory, pki):
+    args = tls_args(pki, '--ssl-protocol-min', 'tls1.2')
+    server = server_factory(TARGETS['asgi'], interface='asgi', working_dir=APPS_DIR, extra_args=args)
+    tls = httpx.get(https_url(server), verify=_tls12_only(pki), timeout=10).json()['tls']
+    assert tls['tls_version'] == 0x0303
+    assert tls['cipher_suite'] not in TLS13_SUITES and tls['cipher_suite'] > 0
+
+
+def test_plain_http_has_no_tls_extension(server_factory):
+    server = server_factory(TARGETS['asgi'], interface='asgi', working_dir=APPS_DIR)
+    assert httpx.get(server.url('/'), timeout=10).json()['tls'] is None
+
+
+def test_wsgi_sees_the_client_certificate_as_mod_ssl_names_it(server_factory, pki):
+    args = tls_args(pki, '--ssl-ca', str(pki.ca_file))
+    server = server_factory(TARGETS['wsgi'], interface='wsgi', working_dir=APPS_DIR, extra_args=args)
+    seen = httpx.get(https_url(server), verify=pki.client_context(pki.client_good), timeout=10).json()
+    client_pem = pki.client_good.cert_chain_pems[0].bytes().decode()
+    assert _same_certificate(seen['ssl_client_cert'], client_pem)
+    assert seen['ssl_client_s_dn'] == _subject(client_pem)
+    anonymous = httpx.get(https_url(server), verify=pki.client_context(), timeout=10).json()
+    assert anonymous['ssl_client_cert'] is None and anonymous['ssl_client_s_dn'] is None
+
+
 def _alpn(server, offer: str, *extra: str) -> str:
     done = subprocess.run(
         ['openssl', 's_client', '-connect', f'{server.host}:{server.port}', '-alpn', offer, *extra],

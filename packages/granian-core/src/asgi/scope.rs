@@ -89,8 +89,26 @@ pub fn http_scope<'py>(
     scope.set_item(intern!(py, "method"), parts.method.as_str())?;
     let extensions = PyDict::new(py);
     extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
+    add_tls(py, &extensions, connection)?;
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// The `tls` extension (asgiref's TLS extension specification) on HTTPS connections.
+fn add_tls(py: Python<'_>, extensions: &Bound<'_, PyDict>, connection: &ConnectionInfo) -> PyResult<()> {
+    use pyo3::intern;
+    let Some(tls) = &connection.tls else {
+        return Ok(());
+    };
+    let data = PyDict::new(py);
+    data.set_item(intern!(py, "server_cert"), &*tls.server_certificate)?;
+    data.set_item(intern!(py, "client_cert_chain"), PyList::new(py, &tls.client_chain)?)?;
+    data.set_item(intern!(py, "client_cert_name"), tls.client_name.as_deref())?;
+    // rustls completes a handshake only with a verified client certificate (or none).
+    data.set_item(intern!(py, "client_cert_error"), py.None())?;
+    data.set_item(intern!(py, "tls_version"), tls.version)?;
+    data.set_item(intern!(py, "cipher_suite"), tls.cipher_suite)?;
+    extensions.set_item(intern!(py, "tls"), data)
 }
 
 /// The scope of a WebSocket connection (`type == 'websocket'`, spec 2.5: close reasons).
@@ -107,6 +125,7 @@ pub fn websocket_scope<'py>(
     scope.set_item(intern!(py, "subprotocols"), PyList::new(py, subprotocols)?)?;
     let extensions = PyDict::new(py);
     extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
+    add_tls(py, &extensions, connection)?;
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
 }

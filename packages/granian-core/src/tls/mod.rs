@@ -4,6 +4,7 @@
 //! Crypto provider: ring (see docs/architecture.md). ALPN follows `--http`: `h2` and `http/1.1`
 //! for auto, only one of them otherwise.
 
+pub mod info;
 mod pem;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::HttpMode;
+use info::TlsInfo;
 
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,9 +75,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A worker's TLS: the rustls configuration and the server's certificate as apps see it.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    /// The server's own certificate (PEM), for the ASGI `tls` extension.
+    pub certificate_pem: Arc<str>,
+}
+
 /// Builds the rustls configuration, reading and checking every file.
-pub fn server_config(settings: &TlsSettings, http_mode: HttpMode) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(settings: &TlsSettings, http_mode: HttpMode) -> Result<ServerTls, TlsError> {
     let chain = pem::certificates(&settings.certificate, "certificate")?;
+    let certificate_pem: Arc<str> = info::pem_certificate(&chain[0]).into();
     let key = pem::private_key(&settings.key, settings.key_password.as_deref())?;
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.protocol_min {
         ProtocolMin::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -106,7 +117,7 @@ pub fn server_config(settings: &TlsSettings, http_mode: HttpMode) -> Result<Arc<
         HttpMode::Http1 => vec![b"http/1.1".to_vec()],
         HttpMode::Http2 => vec![b"h2".to_vec()],
     };
-    Ok(Arc::new(config))
+    Ok(ServerTls { config: Arc::new(config), certificate_pem })
 }
 
 fn client_verifier(
@@ -139,17 +150,21 @@ fn client_verifier(
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
+    certificate_pem: Arc<str>,
 }
 
 impl Tls {
-    pub fn new(config: Arc<ServerConfig>) -> Self {
-        Self { acceptor: TlsAcceptor::from(config) }
+    pub fn new(server: ServerTls) -> Self {
+        Self { acceptor: TlsAcceptor::from(server.config), certificate_pem: server.certificate_pem }
     }
 
     /// Runs the handshake, bounded by [`HANDSHAKE_TIMEOUT`]; the error says why it failed.
-    pub async fn handshake(&self, stream: TcpStream) -> Result<TlsStream<TcpStream>, String> {
+    pub async fn handshake(&self, stream: TcpStream) -> Result<(TlsStream<TcpStream>, TlsInfo), String> {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(stream)) => {
+                let info = TlsInfo::of(stream.get_ref().1, &self.certificate_pem);
+                Ok((stream, info))
+            }
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err(format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())),
         }

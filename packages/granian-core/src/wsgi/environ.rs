@@ -112,9 +112,15 @@ pub fn build<'py>(
     }
     environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
     environ.set_item(intern!(py, "wsgi.url_scheme"), connection.scheme)?;
-    if connection.scheme == "https" {
-        // As Apache mod_ssl and CGI servers set it; frameworks read it to build https URLs.
+    if let Some(tls) = &connection.tls {
+        // As Apache mod_ssl names them; frameworks read HTTPS to build https URLs.
         environ.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+        if let Some(certificate) = tls.client_chain.first() {
+            environ.set_item(intern!(py, "SSL_CLIENT_CERT"), certificate)?;
+        }
+        if let Some(name) = &tls.client_name {
+            environ.set_item(intern!(py, "SSL_CLIENT_S_DN"), name)?;
+        }
     }
     environ.set_item(intern!(py, "wsgi.input"), input)?;
     environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;

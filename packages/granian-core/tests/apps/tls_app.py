@@ -34,7 +34,13 @@ async def asgi(scope, receive, send):
         await send({'type': 'websocket.send', 'text': f'{scope["scheme"]} {message.get("text")}'})
         await send({'type': 'websocket.close', 'code': 1000})
         return
-    body = _json({'scheme': scope['scheme'], 'http_version': scope['http_version']})
+    body = _json(
+        {
+            'scheme': scope['scheme'],
+            'http_version': scope['http_version'],
+            'tls': scope.get('extensions', {}).get('tls'),
+        }
+    )
     await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'application/json')]})
     await send({'type': 'http.response.body', 'body': body})
 
@@ -45,6 +51,8 @@ def wsgi(environ, start_response):
             'scheme': environ['wsgi.url_scheme'],
             'https': environ.get('HTTPS'),
             'http_version': environ['SERVER_PROTOCOL'],
+            'ssl_client_cert': environ.get('SSL_CLIENT_CERT'),
+            'ssl_client_s_dn': environ.get('SSL_CLIENT_S_DN'),
         }
     )
     start_response('200 OK', [('Content-Type', 'application/json')])

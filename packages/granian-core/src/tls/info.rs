@@ -1,0 +1,69 @@
+//! What apps may see of a TLS connection, worked out once per connection right after the handshake:
+//! protocol version, cipher suite, the server's certificate and the client's chain as PEM, and the
+//! client certificate's subject as an RFC 4514 string.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use rustls::ServerConnection;
+use x509_cert::der::Decode;
+
+/// TLS facts of one connection.
+#[derive(Debug)]
+pub struct TlsInfo {
+    /// The TLS version as its wire value (0x0303 for TLS 1.2, 0x0304 for TLS 1.3).
+    pub version: u16,
+    /// The IANA number of the negotiated cipher suite.
+    pub cipher_suite: u16,
+    /// The server's certificate (PEM).
+    pub server_certificate: Arc<str>,
+    /// The client's certificate chain (PEM each, the client's own first); empty without one.
+    pub client_chain: Vec<String>,
+    /// The subject of the client's certificate, RFC 4514 (`CN=alice,O=Example`).
+    pub client_name: Option<String>,
+}
+
+impl TlsInfo {
+    pub fn of(connection: &ServerConnection, server_certificate: &Arc<str>) -> Self {
+        let client = connection.peer_certificates().unwrap_or_default();
+        Self {
+            version: connection.protocol_version().map_or(0, u16::from),
+            cipher_suite: connection.negotiated_cipher_suite().map_or(0, |suite| u16::from(suite.suite())),
+            server_certificate: server_certificate.clone(),
+            client_chain: client.iter().map(|certificate| pem_certificate(certificate)).collect(),
+            client_name: client.first().and_then(|certificate| subject(certificate)),
+        }
+    }
+}
+
+/// A DER certificate as PEM text.
+pub fn pem_certificate(der: &[u8]) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::with_capacity(encoded.len() + encoded.len() / 64 + 64);
+    pem.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+fn subject(der: &[u8]) -> Option<String> {
+    let certificate = x509_cert::Certificate::from_der(der).ok()?;
+    Some(certificate.tbs_certificate.subject.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_lines_are_64_characters() {
+        let pem = pem_certificate(&[7u8; 100]);
+        let body: Vec<&str> = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        assert_eq!(body.len(), 3);
+        assert!(body[..2].iter().all(|line| line.len() == 64));
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n") && pem.ends_with("-----END CERTIFICATE-----\n"));
+    }
+}
