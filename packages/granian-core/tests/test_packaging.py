@@ -94,3 +94,26 @@ def test_versions_are_in_lockstep_with_exact_pins() -> None:
         assert _version(PACKAGES / name / 'pyproject.toml') == cargo, name
         for requirement in _granian_requirements(name):
             assert requirement.endswith('==' + cargo), (name, requirement)
+
+
+# Crates whose older releases have published fixes the server relies on, and the lowest release we
+# accept: h2 0.4.16 (later than the HTTP/2 flood fixes RUSTSEC-2024-0003, reset streams, and
+# RUSTSEC-2024-0332, CONTINUATION frames); rustls 0.23.18 (RUSTSEC-2024-0399, a panic on a
+# fragmented ClientHello).
+LOCKED_MINIMUMS = {'h2': (0, 4, 16), 'rustls': (0, 23, 18)}
+
+
+def _locked_versions(lock: Path) -> dict[str, list[tuple[int, ...]]]:
+    found: dict[str, list[tuple[int, ...]]] = {}
+    for name, version in re.findall(r'^name = "([^"]+)"\nversion = "([^"]+)"', lock.read_text(), re.MULTILINE):
+        numbers = tuple(int(part) for part in re.findall(r'\d+', version.split('-')[0])[:3])
+        found.setdefault(name, []).append(numbers)
+    return found
+
+
+def test_the_lock_file_keeps_crates_at_their_fixed_releases() -> None:
+    locked = _locked_versions(ROOT / 'Cargo.lock')
+    for name, minimum in LOCKED_MINIMUMS.items():
+        assert name in locked, f'{name} is not in Cargo.lock'
+        for version in locked[name]:
+            assert version >= minimum, f'Cargo.lock has {name} {version}, below {minimum} (known security fixes)'

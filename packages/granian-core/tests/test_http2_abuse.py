@@ -1,0 +1,167 @@
+"""HTTP/2 abuse: rapid reset, CONTINUATION, SETTINGS, PING and empty-DATA floods, and a peer that never
+opens its window. None may take the worker down or starve a second, well-behaved client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import hpack
+import httpx
+import pytest
+from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, SettingsFrame
+
+APPS_DIR = Path(__file__).parent / 'apps'
+PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+#: A well-behaved client must get its answer within this while (or right after) an abuser works.
+PROMPT = 2.0
+
+
+@pytest.fixture(scope='module')
+def server(server_factory):
+    return server_factory('tls_app:rsgi', working_dir=APPS_DIR)
+
+
+def _others_are_served(server) -> None:
+    began = time.monotonic()
+    with httpx.Client(http1=False, http2=True, timeout=10) as client:
+        response = client.get(server.url('/'))
+    assert response.status_code == 200 and response.http_version == 'HTTP/2'
+    assert time.monotonic() - began < PROMPT, f'a well-behaved client waited {time.monotonic() - began:.1f} s'
+    assert server.proc.poll() is None, 'the server exited'
+
+
+class Abuser:
+    """Sends raw frames in a background thread, and drains whatever the server answers."""
+
+    def __init__(self, server, opening: bytes = PREFACE + SettingsFrame(0).serialize()) -> None:
+        self.sock = socket.create_connection((server.host, server.port), timeout=10)
+        self.sock.sendall(opening)
+        self.stop = threading.Event()
+        self.received = 0
+        self.ended = False
+
+    def drain(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                data = b''
+            if not data:
+                self.ended = True
+                return
+            self.received += len(data)
+
+    def send_all(self, frames: list[bytes], batch: int = 200) -> None:
+        """Sends the frames in batches; stops quietly once the server has closed the connection."""
+        for start in range(0, len(frames), batch):
+            try:
+                self.sock.sendall(b''.join(frames[start : start + batch]))
+            except OSError:
+                self.ended = True
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def _with_abuser(server, frames: list[bytes], read: bool = True) -> Abuser:
+    abuser = Abuser(server)
+    reader = threading.Thread(target=abuser.drain, daemon=True) if read else None
+    if reader is not None:
+        reader.start()
+    sender = threading.Thread(target=abuser.send_all, args=(frames,), daemon=True)
+    sender.start()
+    try:
+        time.sleep(0.3)  # the flood is under way
+        _others_are_served(server)
+        sender.join(30)
+        _others_are_served(server)
+    finally:
+        abuser.close()
+    return abuser
+
+
+def _request_block() -> bytes:
+    headers = [(':method', 'GET'), (':path', '/'), (':scheme', 'http'), (':authority', 'x')]
+    return hpack.Encoder().encode(headers)
+
+
+def test_rapid_reset(server):
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.data_to_send()
+    frames = []
+    for _ in range(5000):
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [(':method', 'GET'), (':path', '/'), (':scheme', 'http'), (':authority', 'x')])
+        conn.reset_stream(stream)
+        frames.append(conn.data_to_send())
+    abuser = _with_abuser(server, frames)
+    assert abuser.ended, 'the rapid-reset connection was not closed'
+
+
+def test_continuation_flood(server):
+    first = HeadersFrame(1)
+    first.data = _request_block()
+    frames = [first.serialize()]
+    filler = hpack.Encoder().encode([('x-flood', 'a' * 100)])
+    for _ in range(20000):
+        frame = ContinuationFrame(1)
+        frame.data = filler
+        frames.append(frame.serialize())
+    abuser = _with_abuser(server, frames)
+    assert abuser.ended, 'the CONTINUATION flood was not cut off'
+
+
+def test_settings_flood_from_a_peer_that_does_not_read(server):
+    frames = [SettingsFrame(0, settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100}).serialize()] * 50000
+    _with_abuser(server, frames, read=False)
+
+
+def test_ping_flood_from_a_peer_that_does_not_read(server):
+    frames = [PingFrame(0, opaque_data=b'12345678').serialize()] * 50000
+    _with_abuser(server, frames, read=False)
+
+
+def test_empty_data_flood(server):
+    opening = HeadersFrame(1)
+    opening.data = hpack.Encoder().encode(
+        [(':method', 'POST'), (':path', '/'), (':scheme', 'http'), (':authority', 'x')]
+    )
+    opening.flags.add('END_HEADERS')
+    frames = [opening.serialize(), *([DataFrame(1, data=b'').serialize()] * 50000)]
+    _with_abuser(server, frames)
+
+
+def test_a_peer_that_never_opens_its_window(server):
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0}
+    )
+    conn.initiate_connection()
+    opening = conn.data_to_send()
+    frames = []
+    for _ in range(200):
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(
+            stream, [(':method', 'GET'), (':path', '/'), (':scheme', 'http'), (':authority', 'x')], end_stream=True
+        )
+        frames.append(conn.data_to_send())
+    abuser = Abuser(server, opening)
+    try:
+        abuser.send_all(frames)
+        time.sleep(1.0)
+        _others_are_served(server)
+    finally:
+        abuser.close()
