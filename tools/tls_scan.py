@@ -85,10 +85,14 @@ def findings(result: dict, protocol_min: str) -> list[str]:
         'Heartbleed': scans['heartbleed']['result']['is_vulnerable_to_heartbleed'],
         'CCS injection': scans['openssl_ccs_injection']['result']['is_vulnerable_to_ccs_injection'],
         'ROBOT': not scans['robot']['result']['robot_result'].startswith('NOT_VULNERABLE'),
-        'client renegotiation DoS': scans['session_renegotiation']['result']['is_vulnerable_to_client_renegotiation_dos'],
+        'client renegotiation DoS': scans['session_renegotiation']['result'][
+            'is_vulnerable_to_client_renegotiation_dos'
+        ],
     }
     if tls12:
-        checks['no secure renegotiation'] = not scans['session_renegotiation']['result']['supports_secure_renegotiation']
+        checks['no secure renegotiation'] = not scans['session_renegotiation']['result'][
+            'supports_secure_renegotiation'
+        ]
     problems += [f'vulnerable or weak: {name}' for name, bad in checks.items() if bad]
     return problems
 
