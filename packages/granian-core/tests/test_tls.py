@@ -288,6 +288,33 @@ def test_encrypted_pkcs8_key_with_its_password(server_factory, pki):
     assert httpx.get(https_url(server), verify=pki.client_context(), timeout=10).json()['scheme'] == 'https'
 
 
+@pytest.mark.parametrize(
+    ('key_type', 'form', 'label'),
+    [
+        ('RSA', 'PKCS8', b'BEGIN PRIVATE KEY'),
+        ('RSA', 'TraditionalOpenSSL', b'BEGIN RSA PRIVATE KEY'),
+        ('ECDSA', 'TraditionalOpenSSL', b'BEGIN EC PRIVATE KEY'),
+    ],
+    ids=['rsa-pkcs8', 'rsa-pkcs1', 'ec-sec1'],
+)
+def test_key_formats(server_factory, tmp_path, key_type, form, label):
+    ca = trustme.CA()
+    leaf = ca.issue_cert('127.0.0.1', key_type=getattr(trustme.KeyType, key_type))
+    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    loaded = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+    pem = loaded.private_bytes(
+        serialization.Encoding.PEM, getattr(serialization.PrivateFormat, form), serialization.NoEncryption()
+    )
+    assert label in pem
+    key.write_bytes(pem)
+    args = ['--ssl-certificate', str(cert), '--ssl-keyfile', str(key)]
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=args)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    assert httpx.get(https_url(server), verify=context, timeout=10).json()['scheme'] == 'https'
+
+
 def _refused(pki: Pki, args: list[str]) -> str:
     """Runs the server with `args`; asserts exit code 1 and no traceback; returns the output."""
     result = run_granian(
