@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import ssl
 import statistics
 import subprocess
 import tempfile
@@ -72,13 +73,25 @@ class Workspace:
             )
         return path
 
+    def certificate(self) -> tuple[Path, Path]:
+        """A self-signed certificate for 127.0.0.1 and its key (PEM), made once with openssl."""
+        cert, key = self.path / 'cert.pem', self.path / 'key.pem'
+        if not cert.exists():
+            subprocess.run(
+                ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+                 '-subj', f'/CN={HOST}', '-addext', f'subjectAltName=IP:{HOST}', '-days', '2',
+                 '-keyout', str(key), '-out', str(cert)],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+        return cert, key
+
     def close(self) -> None:
         """Remove the temporary files."""
         self._directory.cleanup()
 
 
 def _url(scenario: Scenario, port: int) -> str:
-    return f'http://{HOST}:{port}{scenario.path}'
+    return f'{"https" if scenario.tls else "http"}://{HOST}:{port}{scenario.path}'
 
 
 def run_pinned(argv: list[str], timeout: float) -> str:
@@ -107,6 +120,8 @@ def run_wrk(workspace: Workspace, scenario: Scenario, port: int, connections: in
     script = workspace.wrk_script(scenario)
     if script is not None:
         argv += ['-s', str(script)]
+    if scenario.reconnect:
+        argv += ['-H', 'Connection: close']
     out = run_pinned([*argv, _url(scenario, port)], duration + MARGIN)
     rps = re.search(r'^Requests/sec:\s+([\d.]+)', out, re.MULTILINE)
     total = re.search(r'^\s*(\d+) requests in', out, re.MULTILINE)
@@ -194,7 +209,11 @@ def check(workspace: Workspace, scenario: Scenario, port: int) -> str | None:
             return str(error)
         return None if result.errors == 0 and result.requests == 4 else 'no h2c (HTTP/2 prior knowledge) answer'
     body = payload(scenario.request_size) if scenario.request_size else None
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    if scenario.tls:
+        # The harness's own throwaway certificate: nothing to verify it against.
+        connection = http.client.HTTPSConnection(HOST, port, timeout=10, context=ssl._create_unverified_context())
+    else:
+        connection = http.client.HTTPConnection(HOST, port, timeout=10)
     try:
         headers = {'Content-Type': 'application/octet-stream'} if body is not None else {}
         connection.request(scenario.method, scenario.path, body=body, headers=headers)

@@ -73,7 +73,7 @@ FULL = Plan(
     warmup_seconds=1.0,
     primer_requests=500,
     primer_connections=4,
-    pair_matrix={64: ALL, 128: ('get-10b', 'get-10k', 'echo-1k', 'stream-100k', 'h2-get-1k')},
+    pair_matrix={64: ALL, 128: ('get-10b', 'get-10k', 'echo-1k', 'stream-100k', 'h2-get-1k', 'https-get-1k')},
     peer_matrix={64: ('get-10b', 'get-10k', 'echo-1k', 'h2-get-1k')},
     memory_requests=1_000_000,
     memory_warmup_requests=20_000,
@@ -88,7 +88,19 @@ QUICK = Plan(
     primer_requests=200,
     primer_connections=4,
     pair_matrix={
-        64: ('get-10b', 'get-10k', 'get-100k', 'echo-1k', 'stream-100k', 'file-50k', 'h2-get-1k', 'h2-echo-1k')
+        64: (
+            'get-10b',
+            'get-10k',
+            'get-100k',
+            'echo-1k',
+            'stream-100k',
+            'file-50k',
+            'h2-get-1k',
+            'h2-echo-1k',
+            'https-get-1k',
+            'https-h2-get-1k',
+            'https-handshake',
+        )
     },
     peer_matrix={64: ('get-10b',)},
     memory_requests=100_000,

@@ -94,7 +94,10 @@ class Runner:
             pair = [available[name] for name in (OURS, BASELINE) if name in available]
             for interface in self.interfaces:
                 if pair:
-                    self.session(interface, pair, self.plan.pair_matrix)
+                    self.session(interface, pair, tls_cells(self.plan.pair_matrix, False))
+                    tls_matrix = tls_cells(self.plan.pair_matrix, True)
+                    if tls_matrix:
+                        self.session(interface, pair, tls_matrix, tls=True)
             if self.memory_enabled:
                 for interface in self.interfaces:
                     for spec in pair:
@@ -119,10 +122,14 @@ class Runner:
         cells = sum(1 for names in matrix.values() for name in names if spec.http2 or not SCENARIOS[name].http2)
         return START_COST + cells * self.plan.cell_seconds()
 
-    def start(self, spec: ServerSpec, interface: str, purpose: str) -> RunningServer | None:
-        """Start a server; None (with a note) when it cannot start."""
+    def start(self, spec: ServerSpec, interface: str, purpose: str, tls: bool = False) -> RunningServer | None:
+        """Start a server (with the workspace's test certificate if `tls`); None (with a note) when it cannot."""
         log = self.raw / f'{interface}-{spec.name}-{purpose}.log'
-        server = RunningServer(spec, interface, log)
+        extra: tuple[str, ...] = ()
+        if tls:
+            cert, key = self.workspace.certificate()
+            extra = ('--ssl-certificate', str(cert), '--ssl-keyfile', str(key))
+        server = RunningServer(spec, interface, log, extra_arguments=extra, tls=tls)
         try:
             server.start()
         except ServerError as error:
@@ -130,9 +137,12 @@ class Runner:
             return None
         return server
 
-    def session(self, interface: str, specs: list[ServerSpec], matrix: dict[int, tuple[str, ...]]) -> None:
+    def session(
+        self, interface: str, specs: list[ServerSpec], matrix: dict[int, tuple[str, ...]], tls: bool = False
+    ) -> None:
         """Start `specs` for `interface`, measure every scenario of `matrix` they support, stop them."""
-        servers = [server for spec in specs if (server := self.start(spec, interface, 'load')) is not None]
+        purpose = 'load-tls' if tls else 'load'
+        servers = [server for spec in specs if (server := self.start(spec, interface, purpose, tls)) is not None]
         if not servers:
             return
         self.say(f'{interface}: {", ".join(server.name for server in servers)} serving')
@@ -272,6 +282,12 @@ class Runner:
             self.note(f'{spec.name} ({interface}) memory run failed: {error}')
         finally:
             server.stop()
+
+
+def tls_cells(matrix: dict[int, tuple[str, ...]], tls: bool) -> dict[int, tuple[str, ...]]:
+    """The part of `matrix` served over HTTPS (`tls`) or over plain HTTP."""
+    kept = {c: tuple(name for name in names if SCENARIOS[name].tls == tls) for c, names in matrix.items()}
+    return {c: names for c, names in kept.items() if names}
 
 
 def estimate(plan: Plan, interfaces: Iterable[str], specs: Iterable[ServerSpec]) -> dict[str, float]:

@@ -52,6 +52,10 @@ class Scenario:
     http2: bool = False
     #: h2load streams per connection (HTTP/2 only).
     streams: int = 4
+    #: Served over HTTPS (the servers run with a test certificate; see Runner).
+    tls: bool = False
+    #: A new connection (and TLS handshake) per request instead of keep-alive.
+    reconnect: bool = False
 
     @property
     def echoes(self) -> bool:
@@ -81,6 +85,28 @@ SCENARIOS: dict[str, Scenario] = {
             driver='h2load',
             request_size=KIB,
             http2=True,
+        ),
+        Scenario('https-get-1k', 'HTTPS GET 1 KiB', Kind.GET, 'GET', '/b/1k', response_size=KIB, tls=True),
+        Scenario(
+            'https-h2-get-1k',
+            'HTTPS HTTP/2 GET 1 KiB',
+            Kind.GET,
+            'GET',
+            '/b/1k',
+            driver='h2load',
+            response_size=KIB,
+            http2=True,
+            tls=True,
+        ),
+        Scenario(
+            'https-handshake',
+            'HTTPS new connection per request (GET 10 B)',
+            Kind.GET,
+            'GET',
+            '/b/10',
+            response_size=10,
+            tls=True,
+            reconnect=True,
         ),
     )
 }

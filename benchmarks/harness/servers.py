@@ -12,6 +12,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -144,9 +145,15 @@ class ServerError(RuntimeError):
     """The server exited, or did not answer, before it was ready."""
 
 
-def answers(port: int, timeout: float = 2.0) -> bool:
-    """True when `GET /b/10` on `port` gets a 200 response."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+def answers(port: int, timeout: float = 2.0, tls: bool = False) -> bool:
+    """True when `GET /b/10` on `port` (over HTTPS if `tls`) gets a 200 response."""
+    if tls:
+        context = ssl._create_unverified_context()
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            HOST, port, timeout=timeout, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         connection.request('GET', '/b/10')
         response = connection.getresponse()
@@ -169,6 +176,8 @@ class RunningServer:
     process: subprocess.Popen[bytes] | None = None
     #: Flags appended to the server's command line (the granians take options after the app).
     extra_arguments: tuple[str, ...] = ()
+    #: Serves HTTPS (readiness is checked over TLS).
+    tls: bool = False
 
     @property
     def name(self) -> str:
@@ -193,7 +202,7 @@ class RunningServer:
             if self.process.poll() is not None:
                 self.stop()
                 raise ServerError(f'exited with code {self.process.returncode}: {self.log_tail()}')
-            if answers(self.port, timeout=1.0):
+            if answers(self.port, timeout=1.0, tls=self.tls):
                 return self
             time.sleep(0.1)
         self.stop()
