@@ -166,6 +166,8 @@ class Http2WebSocket:
         self.server_allows_connect = False
         self.settings_received = False
         self.status: int | None = None
+        #: True when the stream ended with RST_STREAM rather than END_STREAM.
+        self.reset = False
         self.stream_id = 0
         self.buffer = bytearray()
         self.pending: list[Frame] = []
@@ -213,6 +215,7 @@ class Http2WebSocket:
                     and event.stream_id == self.stream_id
                 ):
                     self.ended = True
+                    self.reset = isinstance(event, self._events.StreamReset)
             self.sock.sendall(self.conn.data_to_send())
 
     def send(self, opcode: int, payload: bytes = b'') -> None:
@@ -233,3 +236,9 @@ class Http2WebSocket:
     def close(self) -> None:
         """Closes the TCP connection."""
         self.sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -149,6 +149,29 @@ def test_server_close_code_reaches_the_client(ws_server):
     assert wait_report(ws_server, key) == [0]
 
 
+def test_a_server_close_is_sent_once_and_the_connection_ends_after_the_answer(ws_server):
+    # Browsers fail a WebSocket that receives anything after a close frame, a second close included.
+    key = uuid.uuid4().hex
+    with RawWebSocket(ws_server.host, ws_server.port, f'/server-close?{key}') as ws:
+        frame = ws.receive()
+        assert frame is not None and frame.opcode == CLOSE and frame.close_code == 4001
+        ws.send(CLOSE, close_payload(4001, ''))
+        after = ws.receive()
+        assert after is None, f'the server sent {after} after its close frame'
+    assert wait_report(ws_server, key) == [0]
+
+
+def test_a_server_close_over_http2_is_sent_once(ws_server):
+    key = uuid.uuid4().hex
+    with Http2WebSocket(ws_server.host, ws_server.port, f'/server-close?{key}') as ws:
+        frame = ws.receive()
+        assert frame is not None and frame.opcode == CLOSE and frame.close_code == 4001
+        ws.send(CLOSE, close_payload(4001, ''))
+        after = ws.receive()
+        assert after is None, f'the server sent {after} after its close frame'
+        assert not ws.reset, 'the stream was reset instead of ended'
+
+
 @pytest.mark.parametrize(('path', 'status'), [('/reject', 403), ('/reject-418', 418), ('/no-accept', 403)])
 def test_rejected_handshake_gets_http_status(ws_server, path, status):
     with RawWebSocket(ws_server.host, ws_server.port, path) as ws:

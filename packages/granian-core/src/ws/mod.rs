@@ -5,8 +5,8 @@
 
 pub mod deflate;
 pub mod handshake;
-mod opcode_guard;
 pub mod session;
+mod stream;
 
 /// Whether an app may send `code` in a close frame (RFC 6455, section 7.4): 1000-1003, 1007-1014
 /// and the registered/private range 3000-4999.

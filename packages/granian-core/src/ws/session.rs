@@ -21,7 +21,7 @@ use yawc::close::CloseCode;
 use yawc::{Frame, OpCode, Options, Role, WebSocket, WebSocketError};
 
 use super::deflate::DeflateAgreement;
-use super::opcode_guard::OpcodeGuard;
+use super::stream::SessionStream;
 
 /// How many messages wait in each direction before the sender has to wait.
 const QUEUE: usize = 16;
@@ -95,7 +95,7 @@ impl WsChannels {
     }
 }
 
-type Socket = WebSocket<OpcodeGuard<TokioIo<Upgraded>>>;
+type Socket = WebSocket<SessionStream<TokioIo<Upgraded>>>;
 
 /// Wraps an upgraded connection and returns the app's channels and the task to spawn.
 ///
@@ -114,8 +114,9 @@ pub fn start(
     if agreement.is_some() {
         options = options.with_balanced_compression().with_compression_threshold(COMPRESSION_THRESHOLD);
     }
-    let io = OpcodeGuard::new(io);
-    let reserved_opcode = io.tripped();
+    let io = SessionStream::new(io);
+    let reserved_opcode = io.reserved_opcode();
+    let closed_cleanly = io.closed_cleanly();
     let socket = WebSocket::from_stream_with_extensions(io, Role::Server, extension.as_deref(), options)?;
     let (inbound_tx, inbound) = mpsc::channel(QUEUE);
     let (outbound, outbound_rx) = mpsc::channel(QUEUE);
@@ -129,6 +130,7 @@ pub fn start(
         ping_timeout: settings.ping_timeout,
         shutdown,
         reserved_opcode,
+        closed_cleanly,
     };
     let report = ending.clone();
     let done = finished.clone();
@@ -153,6 +155,8 @@ struct Session {
     shutdown: CancellationToken,
     /// Set when the peer sent a frame with a reserved opcode (the stream then ends before it).
     reserved_opcode: Arc<AtomicBool>,
+    /// Set once the close handshake is complete: the stream lingers for the peer's end when dropped.
+    closed_cleanly: Arc<AtomicBool>,
 }
 
 /// The close code the server sends for a frame error the framing layer reports.
@@ -272,9 +276,16 @@ impl Session {
                                 code: frame.close_code().map_or(codes::NO_STATUS, u16::from),
                                 reason: frame.close_reason().ok().flatten().unwrap_or_default().to_owned(),
                             };
+                            self.closed_cleanly.store(true, Ordering::Relaxed);
+                            if let Some(ending) = closing {
+                                // The peer answered our close. yawc queued a close in reply, which
+                                // must not go out (nothing may follow a close frame): it is dropped
+                                // unsent with the socket, whose stream then ends our side.
+                                return ending;
+                            }
                             // The framing layer queued the answer to the peer's close: write it.
                             self.write_pending_replies().await;
-                            return closing.unwrap_or(peer);
+                            return peer;
                         }
                         OpCode::Pong => awaiting_pong = false,
                         OpCode::Ping | OpCode::Continuation => {}

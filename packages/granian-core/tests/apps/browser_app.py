@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from tls_app import lifespan, websocket_reply
+
 PAGE = b"""<!doctype html>
 <html><head><title>granian browser check</title></head><body><pre id="out">waiting</pre><script>
 const protocol = performance.getEntriesByType('navigation')[0].nextHopProtocol;
@@ -37,19 +39,9 @@ async def rsgi(scope, proto):
 
 async def asgi(scope, receive, send):
     if scope['type'] == 'lifespan':
-        while True:
-            message = await receive()
-            kind = message['type'].rsplit('.', 1)[-1]
-            await send({'type': f'lifespan.{kind}.complete'})
-            if kind == 'shutdown':
-                return
+        return await lifespan(receive, send)
     if scope['type'] == 'websocket':
-        await receive()
-        await send({'type': 'websocket.accept'})
-        message = await receive()
-        await send({'type': 'websocket.send', 'text': f'echo: {message.get("text")}'})
-        await receive()
-        return
+        return await websocket_reply(receive, send, 'echo:')
     if scope['path'] == '/result' and scope['method'] == 'POST':
         body = b''
         more = True

@@ -19,21 +19,30 @@ async def rsgi(scope, proto):
     proto.response_bytes(200, [('content-type', 'application/json')], body)
 
 
+async def lifespan(receive, send):
+    """Completes startup and shutdown."""
+    while True:
+        message = await receive()
+        kind = message['type'].rsplit('.', 1)[-1]
+        await send({'type': f'lifespan.{kind}.complete'})
+        if kind == 'shutdown':
+            return
+
+
+async def websocket_reply(receive, send, prefix: str) -> None:
+    """Accepts, answers the first text message with `prefix` before it, and closes."""
+    await receive()
+    await send({'type': 'websocket.accept'})
+    message = await receive()
+    await send({'type': 'websocket.send', 'text': f'{prefix} {message.get("text")}'})
+    await send({'type': 'websocket.close', 'code': 1000})
+
+
 async def asgi(scope, receive, send):
     if scope['type'] == 'lifespan':
-        while True:
-            message = await receive()
-            kind = message['type'].rsplit('.', 1)[-1]
-            await send({'type': f'lifespan.{kind}.complete'})
-            if kind == 'shutdown':
-                return
+        return await lifespan(receive, send)
     if scope['type'] == 'websocket':
-        await receive()
-        await send({'type': 'websocket.accept'})
-        message = await receive()
-        await send({'type': 'websocket.send', 'text': f'{scope["scheme"]} {message.get("text")}'})
-        await send({'type': 'websocket.close', 'code': 1000})
-        return
+        return await websocket_reply(receive, send, scope['scheme'])
     body = _json(
         {
             'scheme': scope['scheme'],

@@ -1,20 +1,28 @@
-//! Stops reading at a frame with a reserved opcode, so the session can fail the connection with
-//! close code 1002 (protocol error, RFC 6455 section 5.2 and 7.4.1).
+//! The byte stream under an open WebSocket, between the socket and yawc, with two jobs yawc does not do.
 //!
-//! yawc answers reserved opcodes with 1003 (unsupported data), which RFC 6455 reserves for data
-//! types an endpoint cannot accept. The guard sits between the socket and yawc: it follows frame
-//! boundaries in the byte stream (headers are never compressed, so this holds with
-//! permessage-deflate too), hands yawc every byte before the offending header, then reports the
-//! end of the stream. The session sees the stream end, asks [`OpcodeGuard::tripped`], and sends the
-//! close itself.
+//! - **Reserved opcodes → 1002.** yawc answers a reserved opcode with 1003 (unsupported data), which
+//!   RFC 6455 reserves for data types an endpoint cannot accept. The stream follows frame boundaries
+//!   (headers are never compressed, so this holds with permessage-deflate too), hands yawc every byte
+//!   before the offending header, then reports the end of the stream; the session sees the end, asks
+//!   [`SessionStream::reserved_opcode`], and sends close 1002 itself.
+//! - **Lingering close.** Once the close handshake is complete, dropping the stream at once would
+//!   reset an HTTP/2 stream (RST_STREAM, RFC 8441's equivalent of a TCP reset) or close a socket
+//!   with unread bytes (a TCP reset). When the session marks the handshake complete
+//!   ([`SessionStream::closed_cleanly`]), the stream, when dropped, is handed to a task that ends
+//!   our side (FIN, END_STREAM), reads until the peer ends its own (for [`LINGER`] at most) and then
+//!   lets it go.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// How long a closed stream waits for the peer to end its side before it is dropped.
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// Whether a frame's opcode is one RFC 6455 reserves (0x3-0x7 data, 0xB-0xF control).
 fn is_reserved_opcode(first_byte: u8) -> bool {
@@ -79,45 +87,82 @@ impl FrameScanner {
     }
 }
 
-/// A stream that ends just before the first frame with a reserved opcode.
-pub struct OpcodeGuard<S> {
-    inner: S,
+/// The stream under a WebSocket session (see the module documentation).
+pub struct SessionStream<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+    /// Taken only when the stream is dropped.
+    inner: Option<S>,
     scanner: FrameScanner,
-    tripped: Arc<AtomicBool>,
+    reserved_opcode: Arc<AtomicBool>,
+    closed_cleanly: Arc<AtomicBool>,
 }
 
-impl<S> OpcodeGuard<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> SessionStream<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, scanner: FrameScanner::default(), tripped: Arc::new(AtomicBool::new(false)) }
+        Self {
+            inner: Some(inner),
+            scanner: FrameScanner::default(),
+            reserved_opcode: Arc::new(AtomicBool::new(false)),
+            closed_cleanly: Arc::new(AtomicBool::new(false)),
+        }
     }
 
-    /// A flag that turns true once the guard has stopped the stream at a reserved opcode.
-    pub fn tripped(&self) -> Arc<AtomicBool> {
-        self.tripped.clone()
+    /// A flag that turns true once the stream has stopped at a frame with a reserved opcode.
+    pub fn reserved_opcode(&self) -> Arc<AtomicBool> {
+        self.reserved_opcode.clone()
+    }
+
+    /// A flag the session sets once the close handshake is complete: the stream then lingers.
+    pub fn closed_cleanly(&self) -> Arc<AtomicBool> {
+        self.closed_cleanly.clone()
+    }
+
+    fn inner(&mut self) -> io::Result<Pin<&mut S>> {
+        self.inner.as_mut().map(Pin::new).ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for OpcodeGuard<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for SessionStream<S> {
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else { return };
+        if !self.closed_cleanly.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let mut sink = [0u8; 1024];
+            let _ = tokio::time::timeout(LINGER, async {
+                // End our side (TCP FIN, HTTP/2 END_STREAM), then wait for the peer to end its own.
+                let _ = inner.shutdown().await;
+                while matches!(inner.read(&mut sink).await, Ok(read) if read > 0) {}
+            })
+            .await;
+        });
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for SessionStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.tripped.load(Ordering::Relaxed) {
+        if self.reserved_opcode.load(Ordering::Relaxed) {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        let this = &mut *self;
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let result = match self.inner() {
+            Ok(inner) => inner.poll_read(cx, buf),
+            Err(err) => return Poll::Ready(Err(err)),
+        };
         if let Poll::Ready(Ok(())) = result {
-            if let Some(offset) = this.scanner.scan(&buf.filled()[before..]) {
+            if let Some(offset) = self.scanner.scan(&buf.filled()[before..]) {
                 buf.set_filled(before + offset);
-                this.tripped.store(true, Ordering::Relaxed);
+                self.reserved_opcode.store(true, Ordering::Relaxed);
             }
         }
         result
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for OpcodeGuard<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for SessionStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        self.inner()?.poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -125,19 +170,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for OpcodeGuard<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.inner()?.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(AsyncWrite::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.inner()?.poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.inner()?.poll_shutdown(cx)
     }
 }
 
