@@ -125,6 +125,22 @@ def test_plain_http_on_the_tls_port_closes_that_connection_only(https_server, pk
         assert client.get(https_url(https_server)).status_code == 200
 
 
+@pytest.mark.parametrize('level', ['debug', 'info'])
+def test_failed_handshakes_are_logged_at_debug_level_only(server_factory, pki, level):
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=tls_args(pki, '--log-level', level))
+    for _ in range(3):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f'http://{server.host}:{server.port}/', timeout=5)
+    with httpx.Client(verify=pki.client_context(), timeout=10) as client:
+        assert client.get(https_url(server)).status_code == 200
+    if level == 'debug':
+        assert server.wait_for_output('TLS handshake with 127.0.0.1'), server.output
+        lines = [line for line in server.output.splitlines() if 'TLS handshake with' in line]
+        assert lines and all('DEBUG' in line for line in lines), lines
+    else:
+        assert 'TLS handshake' not in server.output and 'ERROR' not in server.output, server.output
+
+
 def test_websockets_over_tls(https_server, pki, interface):
     if interface == 'wsgi':
         pytest.skip('WSGI has no WebSockets')

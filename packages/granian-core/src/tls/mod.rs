@@ -1,8 +1,8 @@
 //! HTTPS: the rustls server configuration built from the `ssl_*` options, and the per-connection
 //! handshake (with a time limit) that runs in the connection's own task, never on the accept loop.
 //!
-//! Crypto provider: ring (see docs/architecture.md). ALPN follows `--http`: `h2` and `http/1.1`
-//! for auto, only one of them otherwise.
+//! Crypto provider: ring by default, AWS-LC with the `crypto-aws-lc` feature (see
+//! docs/architecture.md). ALPN follows `--http`: `h2` and `http/1.1` for auto, only one otherwise.
 
 pub mod info;
 mod pem;
@@ -71,8 +71,16 @@ pub struct TlsSettings {
     pub client_verify: bool,
 }
 
+#[cfg(not(any(feature = "crypto-ring", feature = "crypto-aws-lc")))]
+compile_error!("granian-core needs a TLS crypto provider: the crypto-ring or the crypto-aws-lc feature");
+
+/// The crypto provider the build chose (ring unless built with `crypto-aws-lc` alone).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    #[cfg(feature = "crypto-ring")]
+    let provider = rustls::crypto::ring::default_provider();
+    #[cfg(all(feature = "crypto-aws-lc", not(feature = "crypto-ring")))]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    Arc::new(provider)
 }
 
 /// A worker's TLS: the rustls configuration and the server's certificate as apps see it.
