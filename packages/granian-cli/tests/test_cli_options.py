@@ -177,12 +177,18 @@ def test_defaults_are_the_registry_defaults(run, fake_server):
     assert values == {'target': 'app:app', **{option.name: option.default for option in OPTIONS}}
 
 
+def _given(option: Option, text: str) -> object:
+    """The value one flag or variable of `text` gives: a one-item list for a repeatable option."""
+    value = option.parse(text)
+    return [value] if option.multiple else value
+
+
 @pytest.mark.parametrize('option', OPTIONS, ids=_ids)
 def test_environment_variable_sets_option(run, fake_server, option):
     text = sample_text(option)
     result = run('app:app', env={option.env: text})
     assert result.exit_code == 0, result.output
-    assert _recorded(fake_server)[option.name] == option.parse(text)
+    assert _recorded(fake_server)[option.name] == _given(option, text)
 
 
 @pytest.mark.parametrize('option', VALUE_OPTIONS, ids=_ids)
@@ -191,7 +197,7 @@ def test_flag_sets_option(run, fake_server, option):
         fake_server.calls.clear()
         result = run(option.flags[0], text, 'app:app')
         assert result.exit_code == 0, result.output
-        assert _recorded(fake_server)[option.name] == option.parse(text)
+        assert _recorded(fake_server)[option.name] == _given(option, text)
 
 
 @pytest.mark.parametrize('option', FLAG_OPTIONS, ids=_ids)
@@ -341,13 +347,13 @@ def test_runner_has_the_wsgi_options():
 @pytest.mark.parametrize('option', WSGI_OPTIONS, ids=_ids)
 def test_runner_reads_values_like_the_cli(run, fake_server, option):
     text = sample_text(option)
-    assert _runner_values([], {option.env: text})[option.name] == option.parse(text)
+    assert _runner_values([], {option.env: text})[option.name] == _given(option, text)
     if option.kind.is_flag:
         positive, negative = option.switches
         assert _runner_values([positive], {option.env: 'false'})[option.name] is True
         assert _runner_values([negative], {option.env: 'true'})[option.name] is False
     else:
-        assert _runner_values([option.flags[0], text], {option.env: 'garbage'})[option.name] == option.parse(text)
+        assert _runner_values([option.flags[0], text], {option.env: 'garbage'})[option.name] == _given(option, text)
 
 
 @pytest.mark.parametrize('option', WSGI_OPTIONS, ids=_ids)

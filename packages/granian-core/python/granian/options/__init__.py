@@ -99,10 +99,14 @@ def kwargs_from_values(values: Mapping[str, Any]) -> dict[str, Any]:
     for option in OPTIONS:
         if option.name not in values:
             continue
+        value = values[option.name]
+        if option.multiple:
+            # Command lines give a (possibly empty) sequence; none given means unset.
+            value = list(value) if value else option.default
         if option.section is None:
-            kwargs[option.name] = values[option.name]
+            kwargs[option.name] = value
         else:
-            fields[option.section][option.field] = values[option.name]
+            fields[option.section][option.field] = value
     for section, spec in SECTIONS.items():
         kwargs[spec.kwarg] = section_class(section)(**fields[section])
     return kwargs
