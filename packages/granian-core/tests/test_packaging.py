@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / 'packages'
 THIN = ['granian-asgi', 'granian-rsgi', 'granian-wsgi', 'granian-cli']
+# Building the wheels links the release core (fat LTO): minutes on 2 busy cores, not the default 120 s.
+pytestmark = pytest.mark.timeout(900)
 
 
 def _version(manifest: Path) -> str:
