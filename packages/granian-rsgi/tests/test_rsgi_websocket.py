@@ -126,6 +126,17 @@ def test_reserved_opcodes_fail_the_connection_with_1002_after_earlier_frames(ws_
         assert frame.payload[2:] == b'reserved opcode'
 
 
+@pytest.mark.parametrize('opcode', [CLOSE, PING, PONG], ids=['close', 'ping', 'pong'])
+def test_a_control_frame_over_125_bytes_fails_the_connection_with_1002(ws_server, opcode):
+    with RawWebSocket(ws_server.host, ws_server.port, '/echo') as ws:
+        payload = close_payload(1000, 'x' * 124) if opcode == CLOSE else b'p' * 126
+        ws.send(opcode, payload)
+        frame = ws.receive()
+        assert frame is not None and frame.opcode == CLOSE and frame.close_code == 1002
+        assert frame.payload[2:] == b'control frame over 125 bytes'
+        assert ws.receive() is None
+
+
 def test_client_close_code_and_reason_reach_the_app_and_are_echoed(ws_server):
     key = uuid.uuid4().hex
     with RawWebSocket(ws_server.host, ws_server.port, f'/record-close?{key}') as ws:

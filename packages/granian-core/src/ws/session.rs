@@ -21,7 +21,7 @@ use yawc::close::CloseCode;
 use yawc::{Frame, OpCode, Options, Role, WebSocket, WebSocketError};
 
 use super::deflate::DeflateAgreement;
-use super::stream::SessionStream;
+use super::stream::{SessionStream, ViolationFlag};
 
 /// How many messages wait in each direction before the sender has to wait.
 const QUEUE: usize = 16;
@@ -115,7 +115,7 @@ pub fn start(
         options = options.with_balanced_compression().with_compression_threshold(COMPRESSION_THRESHOLD);
     }
     let io = SessionStream::new(io);
-    let reserved_opcode = io.reserved_opcode();
+    let violation = io.violation();
     let closed_cleanly = io.closed_cleanly();
     let socket = WebSocket::from_stream_with_extensions(io, Role::Server, extension.as_deref(), options)?;
     let (inbound_tx, inbound) = mpsc::channel(QUEUE);
@@ -129,7 +129,7 @@ pub fn start(
         ping_interval: settings.ping_interval,
         ping_timeout: settings.ping_timeout,
         shutdown,
-        reserved_opcode,
+        violation,
         closed_cleanly,
     };
     let report = ending.clone();
@@ -153,8 +153,8 @@ struct Session {
     ping_interval: Option<Duration>,
     ping_timeout: Duration,
     shutdown: CancellationToken,
-    /// Set when the peer sent a frame with a reserved opcode (the stream then ends before it).
-    reserved_opcode: Arc<AtomicBool>,
+    /// Set when the peer sent a frame that must be refused (the stream then ends before it).
+    violation: ViolationFlag,
     /// Set once the close handshake is complete: the stream lingers for the peer's end when dropped.
     closed_cleanly: Arc<AtomicBool>,
 }
@@ -249,8 +249,8 @@ impl Session {
                     let frame = match frame {
                         Ok(frame) => frame,
                         Err(WebSocketError::ConnectionClosed) => {
-                            if closing.is_none() && self.reserved_opcode.load(Ordering::Relaxed) {
-                                let reason = "reserved opcode";
+                            if let (None, Some(violation)) = (&closing, self.violation.get()) {
+                                let reason = violation.reason();
                                 let _ = self.send_frame(close_frame(codes::PROTOCOL_ERROR, reason)).await;
                                 return Ending { code: codes::PROTOCOL_ERROR, reason: reason.into() };
                             }

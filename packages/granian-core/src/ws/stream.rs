@@ -1,10 +1,11 @@
 //! The byte stream under an open WebSocket, between the socket and yawc, with two jobs yawc does not do.
 //!
-//! - **Reserved opcodes → 1002.** yawc answers a reserved opcode with 1003 (unsupported data), which
-//!   RFC 6455 reserves for data types an endpoint cannot accept. The stream follows frame boundaries
+//! - **Protocol violations → 1002.** yawc answers a reserved opcode with 1003 (unsupported data),
+//!   which RFC 6455 reserves for data types an endpoint cannot accept, and takes a close or pong frame
+//!   with more than 125 bytes (it would echo such a close back). The stream follows frame boundaries
 //!   (headers are never compressed, so this holds with permessage-deflate too), hands yawc every byte
 //!   before the offending header, then reports the end of the stream; the session sees the end, asks
-//!   [`SessionStream::reserved_opcode`], and sends close 1002 itself.
+//!   [`SessionStream::violation`], and sends close 1002 itself.
 //! - **Lingering close.** Once the close handshake is complete, dropping the stream at once would
 //!   reset an HTTP/2 stream (RST_STREAM, RFC 8441's equivalent of a TCP reset) or close a socket
 //!   with unread bytes (a TCP reset). When the session marks the handshake complete
@@ -14,7 +15,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,6 +30,47 @@ fn is_reserved_opcode(first_byte: u8) -> bool {
     matches!(first_byte & 0x0f, 0x3..=0x7 | 0xb..=0xf)
 }
 
+/// A frame the session must refuse with close 1002 (RFC 6455, section 5.5 and 7.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Violation {
+    ReservedOpcode = 1,
+    /// A control frame (close, ping, pong) with a payload over 125 bytes.
+    ControlFrameTooLong = 2,
+}
+
+impl Violation {
+    /// The close reason sent to the peer.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::ReservedOpcode => "reserved opcode",
+            Self::ControlFrameTooLong => "control frame over 125 bytes",
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::ReservedOpcode),
+            2 => Some(Self::ControlFrameTooLong),
+            _ => None,
+        }
+    }
+}
+
+/// The violation a stream stopped at, shared with the session.
+#[derive(Clone, Default)]
+pub struct ViolationFlag(Arc<AtomicU8>);
+
+impl ViolationFlag {
+    pub fn get(&self) -> Option<Violation> {
+        Violation::from_code(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, violation: Violation) {
+        self.0.store(violation as u8, Ordering::Relaxed);
+    }
+}
+
 /// Follows frame boundaries through a byte stream read in arbitrary pieces.
 #[derive(Default)]
 struct FrameScanner {
@@ -40,9 +82,12 @@ struct FrameScanner {
 }
 
 impl FrameScanner {
-    /// Scans the next bytes of the stream; returns where a frame with a reserved opcode starts.
-    fn scan(&mut self, mut data: &[u8]) -> Option<usize> {
+    /// Scans the next bytes of the stream; returns where the stream must end (the start of the
+    /// offending frame's header, or of these bytes if it began in earlier ones) and why.
+    fn scan(&mut self, mut data: &[u8]) -> Option<(usize, Violation)> {
         let total = data.len();
+        // Where the current header began within `data` (0 when it began in earlier bytes).
+        let mut header_start = 0;
         while !data.is_empty() {
             if self.payload_left > 0 {
                 let skip = usize::try_from(self.payload_left).map_or(data.len(), |left| left.min(data.len()));
@@ -50,12 +95,18 @@ impl FrameScanner {
                 data = &data[skip..];
                 continue;
             }
-            if self.have == 0 && is_reserved_opcode(data[0]) {
-                return Some(total - data.len());
+            if self.have == 0 {
+                header_start = total - data.len();
+                if is_reserved_opcode(data[0]) {
+                    return Some((header_start, Violation::ReservedOpcode));
+                }
             }
             self.header[self.have] = data[0];
             self.have += 1;
             data = &data[1..];
+            if self.have == 2 && self.header[0] & 0x08 != 0 && self.header[1] & 0x7f > 125 {
+                return Some((header_start, Violation::ControlFrameTooLong));
+            }
             if let Some(payload) = self.complete_header() {
                 self.payload_left = payload;
                 self.have = 0;
@@ -92,7 +143,7 @@ pub struct SessionStream<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// Taken only when the stream is dropped.
     inner: Option<S>,
     scanner: FrameScanner,
-    reserved_opcode: Arc<AtomicBool>,
+    violation: ViolationFlag,
     closed_cleanly: Arc<AtomicBool>,
 }
 
@@ -101,14 +152,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> SessionStream<S> {
         Self {
             inner: Some(inner),
             scanner: FrameScanner::default(),
-            reserved_opcode: Arc::new(AtomicBool::new(false)),
+            violation: ViolationFlag::default(),
             closed_cleanly: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// A flag that turns true once the stream has stopped at a frame with a reserved opcode.
-    pub fn reserved_opcode(&self) -> Arc<AtomicBool> {
-        self.reserved_opcode.clone()
+    /// Set once the stream has stopped at a frame the session must refuse.
+    pub fn violation(&self) -> ViolationFlag {
+        self.violation.clone()
     }
 
     /// A flag the session sets once the close handshake is complete: the stream then lingers.
@@ -142,7 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for SessionStream<
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for SessionStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.reserved_opcode.load(Ordering::Relaxed) {
+        if self.violation.get().is_some() {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
@@ -151,9 +202,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for SessionSt
             Err(err) => return Poll::Ready(Err(err)),
         };
         if let Poll::Ready(Ok(())) = result {
-            if let Some(offset) = self.scanner.scan(&buf.filled()[before..]) {
+            if let Some((offset, violation)) = self.scanner.scan(&buf.filled()[before..]) {
                 buf.set_filled(before + offset);
-                self.reserved_opcode.store(true, Ordering::Relaxed);
+                self.violation.set(violation);
             }
         }
         result
@@ -209,13 +260,13 @@ mod tests {
         bytes
     }
 
-    /// Scans `stream` in pieces of `piece` bytes; returns the stream offset of the first hit.
-    fn scan_in_pieces(stream: &[u8], piece: usize) -> Option<usize> {
+    /// Scans `stream` in pieces of `piece` bytes; returns the stream offset where it must end, and why.
+    fn scan_in_pieces(stream: &[u8], piece: usize) -> Option<(usize, Violation)> {
         let mut scanner = FrameScanner::default();
         let mut offset = 0;
         for chunk in stream.chunks(piece) {
-            if let Some(at) = scanner.scan(chunk) {
-                return Some(offset + at);
+            if let Some((at, violation)) = scanner.scan(chunk) {
+                return Some((offset + at, violation));
             }
             offset += chunk.len();
         }
@@ -242,8 +293,28 @@ mod tests {
             stream.extend(frame(0x80 | reserved, 2));
             stream.extend(frame(0x81, 1));
             for piece in [1, 2, 5, 64, stream.len()] {
-                assert_eq!(scan_in_pieces(&stream, piece), Some(at), "opcode {reserved:#x}, pieces of {piece}");
+                let found = scan_in_pieces(&stream, piece);
+                assert_eq!(found, Some((at, Violation::ReservedOpcode)), "opcode {reserved:#x}, pieces of {piece}");
             }
         }
+    }
+
+    #[test]
+    fn a_control_frame_over_125_bytes_ends_the_stream_at_its_header() {
+        for opcode in [0x88, 0x89, 0x8a] {
+            let mut stream = frame(0x81, 300);
+            let at = stream.len();
+            stream.extend(frame(opcode, 126));
+            for piece in [2, 64, stream.len()] {
+                let found = scan_in_pieces(&stream, piece);
+                assert_eq!(found, Some((at, Violation::ControlFrameTooLong)), "opcode {opcode:#x}, pieces of {piece}");
+            }
+            // Cut between the header's two bytes: the stream ends where the second piece begins.
+            let found = scan_in_pieces(&stream, at + 1).map(|(_, violation)| violation);
+            assert_eq!(found, Some(Violation::ControlFrameTooLong));
+        }
+        let mut fine = frame(0x88, 125);
+        fine.extend(frame(0x89, 0));
+        assert_eq!(scan_in_pieces(&fine, 1), None);
     }
 }
