@@ -15,6 +15,7 @@ import h2.events
 import h2.settings
 import httpx
 import pytest
+from hyperframe.frame import DataFrame
 
 APPS_DIR = Path(__file__).parent / 'apps'
 TARGET = 'tls_app:rsgi'  # answers every request at once with a small JSON body
@@ -234,6 +235,22 @@ def test_max_concurrent_streams_is_enforced(server_factory, h2_client_factory):
     assert refused, 'streams beyond the limit were accepted'
     assert refused <= set(streams[10:]), (refused, streams)
     assert set(streams[:10]) <= answered
+
+
+def test_a_frame_over_max_frame_size_is_a_connection_error(server_factory, h2_client_factory):
+    server = _serve(server_factory, '--http2-max-frame-size', '16384')
+    client = h2_client_factory(server)
+    client.settings()
+    stream = client.conn.get_next_available_stream_id()
+    headers = [(':method', 'POST'), (':path', '/'), (':scheme', 'http'), (':authority', 'x')]
+    client.conn.send_headers(stream, headers)
+    client.sock.sendall(client.conn.data_to_send())
+    # A DATA frame of 20,000 bytes, written by hand: the h2 library would split it.
+    oversized = DataFrame(stream, data=b'x' * 20000)
+    client.sock.sendall(oversized.serialize())
+    client.pump(5, lambda e: isinstance(e, h2.events.ConnectionTerminated))
+    ended = [e for e in client.events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert ended and ended[0].error_code == h2.errors.ErrorCodes.FRAME_SIZE_ERROR, client.events
 
 
 def test_a_header_list_over_the_limit_is_refused(server_factory, h2_client_factory):
