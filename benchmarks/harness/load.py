@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import ssl
 import statistics
 import subprocess
 import tempfile
@@ -17,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .scenarios import Scenario, expected_size, payload
-from .servers import HOST, LOAD_CPU
+from .servers import HOST, LOAD_CPU, connect
 
 #: Seconds a load tool may run past its planned duration before it is killed.
 MARGIN = 20.0
@@ -209,11 +208,7 @@ def check(workspace: Workspace, scenario: Scenario, port: int) -> str | None:
             return str(error)
         return None if result.errors == 0 and result.requests == 4 else 'no h2c (HTTP/2 prior knowledge) answer'
     body = payload(scenario.request_size) if scenario.request_size else None
-    if scenario.tls:
-        # The harness's own throwaway certificate: nothing to verify it against.
-        connection = http.client.HTTPSConnection(HOST, port, timeout=10, context=ssl._create_unverified_context())
-    else:
-        connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    connection = connect(port, 10, scenario.tls)
     try:
         headers = {'Content-Type': 'application/octet-stream'} if body is not None else {}
         connection.request(scenario.method, scenario.path, body=body, headers=headers)

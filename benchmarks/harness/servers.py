@@ -145,15 +145,18 @@ class ServerError(RuntimeError):
     """The server exited, or did not answer, before it was ready."""
 
 
-def answers(port: int, timeout: float = 2.0, tls: bool = False) -> bool:
-    """True when `GET /b/10` on `port` (over HTTPS if `tls`) gets a 200 response."""
+def connect(port: int, timeout: float, tls: bool = False) -> http.client.HTTPConnection:
+    """An HTTP client connection to a benchmarked server; over TLS without verification (the
+    harness's own throwaway certificate has nothing to verify it against)."""
     if tls:
         context = ssl._create_unverified_context()
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            HOST, port, timeout=timeout, context=context
-        )
-    else:
-        connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+        return http.client.HTTPSConnection(HOST, port, timeout=timeout, context=context)
+    return http.client.HTTPConnection(HOST, port, timeout=timeout)
+
+
+def answers(port: int, timeout: float = 2.0, tls: bool = False) -> bool:
+    """True when `GET /b/10` on `port` (over HTTPS if `tls`) gets a 200 response."""
+    connection = connect(port, timeout, tls)
     try:
         connection.request('GET', '/b/10')
         response = connection.getresponse()

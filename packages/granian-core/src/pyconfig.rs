@@ -91,8 +91,8 @@ fn read_tls(settings: &Bound<'_, PyAny>) -> PyResult<Option<TlsSettings>> {
     let (certificate, key) = match (certificate, key) {
         (None, None) => return Ok(None),
         (Some(certificate), Some(key)) => (certificate, key),
-        (Some(_), None) => return Err(configuration_error("TLS: --ssl-certificate needs --ssl-keyfile")),
-        (None, Some(_)) => return Err(configuration_error("TLS: --ssl-keyfile needs --ssl-certificate")),
+        (Some(_), None) => return Err(PyValueError::new_err("TLS: --ssl-certificate needs --ssl-keyfile")),
+        (None, Some(_)) => return Err(PyValueError::new_err("TLS: --ssl-keyfile needs --ssl-certificate")),
     };
     let protocol_min: String = attr(settings, "ssl_protocol_min")?;
     Ok(Some(TlsSettings {
@@ -106,15 +106,11 @@ fn read_tls(settings: &Bound<'_, PyAny>) -> PyResult<Option<TlsSettings>> {
     }))
 }
 
-fn configuration_error(message: impl Into<String>) -> PyErr {
-    PyValueError::new_err(message.into())
-}
-
 fn tls_config(settings: &Bound<'_, PyAny>, http_mode: HttpMode) -> PyResult<Option<ServerTls>> {
     let Some(tls) = read_tls(settings)? else {
         return Ok(None);
     };
-    crate::tls::server_config(&tls, http_mode).map(Some).map_err(|err| configuration_error(err.0))
+    crate::tls::server_config(&tls, http_mode).map(Some).map_err(|err| PyValueError::new_err(err.0))
 }
 
 fn http_mode(settings: &Bound<'_, PyAny>) -> PyResult<HttpMode> {

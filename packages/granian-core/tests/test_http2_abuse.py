@@ -17,6 +17,8 @@ import httpx
 import pytest
 from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, SettingsFrame
 
+from tests_support.sockets import received
+
 APPS_DIR = Path(__file__).parent / 'apps'
 PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
 #: A well-behaved client must get its answer within this while (or right after) an abuser works.
@@ -48,18 +50,10 @@ class Abuser:
         self.ended = False
 
     def drain(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                data = b''
-            if not data:
+        for chunk in received(self.sock, lambda: not self.stop.is_set(), poll=0.2):
+            if not chunk:
                 self.ended = True
-                return
-            self.received += len(data)
+            self.received += len(chunk)
 
     def send_all(self, frames: list[bytes], batch: int = 200) -> None:
         """Sends the frames in batches; stops quietly once the server has closed the connection."""

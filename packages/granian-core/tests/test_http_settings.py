@@ -17,6 +17,8 @@ import httpx
 import pytest
 from hyperframe.frame import DataFrame
 
+from tests_support.sockets import received
+
 APPS_DIR = Path(__file__).parent / 'apps'
 TARGET = 'tls_app:rsgi'  # answers every request at once with a small JSON body
 
@@ -27,16 +29,9 @@ def _serve(server_factory, *args: str):
 
 def _read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
     """Everything the server sends until it closes (True) or `timeout` passes (False)."""
-    sock.settimeout(0.2)
-    data = b''
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            return data, True
+    data = b''
+    for chunk in received(sock, lambda: time.monotonic() < deadline, poll=0.2):
         if not chunk:
             return data, True
         data += chunk
@@ -137,15 +132,8 @@ class H2Client:
 
     def pump(self, seconds: float, until=None) -> None:
         """Reads and records events for up to `seconds`, or until `until(event)` is true."""
-        self.sock.settimeout(0.1)
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.closed:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except ConnectionResetError:
-                data = b''
+        for data in received(self.sock, lambda: time.monotonic() < deadline and not self.closed):
             if not data:
                 self.closed = True
                 return
