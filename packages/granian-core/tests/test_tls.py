@@ -177,7 +177,7 @@ def test_asgi_tls_extension_describes_the_connection(server_factory, pki, client
     with httpx.Client(verify=context, timeout=10) as client:
         first = client.get(https_url(server)).json()['tls']
         second = client.get(https_url(server)).json()['tls']
-    assert first == second, 'the same connection reports the same TLS facts'
+    assert first == second, 'the same connection reports the same TLS facts, whatever the app changed'
     assert _same_certificate(first['server_cert'], pki.cert.read_text())
     assert first['tls_version'] == 0x0304
     assert first['cipher_suite'] in TLS13_SUITES
@@ -207,7 +207,10 @@ def test_plain_http_has_no_tls_extension(server_factory):
 def test_wsgi_sees_the_client_certificate_as_mod_ssl_names_it(server_factory, pki):
     args = tls_args(pki, '--ssl-ca', str(pki.ca_file))
     server = server_factory(TARGETS['wsgi'], interface='wsgi', working_dir=APPS_DIR, extra_args=args)
-    seen = httpx.get(https_url(server), verify=pki.client_context(pki.client_good), timeout=10).json()
+    with httpx.Client(verify=pki.client_context(pki.client_good), timeout=10) as client:
+        seen = client.get(https_url(server)).json()
+        again = client.get(https_url(server)).json()
+    assert seen == again, 'every request on the connection sees the same entries'
     client_pem = pki.client_good.cert_chain_pems[0].bytes().decode()
     assert _same_certificate(seen['ssl_client_cert'], client_pem)
     assert seen['ssl_client_s_dn'] == _subject(client_pem)

@@ -94,21 +94,25 @@ pub fn http_scope<'py>(
     Ok(scope)
 }
 
-/// The `tls` extension (asgiref's TLS extension specification) on HTTPS connections.
+/// The `tls` extension (asgiref's TLS extension specification) on HTTPS connections: built by the
+/// connection's first request, a shallow copy for each request after it.
 fn add_tls(py: Python<'_>, extensions: &Bound<'_, PyDict>, connection: &ConnectionInfo) -> PyResult<()> {
     use pyo3::intern;
     let Some(tls) = &connection.tls else {
         return Ok(());
     };
-    let data = PyDict::new(py);
-    data.set_item(intern!(py, "server_cert"), &*tls.server_certificate)?;
-    data.set_item(intern!(py, "client_cert_chain"), PyList::new(py, &tls.client_chain)?)?;
-    data.set_item(intern!(py, "client_cert_name"), tls.client_name.as_deref())?;
-    // rustls completes a handshake only with a verified client certificate (or none).
-    data.set_item(intern!(py, "client_cert_error"), py.None())?;
-    data.set_item(intern!(py, "tls_version"), tls.version)?;
-    data.set_item(intern!(py, "cipher_suite"), tls.cipher_suite)?;
-    extensions.set_item(intern!(py, "tls"), data)
+    let view = tls.python_view.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+        let data = PyDict::new(py);
+        data.set_item(intern!(py, "server_cert"), &*tls.server_certificate)?;
+        data.set_item(intern!(py, "client_cert_chain"), PyList::new(py, &tls.client_chain)?)?;
+        data.set_item(intern!(py, "client_cert_name"), tls.client_name.as_deref())?;
+        // rustls completes a handshake only with a verified client certificate (or none).
+        data.set_item(intern!(py, "client_cert_error"), py.None())?;
+        data.set_item(intern!(py, "tls_version"), tls.version)?;
+        data.set_item(intern!(py, "cipher_suite"), tls.cipher_suite)?;
+        Ok(data.unbind())
+    })?;
+    extensions.set_item(intern!(py, "tls"), view.bind(py).copy()?)
 }
 
 /// The scope of a WebSocket connection (`type == 'websocket'`, spec 2.5: close reasons).

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
+use pyo3::Py;
 use rustls::ServerConnection;
 use x509_cert::der::Decode;
 
 /// TLS facts of one connection.
-#[derive(Debug)]
 pub struct TlsInfo {
     /// The TLS version as its wire value (0x0303 for TLS 1.2, 0x0304 for TLS 1.3).
     pub version: u16,
@@ -21,6 +23,10 @@ pub struct TlsInfo {
     pub client_chain: Vec<String>,
     /// The subject of the client's certificate, RFC 4514 (`CN=alice,O=Example`).
     pub client_name: Option<String>,
+    /// The serving interface's Python form of these facts (the ASGI `tls` extension, the WSGI
+    /// `HTTPS`/`SSL_CLIENT_*` entries), made by the first request and copied by every later one, so
+    /// keep-alive requests do not turn the PEM text into Python strings again.
+    pub python_view: PyOnceLock<Py<PyDict>>,
 }
 
 impl TlsInfo {
@@ -32,6 +38,7 @@ impl TlsInfo {
             server_certificate: server_certificate.clone(),
             client_chain: client.iter().map(|certificate| pem_certificate(certificate)).collect(),
             client_name: client.first().and_then(|certificate| subject(certificate)),
+            python_view: PyOnceLock::new(),
         }
     }
 }

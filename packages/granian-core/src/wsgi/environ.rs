@@ -113,14 +113,20 @@ pub fn build<'py>(
     environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
     environ.set_item(intern!(py, "wsgi.url_scheme"), connection.scheme)?;
     if let Some(tls) = &connection.tls {
-        // As Apache mod_ssl names them; frameworks read HTTPS to build https URLs.
-        environ.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
-        if let Some(certificate) = tls.client_chain.first() {
-            environ.set_item(intern!(py, "SSL_CLIENT_CERT"), certificate)?;
-        }
-        if let Some(name) = &tls.client_name {
-            environ.set_item(intern!(py, "SSL_CLIENT_S_DN"), name)?;
-        }
+        // Made by the connection's first request, merged into every environ after it.
+        let entries = tls.python_view.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+            // As Apache mod_ssl names them; frameworks read HTTPS to build https URLs.
+            let entries = PyDict::new(py);
+            entries.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+            if let Some(certificate) = tls.client_chain.first() {
+                entries.set_item(intern!(py, "SSL_CLIENT_CERT"), certificate)?;
+            }
+            if let Some(name) = &tls.client_name {
+                entries.set_item(intern!(py, "SSL_CLIENT_S_DN"), name)?;
+            }
+            Ok(entries.unbind())
+        })?;
+        environ.update(entries.bind(py).as_mapping())?;
     }
     environ.set_item(intern!(py, "wsgi.input"), input)?;
     environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;

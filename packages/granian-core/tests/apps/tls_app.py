@@ -43,13 +43,11 @@ async def asgi(scope, receive, send):
         return await lifespan(receive, send)
     if scope['type'] == 'websocket':
         return await websocket_reply(receive, send, scope['scheme'])
-    body = _json(
-        {
-            'scheme': scope['scheme'],
-            'http_version': scope['http_version'],
-            'tls': scope.get('extensions', {}).get('tls'),
-        }
-    )
+    tls = scope.get('extensions', {}).get('tls')
+    body = _json({'scheme': scope['scheme'], 'http_version': scope['http_version'], 'tls': tls})
+    if tls is not None:
+        # Apps may change their scope; the next request on the connection must not see it.
+        tls['client_cert_name'] = 'changed by the app'
     await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'application/json')]})
     await send({'type': 'http.response.body', 'body': body})
 
@@ -64,5 +62,6 @@ def wsgi(environ, start_response):
             'ssl_client_s_dn': environ.get('SSL_CLIENT_S_DN'),
         }
     )
+    environ['SSL_CLIENT_S_DN'] = 'changed by the app'
     start_response('200 OK', [('Content-Type', 'application/json')])
     return [body]
