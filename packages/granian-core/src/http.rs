@@ -93,7 +93,6 @@ pub fn connection_builder(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .adaptive_window(h2.adaptive_window)
         .initial_connection_window_size(h2.initial_connection_window_size)
         .initial_stream_window_size(h2.initial_stream_window_size)
         .keep_alive_interval(h2.keep_alive_interval)
@@ -102,6 +101,11 @@ pub fn connection_builder(
         .max_frame_size(h2.max_frame_size)
         .max_header_list_size(h2.max_headers_size)
         .max_send_buf_size(h2.max_send_buffer_size);
+    if h2.adaptive_window {
+        // After the window sizes: hyper turns adaptive windows off when a size is set, and an adaptive
+        // window starts from the protocol's 64 KiB and grows with the measured bandwidth-delay product.
+        builder.http2().adaptive_window(true);
+    }
     if websockets {
         builder.http2().enable_connect_protocol();
     }

@@ -21,10 +21,11 @@ from tests_support.sockets import received
 
 APPS_DIR = Path(__file__).parent / 'apps'
 TARGET = 'tls_app:rsgi'  # answers every request at once with a small JSON body
+FLOW_TARGET = 'flow_app:rsgi'  # uploads, a long stream and how much of it the app could hand over
 
 
-def _serve(server_factory, *args: str):
-    return server_factory(TARGET, working_dir=APPS_DIR, extra_args=list(args))
+def _serve(server_factory, *args: str, target: str = TARGET):
+    return server_factory(target, working_dir=APPS_DIR, extra_args=list(args))
 
 
 def _read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, bool]:
@@ -116,16 +117,41 @@ def test_pipelined_requests_are_answered_in_order(server_factory, flush):
     assert data.count(b'HTTP/1.1 200') == 5
 
 
+@pytest.mark.parametrize(('flush', 'together'), [(False, 1), (True, 2)], ids=['no-pipeline-flush', 'pipeline-flush'])
+def test_pipeline_flush_holds_responses_while_pipelined_requests_wait(server_factory, flush, together):
+    """With --http1-pipeline-flush a response is written once no pipelined request is left unread, so
+    the first two of three slow pipelined requests arrive in one write; without it each is written
+    as soon as it is ready (0.3 s apart)."""
+    server = _serve(server_factory, *(['--http1-pipeline-flush'] if flush else []))
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(b''.join(b'GET /%d?pause HTTP/1.1\r\nHost: x\r\n\r\n' % i for i in range(3)))
+        first = sock.recv(65536)
+        rest = b''
+        deadline = time.monotonic() + 5
+        while (first + rest).count(b'HTTP/1.1 200') < 3 and time.monotonic() < deadline:
+            rest += sock.recv(65536)
+    assert first.count(b'HTTP/1.1 200') == together
+    assert (first + rest).count(b'HTTP/1.1 200') == 3
+
+
 # -- HTTP/2 -------------------------------------------------------------------------------------
 
 
 class H2Client:
     """An HTTP/2 prior-knowledge client over a raw socket, with the events it has seen."""
 
-    def __init__(self, server) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
+    def __init__(self, server, window: int | None = None, receive_buffer: int | None = None) -> None:
+        """`window`: the client's stream and connection windows; `receive_buffer`: SO_RCVBUF."""
+        self.sock = socket.socket()
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(10)
+        self.sock.connect((server.host, server.port))
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         self.conn.initiate_connection()
+        if window is not None:
+            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+            self.conn.increment_flow_control_window(window - self.conn.inbound_flow_control_window)
         self.sock.sendall(self.conn.data_to_send())
         self.events: list[h2.events.Event] = []
         self.closed = False
@@ -157,6 +183,25 @@ class H2Client:
         request = [(':method', 'GET'), (':path', path), (':scheme', 'http'), (':authority', 'x'), *(headers or [])]
         self.conn.send_headers(stream, request, end_stream=True)
         self.sock.sendall(self.conn.data_to_send())
+        return stream
+
+    def upload(self, path: str, size: int) -> int:
+        """POSTs `size` bytes as flow control allows; the stream id."""
+        stream = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(stream, [(':method', 'POST'), (':path', path), (':scheme', 'http'), (':authority', 'x')])
+        remaining = size
+        deadline = time.monotonic() + 30
+        while remaining and time.monotonic() < deadline:
+            room = min(self.conn.local_flow_control_window(stream), self.conn.max_outbound_frame_size, remaining)
+            if room == 0:
+                self.pump(1, lambda e: isinstance(e, h2.events.WindowUpdated))
+                continue
+            self.conn.send_data(stream, b'x' * room)
+            remaining -= room
+            self.sock.sendall(self.conn.data_to_send())
+        self.conn.end_stream(stream)
+        self.sock.sendall(self.conn.data_to_send())
+        self.pump(10, lambda e: isinstance(e, h2.events.StreamEnded) and e.stream_id == stream)
         return stream
 
     def close(self) -> None:
@@ -279,3 +324,49 @@ def test_http2_without_keep_alive_pings_sends_none(server_factory, h2_client_fac
     client = h2_client_factory(_serve(server_factory))
     client.pump(1.5)
     assert not any(isinstance(e, h2.events.PingReceived) for e in client.events)
+
+
+def _pings_during_upload(server_factory, *args: str) -> tuple[list, bytes]:
+    client = H2Client(_serve(server_factory, *args, target=FLOW_TARGET))
+    try:
+        client.settings()
+        stream = client.upload('/upload', 8 * 1024 * 1024)
+        body = b''.join(
+            e.data for e in client.events if isinstance(e, h2.events.DataReceived) and e.stream_id == stream
+        )
+        return [e for e in client.events if isinstance(e, h2.events.PingReceived)], body
+    finally:
+        client.close()
+
+
+def test_adaptive_window_probes_the_bandwidth_delay_product(server_factory):
+    pings, body = _pings_during_upload(server_factory, '--http2-adaptive-window')
+    assert body == str(8 * 1024 * 1024).encode()
+    assert pings, 'an adaptive window measures round trips with PINGs while data arrives'
+
+
+def test_fixed_window_sends_no_pings_during_an_upload(server_factory):
+    pings, body = _pings_during_upload(server_factory, '--no-http2-adaptive-window')
+    assert body == str(8 * 1024 * 1024).encode()
+    assert not pings
+
+
+def _handed_over_to_a_client_that_stops_reading(server_factory, send_buffer: int) -> int:
+    """How much of a stream the app could send to a client that opened huge windows and then read
+    nothing: the socket buffers (small here) plus the stream's send buffer plus the server's queue."""
+    server = _serve(server_factory, '--http2-max-send-buffer-size', str(send_buffer), target=FLOW_TARGET)
+    client = H2Client(server, window=2**31 - 1, receive_buffer=4096)
+    try:
+        client.settings()
+        client.get('/stream')
+        time.sleep(2.0)
+        return int(httpx.get(server.url('/sent'), timeout=10).text)
+    finally:
+        client.close()
+
+
+def test_max_send_buffer_bounds_what_waits_for_a_slow_reader(server_factory):
+    small = _handed_over_to_a_client_that_stops_reading(server_factory, 16 * 1024)
+    large = _handed_over_to_a_client_that_stops_reading(server_factory, 16 * 1024 * 1024)
+    # The socket buffers and the queue are the same in both runs: the difference is the send buffer.
+    assert 12 * 1024 * 1024 < large - small < 20 * 1024 * 1024, (small, large)

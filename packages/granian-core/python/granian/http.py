@@ -38,7 +38,7 @@ class HTTP2Settings:
 
     # BEGIN GENERATED: http2 fields (tools/options.py)
     adaptive_window: bool = False
-    """Size flow-control windows from a bandwidth-delay estimate."""
+    """Size flow-control windows from a bandwidth-delay estimate, starting at 64 KiB (replaces the initial window sizes)."""
     initial_connection_window_size: int = 1048576
     """Initial flow-control window of each connection, in bytes."""
     initial_stream_window_size: int = 1048576

@@ -1,7 +1,9 @@
-"""One app per interface that reports what it sees of the connection (scheme, HTTP version), for TLS tests."""
+"""One app per interface that reports what it sees of the connection (scheme, HTTP version), for TLS and
+HTTP settings tests; the RSGI app answers `?pause` after 0.3 s."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 
@@ -15,6 +17,8 @@ async def rsgi(scope, proto):
         message = await transport.receive()
         await transport.send_str(f'{scope.scheme} {message.data}')
         return
+    if scope.query_string == 'pause':
+        await asyncio.sleep(0.3)
     body = _json({'scheme': scope.scheme, 'http_version': scope.http_version})
     proto.response_bytes(200, [('content-type', 'application/json')], body)
 

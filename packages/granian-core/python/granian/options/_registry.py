@@ -181,7 +181,7 @@ OPTIONS: tuple[Option, ...] = (
         'adaptive_window',
         Flag(),
         False,
-        'Size flow-control windows from a bandwidth-delay estimate.',
+        'Size flow-control windows from a bandwidth-delay estimate, starting at 64 KiB (replaces the initial window sizes).',
     ),
     _field(
         'http2',
