@@ -36,6 +36,13 @@ class LoadResult:
     p99_ms: float | None
     requests: int
     errors: int
+    #: CPU time the server used during the run (set by the runner), in seconds.
+    server_cpu_s: float | None = None
+
+    @property
+    def rps_per_cpu(self) -> float | None:
+        """Requests per second of server CPU time."""
+        return self.requests / self.server_cpu_s if self.server_cpu_s else None
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Plain data for the results file."""

@@ -68,7 +68,12 @@ class Report:
         return [name for name in SERVERS if name in present]
 
     def ratio(self, interface: str, scenario: str, concurrency: int, server: str, field: str = 'rps') -> float | None:
-        """`server`'s figure divided by granian 2.8.1's, same interface, scenario and concurrency."""
+        """`server`'s figure divided by granian 2.8.1's, same interface, scenario and concurrency.
+
+        Throughput of a client-bound scenario is compared per second of server CPU time.
+        """
+        if field == 'rps' and SCENARIOS[scenario].client_bound:
+            field = 'rps_per_cpu'
         mine = self.run(interface, scenario, concurrency, server)
         base = self.run(interface, scenario, concurrency, BASELINE)
         if not mine or not base or not mine.get(field) or not base.get(field):
@@ -138,13 +143,19 @@ def _pair_table(report: Report, interface: str) -> list[str]:
         head += ' bjoern req/s |'
         rule += '---:|'
     lines = [head + ' verdict |', rule + '---|']
+    client_bound = False
     for scenario, concurrency in report.cells(interface, OURS):
         ours = report.run(interface, scenario, concurrency, OURS) or {}
         base = report.run(interface, scenario, concurrency, BASELINE) or {}
         ratio = report.ratio(interface, scenario, concurrency, OURS)
         verdict, _ = report.verdict(interface, scenario, concurrency)
+        rps_ours, rps_base = _rps(ours.get('rps')), _rps(base.get('rps'))
+        if SCENARIOS[scenario].client_bound:
+            client_bound = True
+            rps_ours += f' ({_rps(ours.get("rps_per_cpu"))} per CPU-s)'
+            rps_base += f' ({_rps(base.get("rps_per_cpu"))} per CPU-s)'
         row = (
-            f'| {SCENARIOS[scenario].title} | {concurrency} | {_rps(ours.get("rps"))} | {_rps(base.get("rps"))}'
+            f'| {SCENARIOS[scenario].title} | {concurrency} | {rps_ours} | {rps_base}'
             f' | {f"**{ratio:.2f}x**" if ratio is not None else "-"} | {target_ratio(interface, scenario):.2f}x'
             f' | {_ms(ours.get("p99_ms"))} | {_ms(base.get("p99_ms"))} |'
         )
@@ -152,6 +163,15 @@ def _pair_table(report: Report, interface: str) -> list[str]:
             peer = report.run(interface, scenario, concurrency, WSGI_TARGET_PEER) or {}
             row += f' {_rps(peer.get("rps"))} |'
         lines.append(row + f' {verdict} |')
+    if client_bound:
+        lines += [
+            '',
+            (
+                'A new connection per request costs the load generator a full TLS handshake too, so its one core'
+                ' sets the pace; that row compares requests per second of server CPU time (in brackets), the'
+                " worker's handshake capacity."
+            ),
+        ]
     return lines
 
 

@@ -192,7 +192,9 @@ class Runner:
                 if server in self.crashed:
                     continue
                 try:
+                    cpu_before = server.cpu_seconds()
                     result = driver(self.workspace, scenario, server.port, concurrency, plan.seconds)
+                    result.server_cpu_s = server.cpu_seconds() - cpu_before
                 except LoadError as error:
                     if server.process is not None and server.process.poll() is not None:
                         self.crashed.add(server)
@@ -223,6 +225,7 @@ class Runner:
                     'p50_ms': median([r.p50_ms for r in results]),
                     'p99_ms': median([r.p99_ms for r in results]),
                     'errors': sum(r.errors for r in results),
+                    'rps_per_cpu': median([r.rps_per_cpu for r in results]),
                     'repeats': [r.as_dict() for r in results],
                 }
             )

@@ -29,6 +29,7 @@ HOST = '127.0.0.1'
 SERVER_CPU = 0
 LOAD_CPU = 1
 READY_TIMEOUT = 30.0
+CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 STOP_TIMEOUT = 10.0
 
 OURS = 'ours'
@@ -246,6 +247,15 @@ class RunningServer:
             if line.startswith(('Fatal Python error', 'Segmentation fault', 'Traceback')):
                 return line[:300]
         return ' | '.join(lines[-3:])[:300]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by every process of the server's group."""
+        if self.process is None:
+            raise ServerError('not started')
+        ticks = sum(
+            int(stat[11]) + int(stat[12]) for pid in _group_members(self.process.pid) if (stat := _proc_stat(pid))
+        )
+        return ticks / CLOCK_TICKS
 
     def memory(self) -> dict[str, int]:
         """RSS in KiB: `worker`, `supervisor`, `supervisor_worker` (their sum), `group` (every process), `worker_peak`.
