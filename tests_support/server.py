@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -262,3 +263,25 @@ class RunningServer:
 
     def __repr__(self) -> str:
         return f'<RunningServer {self.target} at {self.base_url} pid={self.proc.pid if self.proc else None}>'
+
+
+def get_fresh_connection(port: int, path: str, timeout: float = 10.0) -> tuple[int, str]:
+    """GET `path` on a new TCP connection that is closed afterwards; return (status, body)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request('GET', path, headers={'Connection': 'close'})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def collect_worker_pids(server: RunningServer, want: int, timeout: float = 20.0) -> set[int]:
+    """Ask /pid over new connections until `want` distinct pids answered or `timeout` passes."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(pids) < want and time.monotonic() < deadline:
+        status, body = get_fresh_connection(server.port, '/pid')
+        assert status == 200, body
+        pids.add(int(body))
+    return pids

@@ -144,5 +144,11 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
         http2: read_http2(settings)?,
         websockets: read_websockets(settings)?,
         tls: tls_config(settings, http_mode)?,
+        drain_timeout: match attr::<Option<f64>>(settings, "workers_drain_timeout")? {
+            Some(value) => {
+                Some(Duration::try_from_secs_f64(value).map_err(|_| invalid("workers_drain_timeout", value))?)
+            }
+            None => None,
+        },
     })
 }

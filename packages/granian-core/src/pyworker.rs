@@ -45,6 +45,12 @@ impl WorkerSlot {
         Ok(())
     }
 
+    /// Requests received since the worker started serving (0 before and after).
+    pub fn requests_received(&self) -> u64 {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.as_ref().map_or(0, |(worker, _)| worker.requests_received())
+    }
+
     /// Begins the drain; the returned asyncio future resolves when the worker has fully stopped.
     pub fn shutdown(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub struct WorkerConfig {
     pub websockets: Option<WsSettings>,
     /// HTTPS; None serves plain HTTP.
     pub tls: Option<ServerTls>,
+    /// How long a shutdown waits for connections to finish before closing the rest; None waits.
+    pub drain_timeout: Option<Duration>,
 }
 
 /// What every connection of a worker shares with the engine.
@@ -52,6 +54,8 @@ pub struct ServerContext {
     /// Tasks the drain waits for: connections, and WebSocket sessions that outlive their request.
     pub tasks: TaskTracker,
     pub websockets: Option<WsSettings>,
+    /// Requests received so far (WebSocket handshakes included), for request-count recycling.
+    pub requests: AtomicU64,
 }
 
 /// Facts about one client connection, shared by its requests.
@@ -84,6 +88,7 @@ impl ConnectionInfo {
     }
 
     fn mark_request(&self) {
+        self.server.requests.fetch_add(1, Ordering::Relaxed);
         if !self.first_request.swap(true, Ordering::AcqRel) {
             self.first_request_arrived.notify_one();
         }
@@ -122,6 +127,8 @@ struct Engine<D> {
     http1: hyper::server::conn::http1::Builder,
     backpressure: Arc<Semaphore>,
     shutdown: CancellationToken,
+    /// Cancelled when the drain timeout expires: connections still open are closed.
+    abort: CancellationToken,
     connections: TaskTracker,
     context: Arc<ServerContext>,
     report: ErrorSink,
@@ -132,8 +139,12 @@ struct Engine<D> {
 /// A running worker: runtimes accepting connections until [`Worker::begin_shutdown`].
 pub struct Worker {
     shutdown: CancellationToken,
+    abort: CancellationToken,
+    drain_timeout: Option<Duration>,
     connections: TaskTracker,
     threads: Mutex<Option<RuntimeThreads>>,
+    context: Arc<ServerContext>,
+    report: ErrorSink,
 }
 
 impl Worker {
@@ -151,6 +162,7 @@ impl Worker {
             shutdown: shutdown.clone(),
             tasks: connections.clone(),
             websockets: config.websockets.clone(),
+            requests: AtomicU64::new(0),
         });
         let engine = Arc::new(Engine {
             dispatcher,
@@ -159,6 +171,7 @@ impl Worker {
             http1: http1_builder(&config.http1),
             backpressure: Arc::new(Semaphore::new(config.backpressure.max(1))),
             shutdown,
+            abort: CancellationToken::new(),
             connections,
             context,
             report,
@@ -170,6 +183,9 @@ impl Worker {
         let listeners = Mutex::new(listeners);
         let shutdown = engine.shutdown.clone();
         let connections = engine.connections.clone();
+        let context = engine.context.clone();
+        let abort = engine.abort.clone();
+        let report = engine.report.clone();
         let threads = RuntimeThreads::start(config.runtime_mode, config.runtime_threads, |index| {
             let engine = engine.clone();
             let listener = listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
@@ -184,13 +200,43 @@ impl Worker {
                 engine.connections.wait().await;
             }
         })?;
-        Ok(Self { shutdown, connections, threads: Mutex::new(Some(threads)) })
+        Ok(Self {
+            shutdown,
+            abort,
+            drain_timeout: config.drain_timeout,
+            connections,
+            threads: Mutex::new(Some(threads)),
+            context,
+            report,
+        })
+    }
+
+    /// Requests received since the worker started.
+    pub fn requests_received(&self) -> u64 {
+        self.context.requests.load(Ordering::Relaxed)
     }
 
     /// Stops accepting; open connections are told to close once their in-flight requests finish.
+    /// With a drain timeout, the connections still open when it expires are closed.
     pub fn begin_shutdown(&self) {
         self.connections.close();
         self.shutdown.cancel();
+        if let Some(timeout) = self.drain_timeout {
+            let (abort, connections, report) = (self.abort.clone(), self.connections.clone(), self.report.clone());
+            let spawned = std::thread::Builder::new().name("granian-drain-timeout".into()).spawn(move || {
+                std::thread::sleep(timeout);
+                // The tracker counts connections and WebSocket sessions still running.
+                let open = connections.len();
+                if open > 0 {
+                    let seconds = timeout.as_secs_f64();
+                    report(format!("drain timeout of {seconds} s reached: closing {open} connection(s) still open"));
+                    abort.cancel();
+                }
+            });
+            if spawned.is_err() {
+                self.abort.cancel();
+            }
+        }
     }
 
     /// Blocks until every runtime thread has ended (after [`Worker::begin_shutdown`] and the drain).
@@ -272,30 +318,30 @@ where
     match engine.http_mode {
         HttpMode::Auto => {
             let connection = pin!(engine.builder.serve_connection_with_upgrades(io, service));
-            drive(connection, |c| c.graceful_shutdown(), &engine.shutdown, &info).await;
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await;
         }
         HttpMode::Http1 => {
             let connection = pin!(engine.http1.serve_connection(io, service).with_upgrades());
-            drive(connection, |c| c.graceful_shutdown(), &engine.shutdown, &info).await;
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await;
         }
         HttpMode::Http2 => {
             let connection = pin!(engine.builder.serve_connection(io, service));
-            drive(connection, |c| c.graceful_shutdown(), &engine.shutdown, &info).await;
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await;
         }
     }
     info.closed.cancel();
 }
 
 /// Serves a connection until it ends; on shutdown, lets its in-flight requests finish first.
-async fn drive<C: Future>(
+async fn drive<C: Future, D: Dispatcher>(
     mut connection: Pin<&mut C>,
     graceful_shutdown: impl FnOnce(Pin<&mut C>),
-    shutdown: &CancellationToken,
+    engine: &Engine<D>,
     info: &ConnectionInfo,
 ) {
     tokio::select! {
         _ = connection.as_mut() => {}
-        _ = shutdown.cancelled() => {
+        _ = engine.shutdown.cancelled() => {
             if !info.first_request.load(Ordering::Acquire) {
                 tokio::select! {
                     _ = connection.as_mut() => return,
@@ -304,7 +350,11 @@ async fn drive<C: Future>(
                 }
             }
             graceful_shutdown(connection.as_mut());
-            let _ = connection.await;
+            // Dropping the connection at the drain timeout closes its socket.
+            tokio::select! {
+                _ = connection => {}
+                _ = engine.abort.cancelled() => {}
+            }
         }
     }
 }

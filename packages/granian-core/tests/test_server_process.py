@@ -12,34 +12,12 @@ from urllib.parse import quote
 
 import httpx
 
-from tests_support.server import HOST, RunningServer, free_port, run_granian
+from tests_support.server import HOST, RunningServer, collect_worker_pids, free_port, get_fresh_connection, run_granian
 from tests_support.waiting import wait_until
 
 APP = 'rsgi_app:app'
 LIFECYCLE_APP = 'rsgi_app:lifecycle_app'
 SIGHUP_CLIENTS = 4
-
-
-def get_fresh_connection(port: int, path: str, timeout: float = 10.0) -> tuple[int, str]:
-    """GET `path` on a new TCP connection that is closed afterwards; return (status, body)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request('GET', path, headers={'Connection': 'close'})
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
-
-
-def collect_worker_pids(server: RunningServer, want: int, timeout: float = 20.0) -> set[int]:
-    """Ask /pid over new connections until `want` distinct pids answered or `timeout` passes."""
-    pids: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while len(pids) < want and time.monotonic() < deadline:
-        status, body = get_fresh_connection(server.port, '/pid')
-        assert status == 200, body
-        pids.add(int(body))
-    return pids
 
 
 def test_two_workers_both_serve(rsgi_apps_dir: Path):

@@ -29,6 +29,10 @@ class ASGIApplicationWorker:
             state = self.lifespan.state
         self.core.serve(self.app, self.loop, state)
 
+    def requests_received(self) -> int:
+        """Requests received since serving started."""
+        return self.core.requests_received()
+
     async def stop(self) -> None:
         """Drain, then run lifespan shutdown."""
         await self.core.shutdown()

@@ -36,6 +36,11 @@ impl RsgiWorker {
         self.slot.start(&self.config, self.listener_fd, pyloop, dispatcher)
     }
 
+    /// Requests received since the worker started serving (for `workers_max_requests`).
+    fn requests_received(&self) -> u64 {
+        self.slot.requests_received()
+    }
+
     /// Stops accepting and drains; await the result to know the worker has stopped.
     fn shutdown(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.slot.shutdown(py)

@@ -139,6 +139,11 @@ impl WsgiWorker {
         self.slot.start(&self.config, self.listener_fd, pyloop, WsgiDispatcher { app, pool })
     }
 
+    /// Requests received since the worker started serving (for `workers_max_requests`).
+    fn requests_received(&self) -> u64 {
+        self.slot.requests_received()
+    }
+
     /// Stops accepting and drains; await the result to know the worker has stopped.
     fn shutdown(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let stopped = self.slot.shutdown(py)?;

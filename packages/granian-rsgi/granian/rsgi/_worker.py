@@ -27,6 +27,10 @@ class RSGIApplicationWorker:
             init(self.loop)
         self.core.serve(self.callback, self.loop)
 
+    def requests_received(self) -> int:
+        """Requests received since serving started."""
+        return self.core.requests_received()
+
     async def stop(self) -> None:
         """Drain, then call the app's teardown hook."""
         await self.core.shutdown()

@@ -24,6 +24,10 @@ class WSGIApplicationWorker:
         """Start serving."""
         self.core.serve(self.app, self.loop, FileWrapper)
 
+    def requests_received(self) -> int:
+        """Requests received since serving started."""
+        return self.core.requests_received()
+
     async def stop(self) -> None:
         """Stop accepting and drain in-flight requests."""
         await self.core.shutdown()

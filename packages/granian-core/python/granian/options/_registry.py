@@ -325,8 +325,103 @@ OPTIONS: tuple[Option, ...] = (
         constraint=_url_path,
         example='/api',
     ),
+    Option(
+        'respawn_failed_workers',
+        Flag(),
+        False,
+        'Replace a worker that exits unexpectedly instead of stopping the server.',
+        'lifecycle',
+        note=(
+            'A worker that fails 5 times within 60 seconds is a crash loop: the server stops with one line'
+            ' that says so.'
+        ),
+    ),
+    Option(
+        'respawn_interval',
+        Duration(0, 3600),
+        3.5,
+        'Seconds to wait after a replacement worker is serving before the next step of a reload or respawn.',
+        'lifecycle',
+    ),
+    Option(
+        'workers_lifetime',
+        Duration(60, 10 * 365 * 86_400),
+        None,
+        'Seconds after which a worker is replaced by a fresh one; workers are replaced one at a time.',
+        'lifecycle',
+        default_text='never',
+    ),
+    Option(
+        'workers_lifetime_jitter',
+        Duration(0, 10 * 365 * 86_400),
+        0,
+        "Up to this many seconds added at random to each worker's lifetime, so workers started together"
+        ' are not due together.',
+        'lifecycle',
+    ),
+    Option(
+        'workers_max_requests',
+        Integer(1, 2**63 - 1),
+        None,
+        'Requests after which a worker is replaced by a fresh one (it serves until the new one is ready).',
+        'lifecycle',
+        default_text='no limit',
+    ),
+    Option(
+        'workers_max_requests_jitter',
+        Integer(0, 2**63 - 1),
+        0,
+        "Up to this many requests added at random to each worker's --workers-max-requests.",
+        'lifecycle',
+    ),
+    Option(
+        'workers_drain_timeout',
+        Duration(0.1, 86_400),
+        None,
+        'Seconds a stopping worker lets in-flight requests finish; then it closes the connections left and exits.',
+        'lifecycle',
+        default_text='wait until they finish',
+        note='Idle keep-alive connections are closed at once when the worker stops, whatever this is.',
+    ),
+    Option(
+        'workers_kill_timeout',
+        Duration(1, 1800),
+        None,
+        'Seconds a stopping worker may take to drain before it is killed (SIGKILL).',
+        'lifecycle',
+        default_text='wait until it exits',
+    ),
     Option('factory', Flag(), False, 'Treat APP as a factory that returns the application.', 'app'),
     Option('working_dir', Directory(), None, 'Directory to import APP from.', 'app'),
+    Option(
+        'env_files',
+        File(),
+        None,
+        'File of environment variables (dotenv format) to load before the workers start; repeat for several.',
+        'process',
+        multiple=True,
+        note=(
+            'Needs python-dotenv (pip install granian-core[dotenv]). Variables already in the environment win;'
+            ' the files are read again on reload.'
+        ),
+    ),
+    Option(
+        'process_name',
+        Text(),
+        None,
+        'Title of the server process; workers get it with " worker-N" added.',
+        'process',
+        note='Needs setproctitle (pip install granian-core[pname]), which also gives default titles without it.',
+        example='myapp',
+    ),
+    Option(
+        'pid_file',
+        File(),
+        None,
+        "File to write the server's process id to; removed when the server stops.",
+        'process',
+        note='A file left by a process that is gone is replaced; one naming a running process stops the start.',
+    ),
     Option(
         'ws_max_size',
         Integer(1, _U31, 'bytes'),

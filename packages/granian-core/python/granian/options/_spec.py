@@ -17,12 +17,14 @@ GROUPS: dict[str, str] = {
     'bind': 'Binding',
     'protocols': 'Protocols',
     'workers': 'Workers and concurrency',
+    'lifecycle': 'Worker lifecycle',
     'http1': 'HTTP/1',
     'http2': 'HTTP/2',
     'websockets': 'WebSockets',
     'logging': 'Logging',
     'tls': 'TLS',
     'app': 'Application',
+    'process': 'Process',
 }
 
 

@@ -1,8 +1,8 @@
 """The supervisor: binds the listening socket, runs worker processes, handles signals.
 
 Workers share one listening socket bound here and inherited by every worker, so replacing a worker
-(SIGHUP) never drops connections queued in the kernel: the new worker is ready before the old one
-stops accepting, and the backlog stays open throughout.
+(SIGHUP, respawn) never drops connections queued in the kernel: the new worker is ready before the
+old one stops accepting, and the backlog stays open throughout.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import random
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._interfaces import load_interface
@@ -23,10 +24,19 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, build_config, check_tls
+from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
 from .worker import EXIT_STARTUP_FAILED, run_worker
 
 #: How long a new worker may take to import the app and start serving.
 WORKER_START_TIMEOUT = 60.0
+
+#: A worker (by index) that fails this many times within CRASH_LOOP_WINDOW seconds stops the server
+#: instead of being respawned again.
+CRASH_LOOP_FAILURES = 5
+CRASH_LOOP_WINDOW = 60.0
+
+#: Name prefix of worker processes (multiprocessing sets it in the child before importing anything).
+WORKER_NAME_PREFIX = 'granian-worker-'
 
 #: Linux's cap on listen backlogs.
 SOMAXCONN_PATH = '/proc/sys/net/core/somaxconn'
@@ -51,27 +61,60 @@ def somaxconn_notice(backlog: int, somaxconn: int | None) -> str | None:
     )
 
 
+def in_spawned_worker() -> bool:
+    """True in a worker process while multiprocessing imports the parent's main script into it.
+
+    A script that calls `Granian(...).serve()` at module level, without an `if __name__ ==
+    '__main__':` guard, runs that call again in every spawned worker; there it must do nothing.
+    """
+    # multiprocessing names the child before it imports the main script (parent_process() is set later).
+    return multiprocessing.current_process().name.startswith(WORKER_NAME_PREFIX)
+
+
 class WorkerProcess:
     """One running worker process and its readiness flag."""
 
     def __init__(self, context: Any, config: ServerConfig, index: int, listener: socket.socket) -> None:
         self.index = index
         self.ready = context.Event()
+        # The worker writes to this pipe when it has served its `workers_max_requests`.
+        self.recycle_requests, recycle_writer = context.Pipe(duplex=False)
+        self._pipe_ends = (self.recycle_requests, recycle_writer)
         self.process = context.Process(
             target=run_worker,
-            args=(config.worker, index, listener, self.ready),
-            name=f'granian-worker-{index}',
+            args=(config.worker, index, listener, self.ready, recycle_writer),
+            name=f'{WORKER_NAME_PREFIX}{index}',
             daemon=False,
         )
+        #: When (time.monotonic()) the worker is due for replacement by `workers_lifetime`.
+        self.due: float | None = None
+        lifetime = config.worker.workers_lifetime
+        if lifetime is not None:
+            self.due = time.monotonic() + lifetime + random.uniform(0, config.worker.workers_lifetime_jitter)
 
     def start(self) -> None:
         """Spawn the process."""
         self.process.start()
 
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait until the worker serves; False if it exited or timed out first."""
+    def asked_for_replacement(self) -> bool:
+        """Whether the worker has written to its recycle pipe (read without waiting)."""
+        try:
+            if self.recycle_requests.poll():
+                self.recycle_requests.recv_bytes()
+                return True
+        except (EOFError, OSError):
+            pass
+        return False
+
+    def close(self) -> None:
+        """Release the pipe once the process has exited."""
+        for end in self._pipe_ends:
+            end.close()
+
+    def wait_ready(self, timeout: float, cancelled: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until the worker serves; False if it exited, timed out or `cancelled()` first."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not cancelled():
             if self.ready.wait(0.05):
                 return True
             if not self.process.is_alive():
@@ -120,8 +163,19 @@ class Server:
         ssl_crl: list[str | os.PathLike[str]] | None = None,
         ssl_client_verify: bool = False,
         url_path_prefix: str | None = None,
+        respawn_failed_workers: bool = False,
+        respawn_interval: float = 3.5,
+        workers_lifetime: float | None = None,
+        workers_lifetime_jitter: float = 0,
+        workers_max_requests: int | None = None,
+        workers_max_requests_jitter: int = 0,
+        workers_drain_timeout: float | None = None,
+        workers_kill_timeout: float | None = None,
         factory: bool = False,
         working_dir: str | os.PathLike[str] | None = None,
+        env_files: list[str | os.PathLike[str]] | None = None,
+        process_name: str | None = None,
+        pid_file: str | os.PathLike[str] | None = None,
         ws_max_size: int = 16777216,
         ws_ping_interval: float = 20.0,
         ws_ping_timeout: float = 20.0,
@@ -140,6 +194,9 @@ class Server:
         self._signal_write: socket.socket | None = None
         self._stop_requested = False
         self._reload_requested = False
+        self._env_files: EnvFiles | None = None
+        #: Monotonic times of recent unexpected exits, by worker index (crash-loop detection).
+        self._failures: dict[int, list[float]] = {}
 
     # Hooks run in the supervisor process, as with Granian 2.8.
     def on_startup(self, hook: Callable[[], Any]) -> Callable[[], Any]:
@@ -176,11 +233,28 @@ class Server:
 
     def serve(self) -> None:
         """Run the server until SIGINT/SIGTERM; raises FatalError when it cannot start or a worker dies."""
+        if in_spawned_worker():
+            return
         config = self.config
         settings = config.worker
         configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
         load_interface(config.worker.interface)
         self._check_native_version()
+        require_process_titles(settings)
+        self._env_files = EnvFiles(settings.env_files) if settings.env_files else None
+        if self._env_files is not None:
+            self._env_files.load()
+        set_process_title(process_title(settings))
+        pid_file = PidFile(settings.pid_file) if settings.pid_file else None
+        if pid_file is not None:
+            pid_file.claim()
+        try:
+            self._serve(config)
+        finally:
+            if pid_file is not None:
+                pid_file.release()
+
+    def _serve(self, config: ServerConfig) -> None:
         listener = self._bind(config)
         context = multiprocessing.get_context('spawn')
         workers: dict[int, WorkerProcess] = {}
@@ -206,7 +280,7 @@ class Server:
         except FatalError as exc:
             failure = exc
         finally:
-            self._stop_all(workers.values())
+            self._finish(workers.values(), config)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             listener.close()
@@ -249,6 +323,8 @@ class Server:
     def _spawn(self, context: Any, config: ServerConfig, index: int, listener: socket.socket) -> WorkerProcess:
         worker = WorkerProcess(context, config, index, listener)
         worker.start()
+        if worker.due is not None:
+            logger.info('worker-%d will be replaced in %.1f s (lifetime)', index, worker.due - time.monotonic())
         return worker
 
     def _startup_failure(self, worker: WorkerProcess) -> FatalError:
@@ -276,7 +352,8 @@ class Server:
                 self._reload(context, config, listener, workers)
                 continue
             sentinels = [w.process.sentinel for w in workers.values()]
-            ready = multiprocessing.connection.wait([*sentinels, wakeup], timeout=1.0)
+            recycle = [w.recycle_requests for w in workers.values()]
+            ready = multiprocessing.connection.wait([*sentinels, *recycle, wakeup], timeout=self._wait_time(workers))
             try:
                 while wakeup.recv(64):
                     pass
@@ -288,30 +365,102 @@ class Server:
                 if worker.process.sentinel in ready and not worker.process.is_alive():
                     code = worker.process.exitcode
                     logger.error('worker-%d (pid %s) exited unexpectedly with code %s', index, worker.process.pid, code)
-                    return FatalError(f'worker-{index} exited unexpectedly', logged=True)
+                    worker.close()
+                    if not config.worker.respawn_failed_workers:
+                        return FatalError(f'worker-{index} exited unexpectedly', logged=True)
+                    failure = self._respawn(context, config, listener, workers, index)
+                    if failure is not None:
+                        return failure
+            now = time.monotonic()
+            for index in sorted(workers):
+                worker = workers[index]
+                if self._stop_requested or not worker.process.is_alive():
+                    continue
+                if worker.asked_for_replacement():
+                    logger.info('worker-%d served its maximum number of requests; replacing it', index)
+                elif worker.due is not None and now >= worker.due:
+                    logger.info('worker-%d reached its lifetime; replacing it', index)
+                else:
+                    continue
+                self._replace(context, config, listener, workers, index)
+
+    @staticmethod
+    def _wait_time(workers: dict[int, WorkerProcess]) -> float:
+        """Seconds the supervisor may sleep: at most 1, less when a worker's lifetime ends sooner."""
+        dues = [worker.due for worker in workers.values() if worker.due is not None]
+        return max(0.0, min([1.0, *(due - time.monotonic() for due in dues)]))
+
+    def _respawn(
+        self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess], index: int
+    ) -> FatalError | None:
+        """Replace the failed worker `index`, retrying a replacement that fails to start, until it serves
+        or the failures of this worker amount to a crash loop."""
+        failures = self._failures.setdefault(index, [])
+        while not self._stop_requested:
+            now = time.monotonic()
+            failures[:] = [*(moment for moment in failures if now - moment < CRASH_LOOP_WINDOW), now]
+            if len(failures) >= CRASH_LOOP_FAILURES:
+                message = (
+                    f'worker-{index} failed {len(failures)} times within {CRASH_LOOP_WINDOW:g} s: '
+                    'crash loop, stopping the server'
+                )
+                logger.error('%s', message)
+                return FatalError(message, logged=True)
+            worker = self._spawn(context, config, index, listener)
+            workers[index] = worker
+            if worker.wait_ready(WORKER_START_TIMEOUT, lambda: self._stop_requested):
+                logger.info('Respawned worker-%d (pid %s)', index, worker.process.pid)
+                return None
+            self._finish([worker], config)
+            logger.error('Replacement for worker-%d failed to start', index)
+        return None
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, waking early for a stop request."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def _reload(
         self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess]
     ) -> None:
         logger.info('Reloading workers')
+        if self._env_files is not None:
+            try:
+                self._env_files.load()
+            except FatalError as exc:
+                logger.error('%s; keeping the variables read before', exc)
         for hook in self._reload_hooks:
             hook()
         for index in sorted(workers):
-            old = workers[index]
-            new = self._spawn(context, config, index, listener)
-            if not new.wait_ready(WORKER_START_TIMEOUT):
-                logger.error('Replacement for worker-%d failed to start; keeping the running one', index)
-                new.stop()
-                new.process.join()
-                continue
-            workers[index] = new
-            old.stop()
-            old.process.join()
+            self._replace(context, config, listener, workers, index)
 
-    def _stop_all(self, workers: Any) -> None:
-        workers = list(workers)
+    def _replace(
+        self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess], index: int
+    ) -> None:
+        """Start a new worker for `index`; once it serves (and `respawn_interval` later) stop the old one."""
+        old = workers[index]
+        new = self._spawn(context, config, index, listener)
+        if not new.wait_ready(WORKER_START_TIMEOUT, lambda: self._stop_requested):
+            if not self._stop_requested:
+                logger.error('Replacement for worker-%d failed to start; keeping the running one', index)
+            self._finish([new], config)
+            return
+        workers[index] = new
+        self._pause(config.worker.respawn_interval)
+        self._finish([old], config)
+
+    def _finish(self, workers: Iterable[WorkerProcess], config: ServerConfig) -> None:
+        """Ask `workers` to drain and exit; kill those still running after `workers_kill_timeout`."""
+        workers = [worker for worker in workers if worker.process.pid is not None]
         for worker in workers:
             worker.stop()
+        timeout = config.worker.workers_kill_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         for worker in workers:
-            if worker.process.pid is not None:
+            worker.process.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                logger.warning('worker-%d did not stop within %g s; killing it', worker.index, timeout)
+                worker.process.kill()
                 worker.process.join()
+            worker.close()

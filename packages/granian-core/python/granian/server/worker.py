@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import sys
@@ -22,6 +23,7 @@ from .._loops import loops
 from ..errors import ConfigurationError, FatalError
 from ..log import configure_logging, logger
 from .config import WorkerSettings
+from .process import process_title, set_process_title
 
 #: Exit code of a worker that could not start; the supervisor has already been told why.
 EXIT_STARTUP_FAILED = 3
@@ -33,14 +35,41 @@ class InterfaceWorker(Protocol):
     def start(self) -> None:
         """Begin serving."""
 
+    def requests_received(self) -> int:
+        """Requests received since serving started."""
+
     async def stop(self) -> None:
         """Stop accepting, drain, run shutdown hooks."""
 
 
-def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, ready: Any) -> None:
-    """Entry point of a spawned worker process."""
+#: Seconds between two looks at the request count when `workers_max_requests` is set.
+REQUEST_COUNT_INTERVAL = 0.25
+
+
+def watch_request_count(
+    event_loop: asyncio.AbstractEventLoop, worker: InterfaceWorker, limit: int, recycle: Any, name: str
+) -> None:
+    """Tell the supervisor (once) when `worker` has received `limit` requests: it starts a replacement,
+    and this worker keeps serving until the replacement is ready."""
+
+    def look() -> None:
+        if worker.requests_received() < limit:
+            event_loop.call_later(REQUEST_COUNT_INTERVAL, look)
+            return
+        logger.info('%s received %d requests (limit %d)', name, worker.requests_received(), limit)
+        try:
+            recycle.send_bytes(b'max-requests')
+        except OSError:
+            pass  # the supervisor is gone; the worker is being stopped anyway
+
+    event_loop.call_later(REQUEST_COUNT_INTERVAL, look)
+
+
+def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, ready: Any, recycle: Any) -> None:
+    """Entry point of a spawned worker process; `recycle` is the write end of its supervisor's pipe."""
     configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
     name = f'worker-{index}'
+    set_process_title(f'{process_title(settings)} {name}')
     try:
         interface = load_interface(settings.interface)
         prepare_import_path(settings.working_dir)
@@ -74,6 +103,9 @@ def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, re
     # Reload is the supervisor's business; a worker ignores SIGHUP sent to the process group.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
+    if settings.workers_max_requests is not None:
+        limit = settings.workers_max_requests + random.randint(0, settings.workers_max_requests_jitter)
+        watch_request_count(event_loop, worker, limit, recycle, name)
     logger.info('Started %s (pid %d)', name, os.getpid())
     ready.set()
     try:

@@ -1,0 +1,1 @@
+"""Utilities for apps served by granian (`granian.utils.proxies`: proxy headers)."""
