@@ -136,6 +136,7 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
         runtime_mode: RuntimeMode::parse(&runtime_mode)
             .ok_or_else(|| PyValueError::new_err(format!("runtime_mode must be 'st' or 'mt', not {runtime_mode:?}")))?,
         runtime_threads: attr::<usize>(settings, "runtime_threads")?.max(1),
+        blocking_threads: attr::<usize>(settings, "runtime_blocking_threads")?.max(1),
         backpressure: match attr::<usize>(settings, "backpressure")? {
             permits @ 1..=tokio::sync::Semaphore::MAX_PERMITS => permits,
             other => return Err(invalid("backpressure", other)),

@@ -32,7 +32,7 @@ pub struct RuntimeThreads {
 impl RuntimeThreads {
     /// Starts the runtimes; `main(i)` is the root future of runtime `i`, and the runtime ends
     /// when it returns. In `mt` mode there is one root future.
-    pub fn start<F, Fut>(mode: RuntimeMode, threads: usize, main: F) -> std::io::Result<Self>
+    pub fn start<F, Fut>(mode: RuntimeMode, threads: usize, blocking_threads: usize, main: F) -> std::io::Result<Self>
     where
         F: Fn(usize) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -42,7 +42,11 @@ impl RuntimeThreads {
         match mode {
             RuntimeMode::SingleThreaded => {
                 for index in 0..threads {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .max_blocking_threads(blocking_threads.max(1))
+                        .thread_name("granian-blocking")
+                        .enable_all()
+                        .build()?;
                     let root = main(index);
                     handles.push(
                         std::thread::Builder::new()
@@ -54,6 +58,7 @@ impl RuntimeThreads {
             RuntimeMode::MultiThreaded => {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(threads)
+                    .max_blocking_threads(blocking_threads.max(1))
                     .thread_name("granian-rt")
                     .enable_all()
                     .build()?;

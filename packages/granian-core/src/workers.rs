@@ -43,6 +43,8 @@ pub struct WorkerConfig {
     pub websockets: Option<WsSettings>,
     /// HTTPS; None serves plain HTTP.
     pub tls: Option<ServerTls>,
+    /// Most threads each runtime starts for blocking work (file I/O).
+    pub blocking_threads: usize,
     /// How long a shutdown waits for connections to finish before closing the rest; None waits.
     pub drain_timeout: Option<Duration>,
 }
@@ -186,20 +188,22 @@ impl Worker {
         let context = engine.context.clone();
         let abort = engine.abort.clone();
         let report = engine.report.clone();
-        let threads = RuntimeThreads::start(config.runtime_mode, config.runtime_threads, |index| {
-            let engine = engine.clone();
-            let listener = listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
-            async move {
-                if let Some(listener) = listener {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => accept_loop(listener, engine.clone()).await,
-                        Err(err) => (engine.report)(format!("cannot use the listening socket: {err}")),
+        let threads =
+            RuntimeThreads::start(config.runtime_mode, config.runtime_threads, config.blocking_threads, |index| {
+                let engine = engine.clone();
+                let listener =
+                    listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
+                async move {
+                    if let Some(listener) = listener {
+                        match TcpListener::from_std(listener) {
+                            Ok(listener) => accept_loop(listener, engine.clone()).await,
+                            Err(err) => (engine.report)(format!("cannot use the listening socket: {err}")),
+                        }
                     }
+                    // Keep the runtime alive until every connection (of every runtime) has drained.
+                    engine.connections.wait().await;
                 }
-                // Keep the runtime alive until every connection (of every runtime) has drained.
-                engine.connections.wait().await;
-            }
-        })?;
+            })?;
         Ok(Self {
             shutdown,
             abort,

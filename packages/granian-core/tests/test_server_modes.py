@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests_support.server import RunningServer
+from tests_support.server import RunningServer, collect_worker_pids
 
 
 def _get_many(base_url: str, path: str, count: int, http2: bool = False) -> list[httpx.Response]:
@@ -111,3 +114,55 @@ def test_log_level_and_no_log(rsgi_apps_dir):
         assert httpx.get(server.url('/raise')).status_code == 500
         server.stop()
         assert server.output.strip() == ''
+
+
+def _peak_blocking_threads(rsgi_apps_dir: Path, tmp_path: Path, limit: int) -> int:
+    """The most file-I/O threads the worker ran while 32 clients fetched a 4 MB file for 2 seconds."""
+    big = tmp_path / 'big.bin'
+    big.write_bytes(b'x' * 4_000_000)
+    args = ['--runtime-blocking-threads', str(limit)]
+    with RunningServer('rsgi_app:app', working_dir=rsgi_apps_dir, extra_args=args) as server:
+        (pid,) = collect_worker_pids(server, want=1)
+        stop = time.monotonic() + 2
+        failures: list[int] = []
+
+        def load() -> None:
+            with httpx.Client(timeout=30) as client:
+                while time.monotonic() < stop:
+                    status = client.get(server.url(f'/file?path={big}')).status_code
+                    if status != 200:
+                        failures.append(status)
+
+        clients = [threading.Thread(target=load) for _ in range(32)]
+        for client in clients:
+            client.start()
+        peak = 0
+        while time.monotonic() < stop:
+            names = []
+            for comm in glob.glob(f'/proc/{pid}/task/*/comm'):
+                try:
+                    names.append(Path(comm).read_text().strip())
+                except OSError:
+                    pass
+            peak = max(peak, sum(1 for name in names if name.startswith('granian-blocki')))
+            time.sleep(0.01)
+        for client in clients:
+            client.join(30)
+    assert not failures, failures[:5]
+    return peak
+
+
+def test_runtime_blocking_threads_bounds_the_file_io_threads(rsgi_apps_dir: Path, tmp_path: Path):
+    assert _peak_blocking_threads(rsgi_apps_dir, tmp_path, 1) == 1
+    # The same load with room for more does use more, so the bound above is the option's doing.
+    assert _peak_blocking_threads(rsgi_apps_dir, tmp_path, 64) >= 2
+
+
+@pytest.mark.parametrize('task_impl', ['asyncio', 'rust'])
+def test_task_impl_is_accepted_and_rust_says_asyncio_is_used(rsgi_apps_dir: Path, task_impl: str):
+    args = ['--task-impl', task_impl]
+    with RunningServer('rsgi_app:app', working_dir=rsgi_apps_dir, extra_args=args) as server:
+        assert httpx.get(server.url('/response/str'), timeout=10).status_code == 200
+        output = server.output
+    warned = "task_impl 'rust' is not available: requests run as asyncio tasks" in output
+    assert warned == (task_impl == 'rust'), output

@@ -364,6 +364,18 @@ def test_lifetime_with_jitter_replaces_workers_one_at_a_time(rsgi_apps_dir: Path
         assert abs(moment - due[int(index) - 1]) < 4, (replaced, due)
 
 
+def test_workers_max_rss_replaces_a_worker_over_the_limit():
+    args = ['--workers-max-rss', '120', '--rss-sample-interval', '1', '--rss-samples', '2', '--respawn-interval', '0']
+    with RunningServer('hungry_app:app', working_dir=APPS_DIR, extra_args=args) as server:
+        (before,) = collect_worker_pids(server, want=1)
+        time.sleep(3)  # three readings under the limit: nothing happens
+        assert collect_worker_pids(server, want=1) == {before}
+        assert httpx.get(server.url('/grow?150'), timeout=30).status_code == 200
+        assert wait_until(lambda: collect_worker_pids(server, want=1, timeout=2) != {before}, 20), server.output
+        output = server.output
+    assert 'worker-1 used more than 120 MiB in 2 reading(s) in a row; replacing it' in output, output
+
+
 # -- environment files and process titles ---------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes, SSLProtocols
+from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes, SSLProtocols, TaskImpl
 from ._kinds import Choice, Directory, Duration, File, Flag, Integer, JsonObjectFile, Text
 from ._spec import Option, OptionError
 
@@ -97,6 +97,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option('runtime_threads', Integer(1, _MAX_THREADS), 1, 'Number of Rust runtime threads per worker.', 'workers'),
     Option(
+        'runtime_blocking_threads',
+        Integer(1, 65_536),
+        512,
+        'Most threads each Rust runtime starts for blocking work (opening and reading files).',
+        'workers',
+    ),
+    Option(
         'runtime_mode',
         Choice(RuntimeModes),
         RuntimeModes.auto.value,
@@ -112,6 +119,19 @@ OPTIONS: tuple[Option, ...] = (
         'workers',
         constraint=_loop_available,
         example='asyncio',
+    ),
+    Option(
+        'task_impl',
+        Choice(TaskImpl),
+        TaskImpl.asyncio.value,
+        'How async apps run: as asyncio tasks (both values; see the note).',
+        'workers',
+        interfaces=_ASYNC_INTERFACES,
+        note=(
+            "Granian 2.8's experimental `rust` task implementation (Python < 3.12 only) does not exist here:"
+            ' `rust` is accepted for compatibility, logs a warning and uses asyncio tasks, which the request'
+            ' hand-over already batches.'
+        ),
     ),
     Option(
         'http',
@@ -341,6 +361,29 @@ OPTIONS: tuple[Option, ...] = (
         Duration(0, 3600),
         3.5,
         'Seconds to wait after a replacement worker is serving before the next step of a reload or respawn.',
+        'lifecycle',
+    ),
+    Option(
+        'workers_max_rss',
+        Integer(1, 2**40, 'MiB'),
+        None,
+        'Resident memory, in MiB, above which a worker is replaced by a fresh one (one at a time).',
+        'lifecycle',
+        default_text='no limit',
+        note='Checked every --rss-sample-interval; --rss-samples readings in a row must be over the limit.',
+    ),
+    Option(
+        'rss_sample_interval',
+        Duration(1, 300),
+        30,
+        "Seconds between two readings of each worker's resident memory (with --workers-max-rss).",
+        'lifecycle',
+    ),
+    Option(
+        'rss_samples',
+        Integer(1, 1000),
+        1,
+        'Readings in a row over --workers-max-rss that make a worker due for replacement.',
         'lifecycle',
     ),
     Option(

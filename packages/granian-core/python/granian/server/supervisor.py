@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._interfaces import load_interface
-from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes, SSLProtocols
+from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes, SSLProtocols, TaskImpl
 from ..errors import ConfigurationError, FatalError
 from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
@@ -86,6 +86,8 @@ class WorkerProcess:
             name=f'{WORKER_NAME_PREFIX}{index}',
             daemon=False,
         )
+        #: Readings of its resident memory over `workers_max_rss` in a row.
+        self.rss_strikes = 0
         #: When (time.monotonic()) the worker is due for replacement by `workers_lifetime`.
         self.due: float | None = None
         lifetime = config.worker.workers_lifetime
@@ -95,6 +97,17 @@ class WorkerProcess:
     def start(self) -> None:
         """Spawn the process."""
         self.process.start()
+
+    def rss_mib(self) -> float | None:
+        """The worker's resident memory in MiB (Linux /proc), None when it cannot be read."""
+        try:
+            with open(f'/proc/{self.process.pid}/status', encoding='ascii') as status:
+                for line in status:
+                    if line.startswith('VmRSS:'):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
 
     def asked_for_replacement(self) -> bool:
         """Whether the worker has written to its recycle pipe (read without waiting)."""
@@ -144,8 +157,10 @@ class Server:
         blocking_threads: int | None = None,
         blocking_threads_idle_timeout: float = 30,
         runtime_threads: int = 1,
+        runtime_blocking_threads: int = 512,
         runtime_mode: RuntimeModes | str = 'auto',
         loop: Loops | str = 'auto',
+        task_impl: TaskImpl | str = 'asyncio',
         http: HTTPModes | str = 'auto',
         websockets: bool = True,
         backlog: int = 1024,
@@ -165,6 +180,9 @@ class Server:
         url_path_prefix: str | None = None,
         respawn_failed_workers: bool = False,
         respawn_interval: float = 3.5,
+        workers_max_rss: int | None = None,
+        rss_sample_interval: float = 30,
+        rss_samples: int = 1,
         workers_lifetime: float | None = None,
         workers_lifetime_jitter: float = 0,
         workers_max_requests: int | None = None,
@@ -195,6 +213,8 @@ class Server:
         self._stop_requested = False
         self._reload_requested = False
         self._env_files: EnvFiles | None = None
+        #: When the next reading of the workers' memory is due (`workers_max_rss`).
+        self._rss_due: float | None = None
         #: Monotonic times of recent unexpected exits, by worker index (crash-loop detection).
         self._failures: dict[int, list[float]] = {}
 
@@ -241,6 +261,8 @@ class Server:
         load_interface(config.worker.interface)
         self._check_native_version()
         require_process_titles(settings)
+        if settings.task_impl == 'rust':
+            logger.warning("task_impl 'rust' is not available: requests run as asyncio tasks")
         self._env_files = EnvFiles(settings.env_files) if settings.env_files else None
         if self._env_files is not None:
             self._env_files.load()
@@ -276,6 +298,8 @@ class Server:
                 workers[index] = worker
                 if not worker.wait_ready(WORKER_START_TIMEOUT):
                     raise self._startup_failure(worker)
+            if config.worker.workers_max_rss is not None:
+                self._rss_due = time.monotonic() + config.worker.rss_sample_interval
             failure = self._supervise(context, config, listener, workers, wakeup)
         except FatalError as exc:
             failure = exc
@@ -372,6 +396,9 @@ class Server:
                     if failure is not None:
                         return failure
             now = time.monotonic()
+            sample = self._rss_due is not None and now >= self._rss_due
+            if sample:
+                self._rss_due = now + config.worker.rss_sample_interval
             for index in sorted(workers):
                 worker = workers[index]
                 if self._stop_requested or not worker.process.is_alive():
@@ -380,15 +407,33 @@ class Server:
                     logger.info('worker-%d served its maximum number of requests; replacing it', index)
                 elif worker.due is not None and now >= worker.due:
                     logger.info('worker-%d reached its lifetime; replacing it', index)
+                elif sample and self._over_memory_limit(worker, config):
+                    logger.info(
+                        'worker-%d used more than %d MiB in %d reading(s) in a row; replacing it',
+                        index,
+                        config.worker.workers_max_rss,
+                        worker.rss_strikes,
+                    )
                 else:
                     continue
                 self._replace(context, config, listener, workers, index)
 
     @staticmethod
-    def _wait_time(workers: dict[int, WorkerProcess]) -> float:
-        """Seconds the supervisor may sleep: at most 1, less when a worker's lifetime ends sooner."""
-        dues = [worker.due for worker in workers.values() if worker.due is not None]
-        return max(0.0, min([1.0, *(due - time.monotonic() for due in dues)]))
+    def _over_memory_limit(worker: WorkerProcess, config: ServerConfig) -> bool:
+        """Read the worker's memory; True once `rss_samples` readings in a row were over the limit."""
+        rss = worker.rss_mib()
+        if rss is not None and rss > config.worker.workers_max_rss:
+            worker.rss_strikes += 1
+        else:
+            worker.rss_strikes = 0
+        return worker.rss_strikes >= config.worker.rss_samples
+
+    def _wait_time(self, workers: dict[int, WorkerProcess]) -> float:
+        """Seconds the supervisor may sleep: at most 1, less when a lifetime ends or a memory reading is due sooner."""
+        moments = [worker.due for worker in workers.values() if worker.due is not None]
+        if self._rss_due is not None:
+            moments.append(self._rss_due)
+        return max(0.0, min([1.0, *(moment - time.monotonic() for moment in moments)]))
 
     def _respawn(
         self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess], index: int
