@@ -341,7 +341,8 @@ def _runner_values(argv: list[str], environ: dict[str, str] | None = None) -> di
 def test_runner_has_the_wsgi_options():
     names = {option.name for option in WSGI_OPTIONS}
     websocket_options = {'websockets', 'ws_max_size', 'ws_ping_interval', 'ws_ping_timeout', 'ws_per_message_deflate'}
-    assert names == {option.name for option in OPTIONS} - {'interface'} - websocket_options
+    async_only = {'task_impl', *websocket_options}
+    assert names == {option.name for option in OPTIONS} - {'interface'} - async_only
 
 
 @pytest.mark.parametrize('option', WSGI_OPTIONS, ids=_ids)

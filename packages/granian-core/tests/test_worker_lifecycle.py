@@ -410,8 +410,12 @@ def test_an_unreadable_env_file_stops_the_start_with_one_line(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ('module', 'option', 'extra'),
-    [('dotenv', '--env-files', 'dotenv'), ('setproctitle', '--process-name', 'pname')],
-    ids=['env-files', 'process-name'],
+    [
+        ('dotenv', '--env-files', 'dotenv'),
+        ('setproctitle', '--process-name', 'pname'),
+        ('watchfiles', '--reload', 'reload'),
+    ],
+    ids=['env-files', 'process-name', 'reload'],
 )
 def test_an_option_without_its_package_names_the_extra(tmp_path: Path, module: str, option: str, extra: str):
     blocker = tmp_path / 'blocker' / module
@@ -419,8 +423,8 @@ def test_an_option_without_its_package_names_the_extra(tmp_path: Path, module: s
     (blocker / '__init__.py').write_text(f'raise ImportError("{module} is not installed")\n')
     env_file = tmp_path / 'app.env'
     env_file.write_text('A=1\n')
-    value = str(env_file) if option == '--env-files' else 'shop-api'
-    args = ['--interface', 'rsgi', '--host', HOST, '--port', str(free_port()), option, value]
+    values = {'--env-files': [str(env_file)], '--process-name': ['shop-api'], '--reload': []}[option]
+    args = ['--interface', 'rsgi', '--host', HOST, '--port', str(free_port()), option, *values]
     result = run_granian(
         [*args, '--working-dir', str(APPS_DIR), 'env_app:app'], env={'PYTHONPATH': str(blocker.parent)}
     )
@@ -498,3 +502,96 @@ def test_hooks_run_in_the_supervisor_in_order(rsgi_apps_dir: Path, tmp_path: Pat
     events = [line.split() for line in record.read_text().splitlines()]
     assert [event for event, _ in events] == ['startup', 'reload', 'shutdown'], events
     assert {int(pid) for _, pid in events} == {proc.pid}, 'hooks run in the supervisor'
+
+
+# -- reload ----------------------------------------------------------------------------------------
+
+RELOAD_APP = """
+import os
+
+VERSION = {version!r}
+
+
+async def app(scope, proto):
+    if scope.path == '/exit':
+        os._exit(1)
+    proto.response_str(200, [], VERSION)
+"""
+
+
+def _write_app(directory: Path, version: str, source: str = RELOAD_APP) -> None:
+    (directory / 'reload_app.py').write_text(source.format(version=version))
+
+
+def _version(server: RunningServer) -> str | None:
+    try:
+        return httpx.get(server.url('/'), headers={'connection': 'close'}, timeout=5).text
+    except httpx.HTTPError:
+        return None
+
+
+def _reload_server(directory: Path, *extra: str) -> RunningServer:
+    args = ['--reload', '--reload-paths', str(directory), '--respawn-interval', '0', *extra]
+    return RunningServer('reload_app:app', working_dir=directory, extra_args=args)
+
+
+def test_reload_serves_the_changed_code_without_failed_requests(tmp_path: Path):
+    _write_app(tmp_path, 'v1')
+    with _reload_server(tmp_path) as server:
+        assert server.wait_for_output('Watching', 20), server.output
+        assert _version(server) == 'v1'
+        answers: list[str | None] = []
+        stop = threading.Event()
+
+        def steady() -> None:
+            while not stop.is_set():
+                answers.append(_version(server))
+
+        client = threading.Thread(target=steady, daemon=True)
+        client.start()
+        time.sleep(0.5)
+        _write_app(tmp_path, 'v2')
+        try:
+            assert wait_until(lambda: answers and answers[-1] == 'v2', 30), server.output
+        finally:
+            stop.set()
+            client.join(10)
+        output = server.output
+    assert None not in answers, f'{answers.count(None)} failed requests during the reload'
+    assert 'reload_app.py changed' in output, output
+
+
+def test_reload_keeps_the_running_worker_when_the_new_code_fails(tmp_path: Path):
+    _write_app(tmp_path, 'v1')
+    with _reload_server(tmp_path) as server:
+        assert server.wait_for_output('Watching', 20), server.output
+        (tmp_path / 'reload_app.py').write_text('this is not python\n')
+        assert server.wait_for_output('Replacement for worker-1 failed to start; keeping the running one', 30)
+        assert _version(server) == 'v1'
+        _write_app(tmp_path, 'v3')
+        assert wait_until(lambda: _version(server) == 'v3', 30), server.output
+
+
+def test_reload_ignores_what_it_is_told_to(tmp_path: Path):
+    _write_app(tmp_path, 'v1')
+    (tmp_path / 'logs').mkdir()
+    with _reload_server(tmp_path, '--reload-ignore-patterns', r'.*\.log$', '--reload-ignore-dirs', 'logs') as server:
+        assert server.wait_for_output('Watching', 20), server.output
+        (tmp_path / 'server.log').write_text('noise')
+        (tmp_path / 'logs' / 'data.txt').write_text('noise')
+        time.sleep(3)  # longer than watchfiles' debounce
+        assert 'Reloading workers' not in server.output
+        _write_app(tmp_path, 'v2')
+        assert wait_until(lambda: _version(server) == 'v2', 30), server.output
+
+
+def test_reload_ignore_worker_failure_waits_for_the_next_change(tmp_path: Path):
+    _write_app(tmp_path, 'v1')
+    with _reload_server(tmp_path, '--reload-ignore-worker-failure') as server:
+        assert server.wait_for_output('Watching', 20), server.output
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(server.url('/exit'), timeout=5)
+        assert server.wait_for_output('worker-1 is started again at the next change', 10), server.output
+        assert server.proc is not None and server.proc.poll() is None
+        _write_app(tmp_path, 'v2')
+        assert wait_until(lambda: _version(server) == 'v2', 30), server.output

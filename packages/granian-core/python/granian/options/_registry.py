@@ -51,6 +51,12 @@ def _field(section: str, field: str, kind: Any, default: Any, help: str, **extra
     return Option(name, kind, default, help, section, section=section, field=field, **extra)
 
 
+def _reload_pattern(value: str) -> str:
+    from ..server.reload import check_pattern
+
+    return check_pattern(value)
+
+
 def _url_path(value: str) -> Any:
     if not value.startswith('/'):
         raise ValueError(f'{value!r} does not start with "/"')
@@ -464,6 +470,64 @@ OPTIONS: tuple[Option, ...] = (
         "File to write the server's process id to; removed when the server stops.",
         'process',
         note='A file left by a process that is gone is replaced; one naming a running process stops the start.',
+    ),
+    Option(
+        'reload',
+        Flag(),
+        False,
+        'Replace the workers when a watched file changes (development).',
+        'reload',
+        note='Needs watchfiles (pip install granian-core[reload]). Workers are replaced one at a time.',
+    ),
+    Option(
+        'reload_paths',
+        File(),
+        None,
+        'File or directory to watch for --reload; repeat for several.',
+        'reload',
+        multiple=True,
+        default_text='the working directory',
+    ),
+    Option(
+        'reload_ignore_dirs',
+        Text(),
+        None,
+        'Directory name whose changes --reload ignores, besides .git, __pycache__ and the like; repeat for several.',
+        'reload',
+        multiple=True,
+        example='node_modules',
+    ),
+    Option(
+        'reload_ignore_patterns',
+        Text(),
+        None,
+        'Regular expression of file or directory names whose changes --reload ignores; repeat for several.',
+        'reload',
+        multiple=True,
+        constraint=_reload_pattern,
+        example=r'.*\.log$',
+    ),
+    Option(
+        'reload_ignore_paths',
+        File(),
+        None,
+        'File or directory whose changes --reload ignores; repeat for several.',
+        'reload',
+        multiple=True,
+    ),
+    Option(
+        'reload_tick',
+        Integer(50, 5000, 'ms'),
+        50,
+        'How often --reload looks for changes, in milliseconds.',
+        'reload',
+    ),
+    Option(
+        'reload_ignore_worker_failure',
+        Flag(),
+        False,
+        'With --reload, keep serving when a worker fails (it is started again at the next change).',
+        'reload',
     ),
     Option(
         'ws_max_size',

@@ -25,6 +25,7 @@ GROUPS: dict[str, str] = {
     'tls': 'TLS',
     'app': 'Application',
     'process': 'Process',
+    'reload': 'Reload (development)',
 }
 
 

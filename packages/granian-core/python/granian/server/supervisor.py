@@ -25,6 +25,7 @@ from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, build_config, check_tls
 from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
+from .reload import Reloader
 from .worker import EXIT_STARTUP_FAILED, run_worker
 
 #: How long a new worker may take to import the app and start serving.
@@ -194,6 +195,13 @@ class Server:
         env_files: list[str | os.PathLike[str]] | None = None,
         process_name: str | None = None,
         pid_file: str | os.PathLike[str] | None = None,
+        reload: bool = False,
+        reload_paths: list[str | os.PathLike[str]] | None = None,
+        reload_ignore_dirs: list[str] | None = None,
+        reload_ignore_patterns: list[str] | None = None,
+        reload_ignore_paths: list[str | os.PathLike[str]] | None = None,
+        reload_tick: int = 50,
+        reload_ignore_worker_failure: bool = False,
         ws_max_size: int = 16777216,
         ws_ping_interval: float = 20.0,
         ws_ping_timeout: float = 20.0,
@@ -213,6 +221,9 @@ class Server:
         self._stop_requested = False
         self._reload_requested = False
         self._env_files: EnvFiles | None = None
+        self._reloader: Reloader | None = None
+        #: The files whose change asked for the pending reload (empty for SIGHUP).
+        self._changed_files: list[str] = []
         #: When the next reading of the workers' memory is due (`workers_max_rss`).
         self._rss_due: float | None = None
         #: Monotonic times of recent unexpected exits, by worker index (crash-loop detection).
@@ -244,6 +255,12 @@ class Server:
         self._reload_requested = True
         self._wake()
 
+    def _files_changed(self, paths: list[str]) -> None:
+        """Called by the reloader's thread: replace the workers."""
+        self._changed_files = paths
+        self._reload_requested = True
+        self._wake()
+
     def _wake(self) -> None:
         try:
             if self._signal_write is not None:
@@ -267,6 +284,7 @@ class Server:
         if self._env_files is not None:
             self._env_files.load()
         set_process_title(process_title(settings))
+        self._reloader = Reloader(settings, self._files_changed) if settings.reload else None
         pid_file = PidFile(settings.pid_file) if settings.pid_file else None
         if pid_file is not None:
             pid_file.claim()
@@ -298,12 +316,16 @@ class Server:
                 workers[index] = worker
                 if not worker.wait_ready(WORKER_START_TIMEOUT):
                     raise self._startup_failure(worker)
+            if self._reloader is not None:
+                self._reloader.start()
             if config.worker.workers_max_rss is not None:
                 self._rss_due = time.monotonic() + config.worker.rss_sample_interval
             failure = self._supervise(context, config, listener, workers, wakeup)
         except FatalError as exc:
             failure = exc
         finally:
+            if self._reloader is not None:
+                self._reloader.stop()
             self._finish(workers.values(), config)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -390,6 +412,10 @@ class Server:
                     code = worker.process.exitcode
                     logger.error('worker-%d (pid %s) exited unexpectedly with code %s', index, worker.process.pid, code)
                     worker.close()
+                    if config.worker.reload and config.worker.reload_ignore_worker_failure:
+                        logger.info('worker-%d is started again at the next change', index)
+                        del workers[index]
+                        continue
                     if not config.worker.respawn_failed_workers:
                         return FatalError(f'worker-{index} exited unexpectedly', logged=True)
                     failure = self._respawn(context, config, listener, workers, index)
@@ -469,7 +495,12 @@ class Server:
     def _reload(
         self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess]
     ) -> None:
-        logger.info('Reloading workers')
+        changed, self._changed_files = self._changed_files, []
+        if changed:
+            shown = ', '.join(changed[:5]) + (f' and {len(changed) - 5} more' if len(changed) > 5 else '')
+            logger.info('Reloading workers: %s changed', shown)
+        else:
+            logger.info('Reloading workers')
         if self._env_files is not None:
             try:
                 self._env_files.load()
@@ -477,8 +508,17 @@ class Server:
                 logger.error('%s; keeping the variables read before', exc)
         for hook in self._reload_hooks:
             hook()
-        for index in sorted(workers):
-            self._replace(context, config, listener, workers, index)
+        for index in range(1, config.workers + 1):
+            if index in workers:
+                self._replace(context, config, listener, workers, index)
+                continue
+            # A slot left empty by a failure that --reload-ignore-worker-failure let pass.
+            worker = self._spawn(context, config, index, listener)
+            if worker.wait_ready(WORKER_START_TIMEOUT, lambda: self._stop_requested):
+                workers[index] = worker
+            else:
+                logger.error('worker-%d failed to start; it is tried again at the next change', index)
+                self._finish([worker], config)
 
     def _replace(
         self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess], index: int
