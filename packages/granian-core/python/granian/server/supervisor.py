@@ -477,13 +477,24 @@ class Server:
                 )
                 logger.error('%s', message)
                 return FatalError(message, logged=True)
-            worker = self._spawn(context, config, index, listener)
-            workers[index] = worker
-            if worker.wait_ready(WORKER_START_TIMEOUT, lambda: self._stop_requested):
+            worker = self._start_serving(context, config, listener, index)
+            if worker is not None:
+                workers[index] = worker
                 logger.info('Respawned worker-%d (pid %s)', index, worker.process.pid)
                 return None
-            self._finish([worker], config)
-            logger.error('Replacement for worker-%d failed to start', index)
+            if not self._stop_requested:
+                logger.error('Replacement for worker-%d failed to start', index)
+        return None
+
+    def _start_serving(
+        self, context: Any, config: ServerConfig, listener: socket.socket, index: int
+    ) -> WorkerProcess | None:
+        """A new worker for slot `index` once it serves; None (and the process gone) if it did not start
+        or a stop was requested first."""
+        worker = self._spawn(context, config, index, listener)
+        if worker.wait_ready(WORKER_START_TIMEOUT, lambda: self._stop_requested):
+            return worker
+        self._finish([worker], config)
         return None
 
     def _pause(self, seconds: float) -> None:
@@ -513,23 +524,21 @@ class Server:
                 self._replace(context, config, listener, workers, index)
                 continue
             # A slot left empty by a failure that --reload-ignore-worker-failure let pass.
-            worker = self._spawn(context, config, index, listener)
-            if worker.wait_ready(WORKER_START_TIMEOUT, lambda: self._stop_requested):
+            worker = self._start_serving(context, config, listener, index)
+            if worker is not None:
                 workers[index] = worker
-            else:
+            elif not self._stop_requested:
                 logger.error('worker-%d failed to start; it is tried again at the next change', index)
-                self._finish([worker], config)
 
     def _replace(
         self, context: Any, config: ServerConfig, listener: socket.socket, workers: dict[int, WorkerProcess], index: int
     ) -> None:
         """Start a new worker for `index`; once it serves (and `respawn_interval` later) stop the old one."""
         old = workers[index]
-        new = self._spawn(context, config, index, listener)
-        if not new.wait_ready(WORKER_START_TIMEOUT, lambda: self._stop_requested):
+        new = self._start_serving(context, config, listener, index)
+        if new is None:
             if not self._stop_requested:
                 logger.error('Replacement for worker-%d failed to start; keeping the running one', index)
-            self._finish([new], config)
             return
         workers[index] = new
         self._pause(config.worker.respawn_interval)
