@@ -23,6 +23,7 @@ from granian.options import (
     JsonObjectFile,
     Option,
     OptionError,
+    Permissions,
     Text,
 )
 
@@ -76,6 +77,8 @@ def valid_texts(option: Option) -> list[str]:
         return [str(_A_FILE), _MISSING]
     if isinstance(kind, JsonObjectFile):
         return [str(_VALID_JSON)]
+    if isinstance(kind, Permissions):
+        return ['660', '0o600', '0777', '0']
     if isinstance(kind, Text):
         return [option.example if option.example is not None else 'text']
     raise AssertionError(f'no valid texts for {option.kind!r}')
@@ -111,6 +114,8 @@ def invalid_texts(option: Option) -> list[str]:
         texts = ['']  # any other text is a path; NUL bytes cannot reach a command line or a variable
     elif isinstance(kind, JsonObjectFile):
         texts = [_MISSING, *(str(_SCRATCH / name) for name in _BAD_JSON), str(_SCRATCH)]
+    elif isinstance(kind, Permissions):
+        texts += ['8', '1000', '-1', '0o', '77a', '0x1ff', '07777']
     elif isinstance(kind, Text):
         texts = ['']
         if option.example is not None and str(option.example).startswith('/'):

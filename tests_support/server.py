@@ -121,8 +121,14 @@ class RunningServer:
         host: str = HOST,
         port: int | None = None,
         ready_timeout: float = READY_TIMEOUT,
+        uds: Path | str | None = None,
+        pass_fds: Iterable[int] = (),
     ) -> None:
         self.target = target
+        #: A Unix socket to serve on (`--uds`); readiness is then checked there.
+        self.uds = str(uds) if uds is not None else None
+        #: Descriptors the server inherits (listening sockets for `--fd` and socket activation).
+        self.pass_fds = tuple(pass_fds)
         self.working_dir = Path(working_dir) if working_dir is not None else None
         self.interface = interface
         self.extra_args = list(extra_args)
@@ -151,6 +157,8 @@ class RunningServer:
         extra = list(self.extra_args)
         if self.working_dir is not None:
             extra = ['--working-dir', str(self.working_dir), *extra]
+        if self.uds is not None:
+            extra = ['--uds', self.uds, *extra]
         return granian_command(self.target, port=self.port, interface=self.interface, host=self.host, extra_args=extra)
 
     @property
@@ -173,6 +181,7 @@ class RunningServer:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         deadline = time.monotonic() + self.ready_timeout
         while True:
@@ -182,17 +191,28 @@ class RunningServer:
                 raise ServerStartError(
                     f'server {self.command} exited with code {code} before accepting connections:\n{self.output}'
                 )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return self
-            except OSError:
-                pass
+            if self.accepts_connections():
+                return self
             if time.monotonic() >= deadline:
                 self.stop()
                 raise ServerStartError(
                     f'server {self.command} did not accept connections within {self.ready_timeout} s:\n{self.output}'
                 )
             time.sleep(0.05)
+
+    def accepts_connections(self) -> bool:
+        """Whether the server's socket (TCP, or the Unix socket) accepts a connection now."""
+        try:
+            if self.uds is not None:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.settimeout(0.5)
+                    probe.connect(self.uds)
+            else:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    pass
+        except OSError:
+            return False
+        return True
 
     def wait_for_output(self, text: str, timeout: float = 10.0) -> bool:
         """Wait (bounded) until `text` appears in the server output."""

@@ -1,23 +1,199 @@
-//! Listening sockets handed over by the Python supervisor.
+//! Listening sockets handed over by the Python supervisor, and the addresses of connections.
 //!
-//! The supervisor binds the address once and every worker process inherits the descriptor, so a
-//! worker that is replaced never takes queued connections down with it. Each tokio runtime of a
-//! worker accepts from its own duplicate of that descriptor.
+//! The supervisor binds the address once (a TCP address, a Unix socket path, or a socket inherited
+//! from systemd or a parent process) and every worker process inherits the descriptor, so a worker
+//! that is replaced never takes queued connections down with it. Each tokio runtime of a worker
+//! accepts from its own duplicate of that descriptor.
 
-use std::net::TcpListener as StdTcpListener;
+use std::fmt;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::sync::Arc;
 
-/// Takes ownership of a duplicate of `fd` (the caller keeps its own descriptor).
-pub fn listener_from_fd(fd: RawFd) -> std::io::Result<StdTcpListener> {
-    // SAFETY: `dup` only reads the descriptor table; a negative result is checked below.
-    #[allow(unsafe_code)]
-    let owned = unsafe { libc::dup(fd) };
-    if owned < 0 {
-        return Err(std::io::Error::last_os_error());
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+/// One end of a connection: an IP address and port, or a Unix socket (whose path, when it has one,
+/// is the listening socket's: clients connect from unnamed sockets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(Option<Arc<str>>),
+}
+
+impl Endpoint {
+    /// The IP address, or the socket path ("" for an unnamed Unix socket).
+    pub fn host(&self) -> String {
+        match self {
+            Self::Tcp(address) => address.ip().to_string(),
+            Self::Unix(path) => path.as_deref().unwrap_or("").to_owned(),
+        }
     }
-    // SAFETY: `owned` is a fresh descriptor that nothing else refers to, so the listener owns it.
+
+    /// The TCP port; None for Unix sockets.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Self::Tcp(address) => Some(address.port()),
+            Self::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    /// `ip:port` (`[v6]:port`), or the socket path.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(address) => address.fmt(f),
+            Self::Unix(path) => f.write_str(path.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// A listening socket of either family, not yet registered with a runtime.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(StdTcpListener),
+    Unix(StdUnixListener),
+}
+
+impl Listener {
+    /// Takes ownership of a duplicate of `fd` (the caller keeps its own descriptor); the family is
+    /// read from the socket itself.
+    pub fn from_fd(fd: RawFd) -> std::io::Result<Self> {
+        // SAFETY: `dup` only reads the descriptor table; a negative result is checked below.
+        #[allow(unsafe_code)]
+        let owned = unsafe { libc::dup(fd) };
+        if owned < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let family = socket_family(owned);
+        // SAFETY: `owned` is a fresh descriptor that nothing else refers to, so the listener owns it
+        // (and closes it, also when the family check below fails).
+        #[allow(unsafe_code)]
+        let listener = unsafe {
+            if family == Some(libc::AF_UNIX) {
+                Self::Unix(StdUnixListener::from_raw_fd(owned))
+            } else {
+                Self::Tcp(StdTcpListener::from_raw_fd(owned))
+            }
+        };
+        match family {
+            Some(libc::AF_UNIX | libc::AF_INET | libc::AF_INET6) => {}
+            _ => return Err(std::io::Error::other(format!("descriptor {fd} is not a TCP or Unix socket"))),
+        }
+        match &listener {
+            Self::Tcp(listener) => listener.set_nonblocking(true)?,
+            Self::Unix(listener) => listener.set_nonblocking(true)?,
+        }
+        Ok(listener)
+    }
+
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(match self {
+            Self::Tcp(listener) => Self::Tcp(listener.try_clone()?),
+            Self::Unix(listener) => Self::Unix(listener.try_clone()?),
+        })
+    }
+
+    /// Registers the socket with the current tokio runtime.
+    pub fn into_async(self) -> std::io::Result<AsyncListener> {
+        Ok(match self {
+            Self::Tcp(listener) => AsyncListener::Tcp(TcpListener::from_std(listener)?),
+            Self::Unix(listener) => {
+                let path = listener.local_addr()?.as_pathname().map(|p| Arc::from(p.to_string_lossy().as_ref()));
+                AsyncListener::Unix(UnixListener::from_std(listener)?, Endpoint::Unix(path))
+            }
+        })
+    }
+}
+
+/// The address family of socket `fd`, None when it is not a socket.
+fn socket_family(fd: RawFd) -> Option<i32> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value; getsockname writes at most `length` bytes.
     #[allow(unsafe_code)]
-    let listener = unsafe { StdTcpListener::from_raw_fd(owned) };
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    unsafe {
+        let mut address: libc::sockaddr_storage = std::mem::zeroed();
+        let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, (&raw mut address).cast(), &raw mut length) != 0 {
+            return None;
+        }
+        Some(i32::from(address.ss_family))
+    }
+}
+
+/// A listening socket registered with a runtime.
+pub enum AsyncListener {
+    Tcp(TcpListener),
+    /// The listener and its own address (the local end of every connection it accepts).
+    Unix(UnixListener, Endpoint),
+}
+
+/// A client connection as accepted, with both of its ends.
+pub struct Accepted<S> {
+    pub stream: S,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+}
+
+/// What the accept loop needs from a listener of either family.
+pub trait Accept {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(&self) -> impl Future<Output = std::io::Result<Accepted<Self::Stream>>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+
+    async fn accept_one(&self) -> std::io::Result<Accepted<TcpStream>> {
+        let (stream, peer) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr()?;
+        Ok(Accepted { stream, local: Endpoint::Tcp(local), peer: Endpoint::Tcp(peer) })
+    }
+}
+
+/// A Unix listener with its path.
+pub struct UnixAcceptor<'a>(pub &'a UnixListener, pub &'a Endpoint);
+
+impl Accept for UnixAcceptor<'_> {
+    type Stream = UnixStream;
+
+    async fn accept_one(&self) -> std::io::Result<Accepted<UnixStream>> {
+        let (stream, peer) = self.0.accept().await?;
+        let peer = Endpoint::Unix(peer.as_pathname().map(|p| Arc::from(p.to_string_lossy().as_ref())));
+        Ok(Accepted { stream, local: self.1.clone(), peer })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn endpoints_render_as_apps_expect() {
+        let tcp = Endpoint::Tcp("127.0.0.1:8000".parse().unwrap());
+        assert_eq!((tcp.to_string(), tcp.host(), tcp.port()), ("127.0.0.1:8000".into(), "127.0.0.1".into(), Some(8000)));
+        let v6 = Endpoint::Tcp("[::1]:9".parse().unwrap());
+        assert_eq!((v6.to_string(), v6.host()), ("[::1]:9".into(), "::1".into()));
+        let unix = Endpoint::Unix(Some(Arc::from("/run/app.sock")));
+        assert_eq!((unix.to_string(), unix.host(), unix.port()), ("/run/app.sock".into(), "/run/app.sock".into(), None));
+        assert_eq!(Endpoint::Unix(None).to_string(), "");
+    }
+
+    #[test]
+    fn the_family_is_read_from_the_descriptor() {
+        let tcp = StdTcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(matches!(Listener::from_fd(tcp.as_raw_fd()).unwrap(), Listener::Tcp(_)));
+        let dir = std::env::temp_dir().join(format!("granian-net-test-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let unix = StdUnixListener::bind(&dir).unwrap();
+        assert!(matches!(Listener::from_fd(unix.as_raw_fd()).unwrap(), Listener::Unix(_)));
+        std::fs::remove_file(&dir).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = Listener::from_fd(file.as_raw_fd()).unwrap_err();
+        assert!(err.to_string().contains("not a TCP or Unix socket"), "{err}");
+    }
 }

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::errors::CoreError;
-use crate::net::listener_from_fd;
+use crate::net::Listener;
 use crate::pyloop::{resolve_future, PyLoop};
 use crate::workers::{DebugSink, Dispatcher, Worker, WorkerConfig};
 
@@ -31,7 +31,7 @@ impl WorkerSlot {
         if running.is_some() {
             return Err(PyRuntimeError::new_err("this worker is already serving"));
         }
-        let listener = listener_from_fd(listener_fd).map_err(CoreError::from)?;
+        let listener = Listener::from_fd(listener_fd).map_err(CoreError::from)?;
         let reporter = pyloop.clone();
         let report = Arc::new(move |message: String| reporter.log_error_from_any_thread(message));
         let debug: DebugSink = if Python::attach(|py| pyloop.debug_enabled(py)) {

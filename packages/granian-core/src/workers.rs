@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +16,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::http::{
     connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode, ResponseBody,
 };
+use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
 use crate::runtime::{RuntimeMode, RuntimeThreads};
 use crate::tls::info::TlsInfo;
 use crate::tls::{ServerTls, Tls};
@@ -62,8 +61,8 @@ pub struct ServerContext {
 
 /// Facts about one client connection, shared by its requests.
 pub struct ConnectionInfo {
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
+    pub local: Endpoint,
+    pub peer: Endpoint,
     pub scheme: &'static str,
     /// TLS facts (HTTPS connections only).
     pub tls: Option<TlsInfo>,
@@ -76,7 +75,7 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    fn new(local: SocketAddr, peer: SocketAddr, tls: Option<TlsInfo>, server: Arc<ServerContext>) -> Self {
+    fn new(local: Endpoint, peer: Endpoint, tls: Option<TlsInfo>, server: Arc<ServerContext>) -> Self {
         Self {
             local,
             peer,
@@ -153,7 +152,7 @@ impl Worker {
     /// Starts the runtimes and their accept loops on `listener`.
     pub fn start<D: Dispatcher>(
         config: &WorkerConfig,
-        listener: StdTcpListener,
+        listener: Listener,
         dispatcher: D,
         report: ErrorSink,
         debug: DebugSink,
@@ -195,8 +194,11 @@ impl Worker {
                     listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
                 async move {
                     if let Some(listener) = listener {
-                        match TcpListener::from_std(listener) {
-                            Ok(listener) => accept_loop(listener, engine.clone()).await,
+                        match listener.into_async() {
+                            Ok(AsyncListener::Tcp(listener)) => accept_loop(&listener, engine.clone()).await,
+                            Ok(AsyncListener::Unix(listener, path)) => {
+                                accept_loop(&UnixAcceptor(&listener, &path), engine.clone()).await
+                            }
                             Err(err) => (engine.report)(format!("cannot use the listening socket: {err}")),
                         }
                     }
@@ -252,14 +254,14 @@ impl Worker {
     }
 }
 
-async fn accept_loop<D: Dispatcher>(listener: TcpListener, engine: Arc<Engine<D>>) {
+async fn accept_loop<D: Dispatcher, L: Accept>(listener: &L, engine: Arc<Engine<D>>) {
     loop {
         tokio::select! {
             biased;
             _ = engine.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    engine.connections.spawn(serve_connection(stream, peer, engine.clone()));
+            accepted = listener.accept_one() => match accepted {
+                Ok(accepted) => {
+                    engine.connections.spawn(serve_connection(accepted, engine.clone()));
                 }
                 Err(err) => {
                     // Out of descriptors or memory: back off briefly instead of spinning.
@@ -271,12 +273,12 @@ async fn accept_loop<D: Dispatcher>(listener: TcpListener, engine: Arc<Engine<D>
     }
 }
 
-async fn serve_connection<D: Dispatcher>(stream: TcpStream, peer: SocketAddr, engine: Arc<Engine<D>>) {
-    let _ = stream.set_nodelay(true);
-    let local = match stream.local_addr() {
-        Ok(local) => local,
-        Err(_) => return,
-    };
+async fn serve_connection<D, S>(accepted: Accepted<S>, engine: Arc<Engine<D>>)
+where
+    D: Dispatcher,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted { stream, local, peer } = accepted;
     match &engine.tls {
         None => serve_http(stream, ConnectionInfo::new(local, peer, None, engine.context.clone()), engine).await,
         Some(tls) => match tls.handshake(stream).await {

@@ -19,7 +19,7 @@ from granian.errors import ConfigurationError
 from granian.http import HTTP1Settings, HTTP2Settings
 from granian.options import GROUPS, OPTIONS, OPTIONS_BY_NAME, SECTIONS, Option, OptionError, check_kwargs
 from granian.server.config import WorkerSettings
-from granian.server.supervisor import somaxconn_notice
+from granian.server.listen import somaxconn_notice
 from tests_support.options import invalid_texts, invalid_values, valid_texts
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

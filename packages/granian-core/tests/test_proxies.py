@@ -32,6 +32,9 @@ def test_trusted_hosts_take_addresses_networks_literals_and_everyone():
     assert '11.0.0.1' not in trusted and '::2' not in trusted and 'elsewhere' not in trusted and None not in trusted
     assert '8.8.8.8' in TrustedHosts('*')
     assert '192.168.1.5' in TrustedHosts(['192.168.0.0/16'])
+    # Peers on a Unix socket have no address; 'unix' (or '*') trusts them.
+    assert '' in TrustedHosts('unix') and '' in TrustedHosts('*') and '' not in trusted
+    assert '127.0.0.1' not in TrustedHosts('unix')
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,5 @@
 //! The ASGI HTTP and WebSocket scopes: dicts, as the specification requires, built once per request.
 
-use std::net::SocketAddr;
 
 use http::header::HOST;
 use http::request::Parts;
@@ -9,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::http::decoded_path;
+use crate::net::Endpoint;
 use crate::workers::ConnectionInfo;
 
 pub const ASGI_VERSION: &str = "3.0";
@@ -25,8 +25,17 @@ pub fn version_label(version: Version) -> &'static str {
     }
 }
 
-fn address<'py>(py: Python<'py>, addr: &SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, [PyString::new(py, &addr.ip().to_string()).into_any(), addr.port().into_pyobject(py)?.into_any()])
+/// An ASGI address: `(host, port)` for TCP, `(path, None)` for a Unix socket, None for an unnamed one.
+fn address<'py>(py: Python<'py>, endpoint: &Endpoint) -> PyResult<Bound<'py, PyAny>> {
+    match endpoint {
+        Endpoint::Tcp(address) => Ok(PyTuple::new(
+            py,
+            [PyString::new(py, &address.ip().to_string()).into_any(), address.port().into_pyobject(py)?.into_any()],
+        )?
+        .into_any()),
+        Endpoint::Unix(Some(path)) => Ok(PyTuple::new(py, [PyString::new(py, path).into_any(), py.None().into_bound(py)])?.into_any()),
+        Endpoint::Unix(None) => Ok(py.None().into_bound(py)),
+    }
 }
 
 /// Per-worker values every scope shares.

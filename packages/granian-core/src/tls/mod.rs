@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -183,7 +183,7 @@ impl Tls {
     }
 
     /// Runs the handshake, bounded by [`HANDSHAKE_TIMEOUT`]; the error says why it failed.
-    pub async fn handshake(&self, stream: TcpStream) -> Result<(TlsStream<TcpStream>, TlsInfo), String> {
+    pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S) -> Result<(TlsStream<S>, TlsInfo), String> {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
                 let info = TlsInfo::of(stream.get_ref().1, &self.certificate_pem);

@@ -73,11 +73,12 @@ pub fn build<'py>(
     environ.set_item(intern!(py, "SCRIPT_NAME"), template.script_name.as_str())?;
     environ.set_item(intern!(py, "PATH_INFO"), path_info(parts.uri.path(), &template.script_name))?;
     environ.set_item(intern!(py, "QUERY_STRING"), parts.uri.query().unwrap_or(""))?;
-    environ.set_item(intern!(py, "SERVER_NAME"), connection.local.ip().to_string())?;
-    environ.set_item(intern!(py, "SERVER_PORT"), connection.local.port().to_string())?;
+    // Unix sockets: the socket path and an empty port (as gunicorn; werkzeug reads it as no port).
+    environ.set_item(intern!(py, "SERVER_NAME"), connection.local.host())?;
+    environ.set_item(intern!(py, "SERVER_PORT"), port_text(connection.local.port()))?;
     environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol_label(parts.version))?;
-    environ.set_item(intern!(py, "REMOTE_ADDR"), connection.peer.ip().to_string())?;
-    environ.set_item(intern!(py, "REMOTE_PORT"), connection.peer.port().to_string())?;
+    environ.set_item(intern!(py, "REMOTE_ADDR"), connection.peer.host())?;
+    environ.set_item(intern!(py, "REMOTE_PORT"), port_text(connection.peer.port()))?;
     environ.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, "granian"))?;
     environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
     if !parts.headers.contains_key(HOST) {
@@ -136,6 +137,10 @@ pub fn build<'py>(
     environ.set_item(intern!(py, "wsgi.run_once"), false)?;
     environ.set_item(intern!(py, "wsgi.file_wrapper"), template.file_wrapper.bind(py))?;
     Ok(environ)
+}
+
+fn port_text(port: Option<u16>) -> String {
+    port.map_or_else(String::new, |port| port.to_string())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-"""One app per interface behind granian.utils.proxies (trusting 127.0.0.1): each answers the client
-host and the scheme it sees, as a JSON list."""
+"""One app per interface behind granian.utils.proxies (trusting 127.0.0.1; the `unix_` ones trust
+peers on a Unix socket): each answers the client host and the scheme it sees, as a JSON list."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ async def _asgi(scope, receive, send):
         await send({'type': 'lifespan.shutdown.complete'})
         return
     await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'application/json')]})
-    await send({'type': 'http.response.body', 'body': _body(scope['client'][0], scope['scheme'])})
+    await send({'type': 'http.response.body', 'body': _body((scope['client'] or ('',))[0], scope['scheme'])})
 
 
 def _wsgi(environ, start_response):
@@ -39,3 +39,6 @@ async def _rsgi(scope, proto):
 asgi = wrap_asgi_with_proxy_headers(_asgi)
 wsgi = wrap_wsgi_with_proxy_headers(_wsgi)
 rsgi = wrap_rsgi_with_proxy_headers(_rsgi)
+unix_asgi = wrap_asgi_with_proxy_headers(_asgi, trusted_hosts='unix')
+unix_wsgi = wrap_wsgi_with_proxy_headers(_wsgi, trusted_hosts='unix')
+unix_rsgi = wrap_rsgi_with_proxy_headers(_rsgi, trusted_hosts=['unix'])

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._kinds import Choice, Directory, Duration, File, Flag, Integer, JsonObjectFile, Kind, Text, shown
+from ._kinds import Choice, Directory, Duration, File, Flag, Integer, JsonObjectFile, Kind, Permissions, Text, shown
 from ._registry import OPTIONS
 from ._spec import GROUPS, SECTIONS, Option, OptionError, Section
 
@@ -33,6 +33,7 @@ __all__ = [
     'Kind',
     'Option',
     'OptionError',
+    'Permissions',
     'Section',
     'Text',
     'check_kwargs',

@@ -22,6 +22,7 @@ __all__ = [
     'Integer',
     'JsonObjectFile',
     'Kind',
+    'Permissions',
     'Text',
 ]
 
@@ -121,6 +122,37 @@ class Integer(Kind):
         """Text like: integer, MIN to MAX unit."""
         unit = f' {self.unit}' if self.unit else ''
         return f'integer, {self.minimum} to {self.maximum}{unit}'
+
+
+class Permissions(Kind):
+    """File permission bits, written in octal on the command line (`660`, `0o660`) and as an int in
+    Python (`0o660`), as chmod takes them."""
+
+    metavar = 'OCTAL'
+
+    def parse(self, text: str) -> Any:
+        """Read octal digits, with or without a leading `0o` or `0`."""
+        stripped = text.strip().lower().removeprefix('0o')
+        if not re.fullmatch(r'[0-7]{1,4}', stripped):
+            raise self.refuse(text)
+        return self.check(int(stripped, 8))
+
+    def check(self, value: Any) -> int:
+        """Accept an int from 0 to 0o777."""
+        if not _is_integer(value) or not 0 <= value <= 0o777:
+            raise self.refuse(value)
+        return int(value)
+
+    def expectation(self) -> str:
+        """Text like: octal permissions from 000 to 777."""
+        return 'octal permissions from 000 to 777'
+
+    def _annotation(self) -> str:
+        return 'int'
+
+    def describe(self) -> str:
+        """Text like: octal permissions."""
+        return 'octal permissions (660, or 0o660 in Python)'
 
 
 class Duration(Kind):

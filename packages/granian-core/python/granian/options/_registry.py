@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..constants import HTTPModes, Interfaces, LogLevels, Loops, RuntimeModes, SSLProtocols, TaskImpl
-from ._kinds import Choice, Directory, Duration, File, Flag, Integer, JsonObjectFile, Text
+from ._kinds import Choice, Directory, Duration, File, Flag, Integer, JsonObjectFile, Permissions, Text
 from ._spec import Option, OptionError
 
 __all__ = ['OPTIONS']
@@ -75,6 +75,27 @@ OPTIONS: tuple[Option, ...] = (
         example='0.0.0.0',
     ),
     Option('port', Integer(0, 65535), 8000, 'Port to bind to (0 picks a free port).', 'bind'),
+    Option(
+        'uds',
+        File(),
+        None,
+        'Unix domain socket to listen on instead of the host address and port.',
+        'bind',
+        note=(
+            'A socket file left by a server that is gone is replaced; one a live server listens on stops the'
+            ' start. The file is removed when the server stops.'
+        ),
+        example='/run/granian.sock',
+    ),
+    Option(
+        'uds_permissions',
+        Permissions(),
+        None,
+        'Permissions of the Unix domain socket file, in octal.',
+        'bind',
+        default_text='from the umask',
+        example=0o660,
+    ),
     Option(
         'interface',
         Choice(Interfaces),
@@ -560,5 +581,17 @@ OPTIONS: tuple[Option, ...] = (
         'Compress WebSocket messages with permessage-deflate when the client offers it.',
         'websockets',
         interfaces=_ASYNC_INTERFACES,
+    ),
+    Option(
+        'fd',
+        Integer(0, _U31),
+        None,
+        'Serve the listening socket on this inherited file descriptor instead of binding one.',
+        'bind',
+        note=(
+            'The socket may be TCP or Unix and must already listen. With systemd socket activation'
+            ' (LISTEN_FDS) the activated socket is served without this option; with several, it picks one.'
+        ),
+        example=3,
     ),
 )

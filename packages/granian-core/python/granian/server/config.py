@@ -14,21 +14,7 @@ from typing import Any
 from ..constants import Interfaces, RuntimeModes
 from ..errors import ConfigurationError, TLSError
 from ..options import OPTIONS_BY_NAME
-
-
-@dataclass(frozen=True)
-class BindSpec:
-    """Where the server listens."""
-
-    address: str
-    port: int
-    backlog: int
-
-    @property
-    def url(self) -> str:
-        """The address as a URL, for humans."""
-        host = f'[{self.address}]' if ':' in self.address else self.address
-        return f'http://{host}:{self.port}'
+from .listen import BindSpec
 
 
 class WorkerSettings:
@@ -118,11 +104,20 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
     if resolved['runtime_mode'] == RuntimeModes.auto:
         # One thread: single-thread runtime, no work stealing. More threads: one shared runtime.
         resolved['runtime_mode'] = RuntimeModes.st.value if resolved['runtime_threads'] == 1 else RuntimeModes.mt.value
+    if resolved['fd'] is not None and resolved['uds'] is not None:
+        raise ConfigurationError('Invalid fd: give either fd or uds, not both.', key='fd')
     if wsgi:
         resolved['websockets'] = False  # WSGI has no WebSocket protocol
     resolved['target'] = target
     return ServerConfig(
-        bind=BindSpec(address=resolved['address'], port=resolved['port'], backlog=resolved['backlog']),
+        bind=BindSpec(
+            address=resolved['address'],
+            port=resolved['port'],
+            backlog=resolved['backlog'],
+            uds=resolved['uds'],
+            uds_permissions=resolved['uds_permissions'],
+            fd=resolved['fd'],
+        ),
         workers=resolved['workers'],
         worker=WorkerSettings(resolved),
     )

@@ -91,10 +91,16 @@ class EnvFiles:
 
 
 def process_title(settings: Any) -> str:
-    """The supervisor's title: `process_name`, or `granian INTERFACE HOST:PORT TARGET`."""
+    """The supervisor's title: `process_name`, or `granian INTERFACE HOST:PORT TARGET` (`unix:PATH`, `fd:N`)."""
     if settings.process_name:
         return settings.process_name
-    return f'granian {settings.interface} {settings.address}:{settings.port} {settings.target}'
+    if settings.fd is not None:
+        where = f'fd:{settings.fd}'
+    elif settings.uds is not None:
+        where = f'unix:{settings.uds}'
+    else:
+        where = f'{settings.address}:{settings.port}'
+    return f'granian {settings.interface} {where} {settings.target}'
 
 
 def require_process_titles(settings: Any) -> None:

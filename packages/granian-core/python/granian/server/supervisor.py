@@ -24,6 +24,7 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, build_config, check_tls
+from .listen import Listener, open_listener, systemd_sockets
 from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
 from .reload import Reloader
 from .worker import EXIT_STARTUP_FAILED, run_worker
@@ -38,29 +39,6 @@ CRASH_LOOP_WINDOW = 60.0
 
 #: Name prefix of worker processes (multiprocessing sets it in the child before importing anything).
 WORKER_NAME_PREFIX = 'granian-worker-'
-
-#: Linux's cap on listen backlogs.
-SOMAXCONN_PATH = '/proc/sys/net/core/somaxconn'
-
-
-def read_somaxconn() -> int | None:
-    """The kernel's cap on listen backlogs, where the system tells it."""
-    try:
-        with open(SOMAXCONN_PATH, encoding='ascii') as file:
-            return int(file.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def somaxconn_notice(backlog: int, somaxconn: int | None) -> str | None:
-    """What to log when the kernel will queue fewer connections than `backlog` asks for."""
-    if somaxconn is None or backlog <= somaxconn:
-        return None
-    return (
-        f'backlog {backlog} is above net.core.somaxconn ({somaxconn}): the kernel queues at most '
-        f'{somaxconn} connections; raise the sysctl to use more'
-    )
-
 
 def in_spawned_worker() -> bool:
     """True in a worker process while multiprocessing imports the parent's main script into it.
@@ -153,6 +131,8 @@ class Server:
         # BEGIN GENERATED: options (tools/options.py)
         address: str = '127.0.0.1',
         port: int = 8000,
+        uds: str | os.PathLike[str] | None = None,
+        uds_permissions: int | None = None,
         interface: Interfaces | str = 'rsgi',
         workers: int = 1,
         blocking_threads: int | None = None,
@@ -206,6 +186,7 @@ class Server:
         ws_ping_interval: float = 20.0,
         ws_ping_timeout: float = 20.0,
         ws_per_message_deflate: bool = True,
+        fd: int | None = None,
         # END GENERATED
     ) -> None:
         # Every keyword argument is an option of granian.options; validated here, so a bad value fails early.
@@ -295,7 +276,8 @@ class Server:
                 pid_file.release()
 
     def _serve(self, config: ServerConfig) -> None:
-        listener = self._bind(config)
+        bound = self._bind(config)
+        listener = bound.socket
         context = multiprocessing.get_context('spawn')
         workers: dict[int, WorkerProcess] = {}
         wakeup, self._signal_write = socket.socketpair()
@@ -310,7 +292,7 @@ class Server:
             for hook in self._startup_hooks:
                 hook()
             logger.info('Starting granian (interface %s, %d worker(s))', config.worker.interface, config.workers)
-            logger.info('Listening at: %s', config.bind.url)
+            logger.info('Listening at: %s', bound.description)
             for index in range(1, config.workers + 1):
                 worker = self._spawn(context, config, index, listener)
                 workers[index] = worker
@@ -329,7 +311,7 @@ class Server:
             self._finish(workers.values(), config)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            listener.close()
+            bound.close()
             wakeup.close()
             self._signal_write.close()
             self._signal_write = None
@@ -348,23 +330,12 @@ class Server:
                 'reinstall granian-core'
             )
 
-    def _bind(self, config: ServerConfig) -> socket.socket:
-        bind = config.bind
-        family = socket.AF_INET6 if ':' in bind.address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    def _bind(self, config: ServerConfig) -> Listener:
         try:
-            sock.bind((bind.address, bind.port))
-        except OSError as exc:
-            sock.close()
-            logger.error('Cannot listen on %s: %s', bind.url, exc.strerror or exc)
-            raise FatalError(f'cannot listen on {bind.url}: {exc.strerror or exc}', logged=True) from None
-        notice = somaxconn_notice(bind.backlog, read_somaxconn())
-        if notice is not None:
-            logger.warning('%s', notice)
-        sock.listen(bind.backlog)
-        sock.set_inheritable(True)
-        return sock
+            return open_listener(config.bind, inherited=systemd_sockets())
+        except FatalError as exc:
+            logger.error('%s', exc)
+            raise FatalError(str(exc), logged=True) from None
 
     def _spawn(self, context: Any, config: ServerConfig, index: int, listener: socket.socket) -> WorkerProcess:
         worker = WorkerProcess(context, config, index, listener)

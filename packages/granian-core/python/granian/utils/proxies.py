@@ -40,8 +40,13 @@ _HTTP_SCHEMES = {'http': 'http', 'https': 'https', 'ws': 'http', 'wss': 'https'}
 _PAIR = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
 
 
+#: The host a peer connected through a Unix socket has (ASGI: no client at all).
+UNIX_PEER = ''
+
+
 class TrustedHosts:
-    """The proxies whose forwarding headers are believed: addresses, CIDR networks, or `'*'`."""
+    """The proxies whose forwarding headers are believed: addresses, CIDR networks, `'unix'` (peers on a
+    Unix socket, which have no address: a proxy in front of `--uds`), or `'*'` (everyone)."""
 
     def __init__(self, trusted: str | Iterable[str]) -> None:
         entries = [part.strip() for part in trusted.split(',')] if isinstance(trusted, str) else list(trusted)
@@ -51,6 +56,9 @@ class TrustedHosts:
         self.literals: set[str] = set()
         for entry in entries:
             if not entry or entry == '*':
+                continue
+            if entry == 'unix':
+                self.literals.add(UNIX_PEER)
                 continue
             try:
                 self.networks.append(ipaddress.ip_network(entry, strict=False))
@@ -179,7 +187,7 @@ def wrap_asgi_with_proxy_headers(app: Any, trusted_hosts: str | Iterable[str] = 
     async def proxied(scope: MutableMapping[str, Any], receive: Any, send: Any) -> Any:
         if scope['type'] in ('http', 'websocket'):
             client = scope.get('client')
-            if client and client[0] in trusted:
+            if (client[0] if client else UNIX_PEER) in trusted:
                 raw = scope.get('headers') or []
 
                 def values(name: str) -> list[str]:
