@@ -4,7 +4,8 @@
     python tools/options.py           # rewrite the generated parts
     python tools/options.py --check   # exit 1 and name the stale files (CI runs this through a test)
 
-Generated: the keyword arguments of `Granian(...)` (granian/server/supervisor.py), the fields of the
+Generated: the keyword arguments of `Granian(...)` (granian/server/supervisor.py) and of the embedded
+server (granian/server/embed.py), the fields of the
 `granian.http` settings dataclasses, and the option reference docs/options.md. Only the text between
 `# BEGIN GENERATED: <part>` and `# END GENERATED` is rewritten in the Python files.
 """
@@ -20,17 +21,19 @@ CORE = ROOT / 'packages' / 'granian-core' / 'python'
 sys.path.insert(0, str(CORE))
 
 from granian.options import GROUPS, OPTIONS, SECTIONS, section_options
+from granian.server.embed import EMBEDDED_OPTIONS
 
 SUPERVISOR = CORE / 'granian' / 'server' / 'supervisor.py'
+EMBED = CORE / 'granian' / 'server' / 'embed.py'
 HTTP_SETTINGS = CORE / 'granian' / 'http.py'
 REFERENCE = ROOT / 'docs' / 'options.md'
 REGISTRY = 'packages/granian-core/python/granian/options/_registry.py'
 
 
-def _signature_lines() -> list[str]:
+def _signature_lines(options=OPTIONS) -> list[str]:
     lines = []
     emitted_sections: set[str] = set()
-    for option in OPTIONS:
+    for option in options:
         if option.section is not None:
             if option.section not in emitted_sections:
                 emitted_sections.add(option.section)
@@ -117,7 +120,10 @@ def generated_files() -> dict[Path, str]:
     http = HTTP_SETTINGS.read_text(encoding='utf-8')
     for section in SECTIONS:
         http = _replace_block(http, f'{section} fields', _field_lines(section), HTTP_SETTINGS)
-    return {SUPERVISOR: supervisor, HTTP_SETTINGS: http, REFERENCE: render_reference()}
+    embedded = _replace_block(
+        EMBED.read_text(encoding='utf-8'), 'embedded options', _signature_lines(EMBEDDED_OPTIONS), EMBED
+    )
+    return {SUPERVISOR: supervisor, EMBED: embedded, HTTP_SETTINGS: http, REFERENCE: render_reference()}
 
 
 def main() -> int:

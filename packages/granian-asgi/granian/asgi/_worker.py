@@ -22,10 +22,14 @@ class ASGIApplicationWorker:
         self.core = ASGIWorker(listener_fd, settings)
 
     def start(self) -> None:
-        """Run lifespan startup (raises LifespanFailed), then start serving."""
+        """Run lifespan startup (raises LifespanFailed), then start serving; the loop is not running."""
+        self.loop.run_until_complete(self.start_serving())
+
+    async def start_serving(self) -> None:
+        """`start()` on a running loop (the embedded server)."""
         state = None
         if self.lifespan is not None:
-            self.loop.run_until_complete(self.lifespan.startup())
+            await self.lifespan.startup()
             state = self.lifespan.state
         self.core.serve(self.app, self.loop, state)
 

@@ -21,11 +21,15 @@ class RSGIApplicationWorker:
         self.core = RSGIWorker(listener_fd, settings)
 
     def start(self) -> None:
-        """Call the app's init hook and start serving."""
+        """Call the app's init hook and start serving; the loop is not running yet (the hook may run it)."""
         init = getattr(self.app, '__rsgi_init__', None)
         if init is not None:
             init(self.loop)
         self.core.serve(self.callback, self.loop)
+
+    async def start_serving(self) -> None:
+        """`start()` on a running loop (the embedded server): the init hook is called with it running."""
+        self.start()
 
     def requests_received(self) -> int:
         """Requests received since serving started."""

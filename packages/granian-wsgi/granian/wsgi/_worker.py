@@ -24,6 +24,10 @@ class WSGIApplicationWorker:
         """Start serving."""
         self.core.serve(self.app, self.loop, FileWrapper)
 
+    async def start_serving(self) -> None:
+        """`start()` on a running loop."""
+        self.start()
+
     def requests_received(self) -> int:
         """Requests received since serving started."""
         return self.core.requests_received()

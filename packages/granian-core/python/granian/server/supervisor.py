@@ -40,6 +40,7 @@ CRASH_LOOP_WINDOW = 60.0
 #: Name prefix of worker processes (multiprocessing sets it in the child before importing anything).
 WORKER_NAME_PREFIX = 'granian-worker-'
 
+
 def in_spawned_worker() -> bool:
     """True in a worker process while multiprocessing imports the parent's main script into it.
 

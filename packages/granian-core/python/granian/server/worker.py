@@ -1,8 +1,9 @@
 """The worker process: load the app, run the interface's worker on an event loop, drain on stop.
 
 Each interface package provides `granian.<interface>.create_worker(app, loop, listener_fd, settings)`,
-returning an object with `start()` (begin serving; called with the loop not yet running) and
-`async stop()` (stop accepting, drain in-flight requests, run shutdown hooks). `start()` raises
+returning an object with `start()` (begin serving; called with the loop not yet running), `async
+start_serving()` (the same on a running loop, for the embedded server) and `async stop()` (stop
+accepting, drain in-flight requests, run shutdown hooks). Both starts raise
 `granian.errors.FatalError` with a one-line reason when the app refuses to start (for example an
 ASGI lifespan startup failure).
 """
@@ -34,6 +35,9 @@ class InterfaceWorker(Protocol):
 
     def start(self) -> None:
         """Begin serving."""
+
+    async def start_serving(self) -> None:
+        """Begin serving, on a running loop."""
 
     def requests_received(self) -> int:
         """Requests received since serving started."""
