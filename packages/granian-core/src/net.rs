@@ -175,11 +175,17 @@ mod tests {
     #[test]
     fn endpoints_render_as_apps_expect() {
         let tcp = Endpoint::Tcp("127.0.0.1:8000".parse().unwrap());
-        assert_eq!((tcp.to_string(), tcp.host(), tcp.port()), ("127.0.0.1:8000".into(), "127.0.0.1".into(), Some(8000)));
+        assert_eq!(
+            (tcp.to_string(), tcp.host(), tcp.port()),
+            ("127.0.0.1:8000".into(), "127.0.0.1".into(), Some(8000))
+        );
         let v6 = Endpoint::Tcp("[::1]:9".parse().unwrap());
         assert_eq!((v6.to_string(), v6.host()), ("[::1]:9".into(), "::1".into()));
         let unix = Endpoint::Unix(Some(Arc::from("/run/app.sock")));
-        assert_eq!((unix.to_string(), unix.host(), unix.port()), ("/run/app.sock".into(), "/run/app.sock".into(), None));
+        assert_eq!(
+            (unix.to_string(), unix.host(), unix.port()),
+            ("/run/app.sock".into(), "/run/app.sock".into(), None)
+        );
         assert_eq!(Endpoint::Unix(None).to_string(), "");
     }
 

@@ -289,7 +289,9 @@ where
             // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.
             Err(reason) => {
                 if let Some(debug) = &engine.debug {
-                    debug(format!("TLS handshake with {peer} failed: {reason}"));
+                    let client =
+                        if peer.host().is_empty() { "a Unix socket client".to_owned() } else { peer.to_string() };
+                    debug(format!("TLS handshake with {client} failed: {reason}"));
                 }
             }
         },

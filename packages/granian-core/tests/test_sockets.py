@@ -4,7 +4,10 @@ that loses no request."""
 
 from __future__ import annotations
 
+import collections
+import http.client
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -315,3 +318,54 @@ def test_uds_permissions_are_checked():
     result = run_granian(['--interface', 'rsgi', '--uds-permissions', '99', 'address_app:rsgi'])
     assert result.returncode == 2
     assert 'octal permissions' in result.stderr
+
+
+def _requests_per_worker(port: int, connections: int, seconds: float) -> collections.Counter[str]:
+    """Open `connections` keep-alive connections at once, then GET /pid on each for `seconds`."""
+    clients = [http.client.HTTPConnection(HOST, port, timeout=10) for _ in range(connections)]
+    for client in clients:
+        client.connect()
+    counts: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run(client: http.client.HTTPConnection) -> None:
+        seen: collections.Counter[str] = collections.Counter()
+        try:
+            while time.monotonic() < deadline:
+                client.request('GET', '/pid')
+                seen[client.getresponse().read().decode()] += 1
+        finally:
+            client.close()
+            with lock:
+                counts.update(seen)
+
+    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 30)
+    return counts
+
+
+@pytest.mark.timeout(90)
+def test_reuse_port_spreads_keep_alive_connections_over_the_workers():
+    args = ['--workers', '4', '--reuse-port']
+    with RunningServer('address_app:rsgi', working_dir=APPS_DIR, extra_args=args) as server:
+        assert wait_until(lambda: server.output.count('Started worker-') == 4, 30)
+        assert 'a socket per worker, SO_REUSEPORT' in server.output
+        counts = _requests_per_worker(server.port, 64, 3.0)
+        total = sum(counts.values())
+        shares = {pid: count / total for pid, count in counts.items()}
+        assert len(shares) == 4, shares
+        assert max(shares.values()) <= 0.40, shares
+        # Workers are replaced as usual: the new ones join the port's group before the old ones leave.
+        server.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: server.output.count('Started worker-') == 8, 60)
+        assert get_fresh_connection(server.port, '/pid')[0] == 200
+
+
+def test_reuse_port_applies_to_tcp_only(socket_path):
+    result = run_granian(['--interface', 'rsgi', '--reuse-port', '--uds', str(socket_path), 'address_app:rsgi'])
+    assert result.returncode == 2
+    assert 'it applies to a TCP address, not to uds or fd' in result.stderr

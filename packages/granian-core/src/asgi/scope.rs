@@ -1,6 +1,5 @@
 //! The ASGI HTTP and WebSocket scopes: dicts, as the specification requires, built once per request.
 
-
 use http::header::HOST;
 use http::request::Parts;
 use http::Version;
@@ -33,7 +32,9 @@ fn address<'py>(py: Python<'py>, endpoint: &Endpoint) -> PyResult<Bound<'py, PyA
             [PyString::new(py, &address.ip().to_string()).into_any(), address.port().into_pyobject(py)?.into_any()],
         )?
         .into_any()),
-        Endpoint::Unix(Some(path)) => Ok(PyTuple::new(py, [PyString::new(py, path).into_any(), py.None().into_bound(py)])?.into_any()),
+        Endpoint::Unix(Some(path)) => {
+            Ok(PyTuple::new(py, [PyString::new(py, path).into_any(), py.None().into_bound(py)])?.into_any())
+        }
         Endpoint::Unix(None) => Ok(py.None().into_bound(py)),
     }
 }

@@ -183,7 +183,10 @@ impl Tls {
     }
 
     /// Runs the handshake, bounded by [`HANDSHAKE_TIMEOUT`]; the error says why it failed.
-    pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S) -> Result<(TlsStream<S>, TlsInfo), String> {
+    pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+    ) -> Result<(TlsStream<S>, TlsInfo), String> {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
                 let info = TlsInfo::of(stream.get_ref().1, &self.certificate_pem);

@@ -594,4 +594,16 @@ OPTIONS: tuple[Option, ...] = (
         ),
         example=3,
     ),
+    Option(
+        'reuse_port',
+        Flag(),
+        False,
+        'Give each worker its own listening socket (SO_REUSEPORT) so the kernel spreads connections evenly.',
+        'bind',
+        note=(
+            'By default the workers share one socket, which keeps queued connections when a worker is replaced'
+            ' but can favour some workers when many connections arrive at once. With reuse_port, a replaced'
+            " worker's queued connections are reset unless net.ipv4.tcp_migrate_req=1. TCP only."
+        ),
+    ),
 )

@@ -106,6 +106,8 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
         resolved['runtime_mode'] = RuntimeModes.st.value if resolved['runtime_threads'] == 1 else RuntimeModes.mt.value
     if resolved['fd'] is not None and resolved['uds'] is not None:
         raise ConfigurationError('Invalid fd: give either fd or uds, not both.', key='fd')
+    if resolved['reuse_port'] and (resolved['fd'] is not None or resolved['uds'] is not None):
+        raise ConfigurationError('Invalid reuse_port: it applies to a TCP address, not to uds or fd.', key='reuse_port')
     if wsgi:
         resolved['websockets'] = False  # WSGI has no WebSocket protocol
     resolved['target'] = target
@@ -117,6 +119,7 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
             uds=resolved['uds'],
             uds_permissions=resolved['uds_permissions'],
             fd=resolved['fd'],
+            reuse_port=resolved['reuse_port'],
         ),
         workers=resolved['workers'],
         worker=WorkerSettings(resolved),

@@ -46,9 +46,12 @@ _EMBEDDED_SINGLES = frozenset(
         'workers_drain_timeout',
     }
 )
-#: The options an embedded server takes, in registry order (`tools/options.py` writes its signature).
+#: The options an embedded server takes, in registry order (`tools/options.py` writes its signature);
+#: reuse_port is about several workers.
 EMBEDDED_OPTIONS = tuple(
-    option for option in OPTIONS if option.group in _EMBEDDED_GROUPS or option.name in _EMBEDDED_SINGLES
+    option
+    for option in OPTIONS
+    if (option.group in _EMBEDDED_GROUPS or option.name in _EMBEDDED_SINGLES) and option.name != 'reuse_port'
 )
 #: Interfaces that run on the caller's event loop (WSGI apps block it).
 _ASYNC_INTERFACES = (Interfaces.ASGI, Interfaces.ASGINL, Interfaces.RSGI)

@@ -23,6 +23,9 @@ SYSTEMD_FIRST_FD = 3
 #: Linux's cap on listen backlogs.
 SOMAXCONN_PATH = '/proc/sys/net/core/somaxconn'
 
+#: Whether Linux hands the connections queued on a closed SO_REUSEPORT socket to another one of its group.
+MIGRATE_REQ_PATH = '/proc/sys/net/ipv4/tcp_migrate_req'
+
 
 @dataclass(frozen=True)
 class BindSpec:
@@ -34,6 +37,8 @@ class BindSpec:
     uds: str | None = None
     uds_permissions: int | None = None
     fd: int | None = None
+    #: Each worker listens on its own SO_REUSEPORT socket (TCP only); the supervisor only reserves the address.
+    reuse_port: bool = False
 
     @property
     def url(self) -> str:
@@ -67,6 +72,20 @@ def somaxconn_notice(backlog: int, somaxconn: int | None) -> str | None:
     return (
         f'backlog {backlog} is above net.core.somaxconn ({somaxconn}): the kernel queues at most '
         f'{somaxconn} connections; raise the sysctl to use more'
+    )
+
+
+def migrate_req_notice(path: str = MIGRATE_REQ_PATH) -> str | None:
+    """What to log in reuse-port mode when a replaced worker's queued connections would be reset."""
+    try:
+        with open(path, encoding='ascii') as file:
+            if file.read().strip() == '1':
+                return None
+    except OSError:
+        pass
+    return (
+        'reuse_port: when a worker is replaced, the connections queued on its socket are reset unless '
+        'net.ipv4.tcp_migrate_req=1 (sysctl) moves them to another worker'
     )
 
 
@@ -168,17 +187,40 @@ def inherited_listener(fd: int, source: str) -> Listener:
 
 
 def tcp_listener(bind: BindSpec) -> Listener:
-    """Bind and listen on `bind.address`, `bind.port`."""
+    """Bind and listen on `bind.address`, `bind.port`.
+
+    In reuse-port mode the socket is bound and not listening: it reserves the address (and the port
+    picked for port 0) for the workers' own sockets and never receives a connection itself.
+    """
     family = socket.AF_INET6 if ':' in bind.address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if bind.reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((bind.address, bind.port))
     except OSError as exc:
         sock.close()
         raise FatalError(f'cannot listen on {bind.url}: {exc.strerror or exc}') from None
+    if bind.reuse_port:
+        sock.set_inheritable(True)
+        return Listener(sock, f'{describe(sock)} (a socket per worker, SO_REUSEPORT)')
     _listen(sock, bind.backlog)
     return Listener(sock, describe(sock))
+
+
+def reuse_port_member(reserved: socket.socket, backlog: int) -> socket.socket:
+    """A worker's own listening socket on the address `reserved` holds (reuse-port mode)."""
+    sock = socket.socket(reserved.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(reserved.getsockname())
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise FatalError(f'cannot listen on {describe(reserved)}: {exc.strerror or exc}') from None
+    return sock
 
 
 def unix_listener(bind: BindSpec) -> Listener:

@@ -24,7 +24,7 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, build_config, check_tls
-from .listen import Listener, open_listener, systemd_sockets
+from .listen import Listener, migrate_req_notice, open_listener, systemd_sockets
 from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
 from .reload import Reloader
 from .worker import EXIT_STARTUP_FAILED, run_worker
@@ -188,6 +188,7 @@ class Server:
         ws_ping_timeout: float = 20.0,
         ws_per_message_deflate: bool = True,
         fd: int | None = None,
+        reuse_port: bool = False,
         # END GENERATED
     ) -> None:
         # Every keyword argument is an option of granian.options; validated here, so a bad value fails early.
@@ -294,6 +295,9 @@ class Server:
                 hook()
             logger.info('Starting granian (interface %s, %d worker(s))', config.worker.interface, config.workers)
             logger.info('Listening at: %s', bound.description)
+            notice = migrate_req_notice() if config.bind.reuse_port and config.workers > 1 else None
+            if notice is not None:
+                logger.warning('%s', notice)
             for index in range(1, config.workers + 1):
                 worker = self._spawn(context, config, index, listener)
                 workers[index] = worker

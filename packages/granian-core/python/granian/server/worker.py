@@ -24,6 +24,7 @@ from .._loops import loops
 from ..errors import ConfigurationError, FatalError
 from ..log import configure_logging, logger
 from .config import WorkerSettings
+from .listen import reuse_port_member
 from .process import process_title, set_process_title
 
 #: Exit code of a worker that could not start; the supervisor has already been told why.
@@ -87,6 +88,10 @@ def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, re
         sys.exit(EXIT_STARTUP_FAILED)
     asyncio.set_event_loop(event_loop)
     try:
+        if settings.reuse_port:
+            # The supervisor only reserved the address: listen on this worker's own socket.
+            reserved, listener = listener, reuse_port_member(listener, settings.backlog)
+            reserved.close()
         worker: InterfaceWorker = interface.create_worker(app, event_loop, listener.fileno(), settings)
         worker.start()
     except FatalError as exc:
@@ -110,6 +115,9 @@ def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, re
     if settings.workers_max_requests is not None:
         limit = settings.workers_max_requests + random.randint(0, settings.workers_max_requests_jitter)
         watch_request_count(event_loop, worker, limit, recycle, name)
+    # The core serves its own duplicates of the socket and closes them when it stops accepting; this
+    # one must not keep a reuse-port socket open (and receiving connections) while the worker drains.
+    listener.close()
     logger.info('Started %s (pid %d)', name, os.getpid())
     ready.set()
     try:
@@ -117,5 +125,4 @@ def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, re
         logger.info('Stopping %s (pid %d)', name, os.getpid())
         event_loop.run_until_complete(worker.stop())
     finally:
-        listener.close()
         event_loop.close()
