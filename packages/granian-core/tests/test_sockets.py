@@ -9,6 +9,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from tests_support.server import HOST, RunningServer, free_port, get_fresh_connection, run_granian
 from tests_support.waiting import wait_until
@@ -146,6 +148,23 @@ def test_unix_socket_permissions_and_http2(socket_path):
         assert response.http_version == 'HTTP/2'
         assert response.json()['server'] == str(socket_path)
         assert server.accepts_connections()
+
+
+def test_https_over_a_unix_socket(socket_path, tmp_path):
+    ca = trustme.CA()
+    leaf = ca.issue_cert('localhost')
+    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    args = ['--ssl-certificate', str(cert), '--ssl-keyfile', str(key)]
+    with RunningServer('address_app:rsgi', working_dir=APPS_DIR, uds=socket_path, extra_args=args):
+        transport = httpx.HTTPTransport(uds=str(socket_path), verify=context, http2=True)
+        with httpx.Client(transport=transport, base_url='https://localhost', timeout=10) as client:
+            response = client.get('/')
+    assert response.http_version == 'HTTP/2'
+    assert response.json() == {'server': str(socket_path), 'client': '', 'scheme': 'https'}
 
 
 def test_unix_socket_permissions_from_the_environment(socket_path):
