@@ -37,6 +37,9 @@ WORKER_START_TIMEOUT = 60.0
 CRASH_LOOP_FAILURES = 5
 CRASH_LOOP_WINDOW = 60.0
 
+#: Seconds between repeated stop signals to a worker that has not exited yet (the worker ignores repeats).
+STOP_RESEND_INTERVAL = 1.0
+
 #: Name prefix of worker processes (multiprocessing sets it in the child before importing anything).
 WORKER_NAME_PREFIX = 'granian-worker-'
 
@@ -528,7 +531,12 @@ class Server:
         timeout = config.worker.workers_kill_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         for worker in workers:
-            worker.process.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            while worker.process.is_alive() and (deadline is None or time.monotonic() < deadline):
+                remaining = STOP_RESEND_INTERVAL if deadline is None else deadline - time.monotonic()
+                worker.process.join(max(0.0, min(STOP_RESEND_INTERVAL, remaining)))
+                # A worker that was between installing its signal handlers and running its event loop
+                # may have missed the signal (uvloop only reads signals while it runs): ask again.
+                worker.stop()
             if worker.process.is_alive():
                 logger.warning('worker-%d did not stop within %g s; killing it', worker.index, timeout)
                 worker.process.kill()

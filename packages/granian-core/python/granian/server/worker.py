@@ -126,3 +126,7 @@ def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, re
         event_loop.run_until_complete(worker.stop())
     finally:
         event_loop.close()
+        # The supervisor repeats its stop signal until the process has exited; closing the loop
+        # removed the handlers, and the default action would kill a worker that is finishing cleanly.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
