@@ -313,7 +313,7 @@ pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
         ResponseIntent::File { status, headers, path, range } => {
             let opened = tokio::task::spawn_blocking(move || {
                 let file = std::fs::File::open(&path)?;
-                read_small_region(file, range)
+                Region::of(file, range)
             })
             .await;
             match opened {
@@ -323,7 +323,7 @@ pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
         }
         ResponseIntent::OpenFile { status, headers, file, start } => {
             let range = Some((start, u64::MAX));
-            match tokio::task::spawn_blocking(move || read_small_region(file, range)).await {
+            match tokio::task::spawn_blocking(move || Region::of(file, range)).await {
                 Ok(Ok(region)) => file_response(status, headers, region, range).await,
                 _ => error_response(StatusCode::INTERNAL_SERVER_ERROR),
             }
@@ -336,22 +336,26 @@ pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
 const READ_WHOLE_UP_TO: u64 = 256 * 1024;
 
 /// A file region, already read when small.
-enum Region {
+pub enum Region {
     Read(Bytes),
     Open(std::fs::File),
 }
 
-fn read_small_region(file: std::fs::File, range: Option<(u64, u64)>) -> std::io::Result<Region> {
-    use std::os::unix::fs::FileExt;
-    let size = file.metadata()?.len();
-    let (start, end) = clamp_range(range, size);
-    let length = end - start;
-    if length > READ_WHOLE_UP_TO {
-        return Ok(Region::Open(file));
+impl Region {
+    /// Reads `range` of `file` (clamped to its size) when it is small; blocks, so call it on a
+    /// blocking thread.
+    pub fn of(file: std::fs::File, range: Option<(u64, u64)>) -> std::io::Result<Self> {
+        use std::os::unix::fs::FileExt;
+        let size = file.metadata()?.len();
+        let (start, end) = clamp_range(range, size);
+        let length = end - start;
+        if length > READ_WHOLE_UP_TO {
+            return Ok(Region::Open(file));
+        }
+        let mut buffer = vec![0u8; length as usize];
+        file.read_exact_at(&mut buffer, start)?;
+        Ok(Region::Read(Bytes::from(buffer)))
     }
-    let mut buffer = vec![0u8; length as usize];
-    file.read_exact_at(&mut buffer, start)?;
-    Ok(Region::Read(Bytes::from(buffer)))
 }
 
 fn clamp_range(range: Option<(u64, u64)>, size: u64) -> (u64, u64) {
@@ -361,7 +365,8 @@ fn clamp_range(range: Option<(u64, u64)>, size: u64) -> (u64, u64) {
     }
 }
 
-async fn file_response(
+/// The response sending `region` (`range` of its file when it was not read yet).
+pub async fn file_response(
     status: StatusCode,
     mut headers: HeaderMap,
     region: Region,

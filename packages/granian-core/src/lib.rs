@@ -18,6 +18,7 @@ mod pywebsocket;
 mod pyworker;
 mod rsgi;
 mod runtime;
+mod statics;
 mod tls;
 mod workers;
 mod ws;

@@ -6,6 +6,7 @@
 //! `ValueError` naming the option, never a panic inside a worker.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
@@ -13,6 +14,7 @@ use pyo3::prelude::*;
 
 use crate::http::{Http1Settings, Http2Settings, HttpMode};
 use crate::runtime::RuntimeMode;
+use crate::statics::StaticFiles;
 use crate::tls::{ProtocolMin, ServerTls, TlsSettings};
 use crate::workers::WorkerConfig;
 use crate::ws::session::WsSettings;
@@ -151,5 +153,21 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
             }
             None => None,
         },
+        statics: read_statics(settings)?,
     })
+}
+
+/// `static_mounts` (route, directory) pairs derived by the Python config, with the other static options.
+fn read_statics(settings: &Bound<'_, PyAny>) -> PyResult<Option<Arc<StaticFiles>>> {
+    let mounts: Vec<(String, String)> = attr(settings, "static_mounts")?;
+    if mounts.is_empty() {
+        return Ok(None);
+    }
+    let dir_to_file: Option<String> = attr(settings, "static_path_dir_to_file")?;
+    let expires: f64 = attr(settings, "static_path_expires")?;
+    if !expires.is_finite() || expires < 0.0 {
+        return Err(invalid("static_path_expires", expires));
+    }
+    let files = StaticFiles::new(mounts, dir_to_file, expires as u64).map_err(PyValueError::new_err)?;
+    Ok(Some(Arc::new(files)))
 }

@@ -25,6 +25,7 @@ use crate::http::{
 };
 use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
 use crate::runtime::{RuntimeMode, RuntimeThreads};
+use crate::statics::StaticFiles;
 use crate::tls::info::TlsInfo;
 use crate::tls::{ServerTls, Tls};
 use crate::ws::session::WsSettings;
@@ -46,6 +47,8 @@ pub struct WorkerConfig {
     pub blocking_threads: usize,
     /// How long a shutdown waits for connections to finish before closing the rest; None waits.
     pub drain_timeout: Option<Duration>,
+    /// Static file mounts answered before the app; None when there are none.
+    pub statics: Option<Arc<StaticFiles>>,
 }
 
 /// What every connection of a worker shares with the engine.
@@ -135,6 +138,7 @@ struct Engine<D> {
     report: ErrorSink,
     debug: DebugSink,
     tls: Option<Tls>,
+    statics: Option<Arc<StaticFiles>>,
 }
 
 /// A running worker: runtimes accepting connections until [`Worker::begin_shutdown`].
@@ -178,6 +182,7 @@ impl Worker {
             report,
             debug,
             tls: config.tls.clone().map(Tls::new),
+            statics: config.statics.clone(),
         });
         let listeners =
             (0..config.runtime_threads.max(1)).map(|_| listener.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
@@ -312,6 +317,11 @@ where
             let info = info.clone();
             async move {
                 info.mark_request();
+                if let Some(statics) = &engine.statics {
+                    if let Some(target) = statics.route(request.uri().path()) {
+                        return Ok(statics.clone().serve(target, &request).await);
+                    }
+                }
                 let response = match engine.backpressure.clone().acquire_owned().await {
                     Ok(permit) => engine.dispatcher.dispatch(request, info, permit).await,
                     Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE),

@@ -57,6 +57,14 @@ def _reload_pattern(value: str) -> str:
     return check_pattern(value)
 
 
+def _static_route(value: str) -> str:
+    if not value.startswith('/'):
+        raise ValueError(f'{value!r} does not start with "/"')
+    if any(char in value for char in '?#%\\') or any(char.isspace() for char in value):
+        raise ValueError(f'{value!r} is not a plain URL path')
+    return value.rstrip('/') or '/'
+
+
 def _url_path(value: str) -> Any:
     if not value.startswith('/'):
         raise ValueError(f'{value!r} does not start with "/"')
@@ -474,6 +482,44 @@ OPTIONS: tuple[Option, ...] = (
             'Needs python-dotenv (pip install granian-core[dotenv]). Variables already in the environment win;'
             ' the files are read again on reload.'
         ),
+    ),
+    Option(
+        'static_path_route',
+        Text(),
+        None,
+        'URL path under which --static-path-mount is served; repeat, one for each mount.',
+        'static',
+        multiple=True,
+        default_text='/static for a single mount',
+        constraint=_static_route,
+        example='/assets',
+    ),
+    Option(
+        'static_path_mount',
+        Directory(),
+        None,
+        'Directory of static files served by the core before the app; repeat for several.',
+        'static',
+        multiple=True,
+        note=(
+            'Requests under its route never reach the app: the file, 304, 206, 416 or 404. Files are found'
+            ' only inside the directory (no `..`, encoded separators or symlinks leading out).'
+        ),
+    ),
+    Option(
+        'static_path_dir_to_file',
+        Text(),
+        None,
+        'File served for a request naming a directory of a static mount (such as index.html).',
+        'static',
+        example='index.html',
+    ),
+    Option(
+        'static_path_expires',
+        Duration(0, 10 * 365 * 86_400),
+        86_400,
+        'Seconds static files may be cached (Cache-Control: max-age); 0 sends no Cache-Control.',
+        'static',
     ),
     Option(
         'process_name',

@@ -24,6 +24,7 @@ GROUPS: dict[str, str] = {
     'logging': 'Logging',
     'tls': 'TLS',
     'app': 'Application',
+    'static': 'Static files',
     'process': 'Process',
     'reload': 'Reload (development)',
 }

@@ -83,6 +83,35 @@ def check_tls(settings: WorkerSettings) -> None:
         raise TLSError(str(exc)) from None
 
 
+def static_mounts(routes: list[str] | None, directories: list[str] | None) -> list[tuple[str, str]]:
+    """Pair `static_path_route` with `static_path_mount`: one route per directory, in order; a single
+    directory without a route is served under `/static`."""
+    directories = list(directories or [])
+    if not directories:
+        if routes:
+            raise ConfigurationError(
+                'Invalid static_path_route: it needs a static_path_mount to serve.', key='static_path_route'
+            )
+        return []
+    if routes is None:
+        if len(directories) > 1:
+            raise ConfigurationError(
+                f'Invalid static_path_route: give one for each of the {len(directories)} static_path_mount '
+                'directories.',
+                key='static_path_route',
+            )
+        routes = ['/static']
+    if len(routes) != len(directories):
+        raise ConfigurationError(
+            f'Invalid static_path_route: {len(routes)} route(s) for {len(directories)} static_path_mount '
+            'directories; give one route for each.',
+            key='static_path_route',
+        )
+    if len(set(routes)) != len(routes):
+        raise ConfigurationError('Invalid static_path_route: each route may be given once.', key='static_path_route')
+    return list(zip(routes, directories, strict=True))
+
+
 def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
     """Derive the dependent values from validated option `values` (see `granian.options.check_kwargs`)."""
     if not isinstance(target, str) or not target:
@@ -108,6 +137,7 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
         raise ConfigurationError('Invalid fd: give either fd or uds, not both.', key='fd')
     if resolved['reuse_port'] and (resolved['fd'] is not None or resolved['uds'] is not None):
         raise ConfigurationError('Invalid reuse_port: it applies to a TCP address, not to uds or fd.', key='reuse_port')
+    resolved['static_mounts'] = static_mounts(resolved['static_path_route'], resolved['static_path_mount'])
     if wsgi:
         resolved['websockets'] = False  # WSGI has no WebSocket protocol
     resolved['target'] = target

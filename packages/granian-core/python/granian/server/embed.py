@@ -31,7 +31,7 @@ from .worker import InterfaceWorker
 __all__ = ['EMBEDDED_OPTIONS', 'Server']
 
 #: Option groups that apply as a whole to an embedded server, and single options of other groups.
-_EMBEDDED_GROUPS = frozenset({'bind', 'protocols', 'websockets', 'http1', 'http2', 'logging', 'tls'})
+_EMBEDDED_GROUPS = frozenset({'bind', 'protocols', 'websockets', 'http1', 'http2', 'logging', 'tls', 'static'})
 _EMBEDDED_SINGLES = frozenset(
     {
         'blocking_threads',
@@ -100,6 +100,10 @@ class Server:
         url_path_prefix: str | None = None,
         workers_drain_timeout: float | None = None,
         factory: bool = False,
+        static_path_route: list[str] | None = None,
+        static_path_mount: list[str | os.PathLike[str]] | None = None,
+        static_path_dir_to_file: str | None = None,
+        static_path_expires: float = 86400,
         ws_max_size: int = 16777216,
         ws_ping_interval: float = 20.0,
         ws_ping_timeout: float = 20.0,
