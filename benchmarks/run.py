@@ -6,6 +6,8 @@
     python benchmarks/run.py report     # regenerate README.md and the charts from results/latest.json
     python benchmarks/run.py websocket [--quick] [--interfaces rsgi] [--no-memory]
                                         # WebSocket echo and idle-connection memory (results/websocket.json)
+    python benchmarks/run.py static [--quick]
+                                        # static files vs granian 2.8.1 and nginx (results/static.json)
 
 Each server runs one worker on 127.0.0.1 pinned to CPU 0; the load generator (wrk, h2load) runs
 pinned to CPU 1. A full run writes results/latest.json, the charts and README.md; other runs write
@@ -22,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import environment, peers
+from harness import environment, peers, static
 from harness import websocket as ws
 from harness.plan import PLANS
 from harness.report import latest_latency_save, write_readme
@@ -34,9 +36,10 @@ RESULTS = BENCHMARKS / 'results'
 RAW = RESULTS / 'raw'
 LATEST = RESULTS / 'latest.json'
 WEBSOCKET = RESULTS / 'websocket.json'
+STATIC = RESULTS / 'static.json'
 TEMPLATE = BENCHMARKS / 'README.template.md'
 README = BENCHMARKS / 'README.md'
-COMMANDS = ('run', 'setup', 'report', 'websocket')
+COMMANDS = ('run', 'setup', 'report', 'websocket', 'static')
 
 
 def _names(text: str | None, known: list[str] | tuple[str, ...], what: str) -> list[str] | None:
@@ -134,6 +137,24 @@ def command_websocket(options: argparse.Namespace) -> int:
     return 0
 
 
+def command_static(options: argparse.Namespace) -> int:
+    plan = static.PLANS['quick' if options.quick else 'full']
+    for tool in ('wrk', 'h2load', 'taskset'):
+        if shutil.which(tool) is None:
+            sys.exit(f'{tool} is needed (apt-get install -y wrk nghttp2-client util-linux)')
+    if not PEERS_PYTHON.exists() and peers.setup() != 0:
+        return 1
+    results = static.run(plan, RAW)
+    output = Path(options.output or (STATIC if plan.name == 'full' else RESULTS / 'static-quick.json'))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=1) + '\n')
+    print(static.table(results))
+    for note in results['notes']:
+        print(f'note: {note}')
+    print(f'results: {output}')
+    return 0
+
+
 def command_report(options: argparse.Namespace) -> int:
     results = json.loads(Path(options.input).read_text())
     publish(results)
@@ -166,7 +187,12 @@ def main() -> int:
     websocket.add_argument('--no-memory', action='store_true', help='skip the idle-connection memory runs')
     websocket.add_argument('--output', help='results file (default: results/websocket.json for a full run)')
     websocket.add_argument('--publish', action='store_true', help='write README.md from this run')
+    static_run = commands.add_parser('static', help='static files: ours vs granian 2.8.1 vs nginx')
+    static_run.add_argument('--quick', action='store_true', help='the short plan (about 1 minute)')
+    static_run.add_argument('--output', help='results file (default: results/static.json for a full run)')
     options = parser.parse_args(argv)
+    if options.command == 'static':
+        return command_static(options)
     if options.command == 'websocket':
         return command_websocket(options)
     if options.command == 'setup':

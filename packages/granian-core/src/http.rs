@@ -130,6 +130,12 @@ pub enum ResponseBody {
         reader: ReaderStream<tokio::io::Take<tokio::fs::File>>,
         remaining: u64,
     },
+    /// A file region read on the runtime thread as hyper asks for it, for files that are expected in
+    /// the page cache (static files): no hand-off to a blocking thread per chunk.
+    InlineFile {
+        file: std::fs::File,
+        remaining: u64,
+    },
 }
 
 impl ResponseBody {
@@ -160,6 +166,21 @@ impl Body for ResponseBody {
                 }
                 Poll::Pending => Poll::Pending,
             },
+            ResponseBody::InlineFile { file, remaining } => {
+                if *remaining == 0 {
+                    return Poll::Ready(None);
+                }
+                let want = (*remaining).min(INLINE_CHUNK_SIZE);
+                let mut chunk = Vec::with_capacity(want as usize);
+                match std::io::Read::read_to_end(&mut std::io::Read::take(&mut *file, want), &mut chunk) {
+                    Ok(0) => Poll::Ready(Some(Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)))),
+                    Ok(read) => {
+                        *remaining -= read as u64;
+                        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+                    }
+                    Err(err) => Poll::Ready(Some(Err(err))),
+                }
+            }
             ResponseBody::File { reader, remaining } => match Pin::new(reader).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     *remaining = remaining.saturating_sub(chunk.len() as u64);
@@ -177,7 +198,7 @@ impl Body for ResponseBody {
             ResponseBody::Empty => true,
             ResponseBody::Full(data) => data.is_none(),
             ResponseBody::Channel { .. } => false,
-            ResponseBody::File { remaining, .. } => *remaining == 0,
+            ResponseBody::File { remaining, .. } | ResponseBody::InlineFile { remaining, .. } => *remaining == 0,
         }
     }
 
@@ -186,7 +207,9 @@ impl Body for ResponseBody {
             ResponseBody::Empty => SizeHint::with_exact(0),
             ResponseBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             ResponseBody::Channel { .. } => SizeHint::default(),
-            ResponseBody::File { remaining, .. } => SizeHint::with_exact(*remaining),
+            ResponseBody::File { remaining, .. } | ResponseBody::InlineFile { remaining, .. } => {
+                SizeHint::with_exact(*remaining)
+            }
         }
     }
 }
@@ -305,6 +328,8 @@ pub fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
 }
 
 const FILE_CHUNK_SIZE: usize = 128 * 1024;
+/// Chunk size of [`ResponseBody::InlineFile`].
+const INLINE_CHUNK_SIZE: u64 = 256 * 1024;
 
 /// Turns an intent into the response hyper sends.
 pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {

@@ -319,7 +319,7 @@ where
                 info.mark_request();
                 if let Some(statics) = &engine.statics {
                     if let Some(target) = statics.route(request.uri().path()) {
-                        return Ok(statics.clone().serve(target, &request).await);
+                        return Ok(statics.serve(target, &request));
                     }
                 }
                 let response = match engine.backpressure.clone().acquire_owned().await {

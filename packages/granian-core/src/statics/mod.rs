@@ -11,7 +11,6 @@ mod encoding;
 mod path;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use http::header::{
     ACCEPT_RANGES, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
@@ -19,7 +18,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
-use crate::http::{error_response, file_response, response, Region, ResponseBody};
+use crate::http::{error_response, response, ResponseBody};
 use conditional::{Precondition, RangeDecision, Validators};
 
 /// One route and the directory it serves.
@@ -72,26 +71,26 @@ impl StaticFiles {
     }
 
     /// Answers a request a mount matched.
-    pub async fn serve<B>(self: Arc<Self>, target: StaticTarget, request: &Request<B>) -> Response<ResponseBody> {
-        let method = request.method().clone();
+    pub fn serve<B>(&self, target: StaticTarget, request: &Request<B>) -> Response<ResponseBody> {
+        let method = request.method();
         if method != Method::GET && method != Method::HEAD {
             let mut refused = error_response(StatusCode::METHOD_NOT_ALLOWED);
             refused.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return refused;
         }
-        let headers = request.headers().clone();
-        let files = self.clone();
-        let prepared = tokio::task::spawn_blocking(move || files.prepare(&target, &method, &headers)).await;
-        match prepared {
-            Ok(Prepared::Respond(response)) => response,
-            Ok(Prepared::File { status, headers, region, range }) => {
-                file_response(status, headers, region, Some(range)).await
+        // File system work runs on the runtime thread, as in nginx without aio: static files are
+        // expected in the page cache, where a stat or a read takes microseconds, and a hand-off to a
+        // blocking thread per request would cost more than the work (see docs/architecture.md).
+        match self.prepare(&target, method, request.headers()) {
+            Prepared::Respond(response) => response,
+            Prepared::File { status, mut headers, file, range: (start, end) } => {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+                response(status, headers, ResponseBody::InlineFile { file, remaining: end - start })
             }
-            Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 
-    /// Everything up to the body, on a blocking thread.
+    /// Everything up to the body.
     fn prepare(&self, target: &StaticTarget, method: &Method, request: &HeaderMap) -> Prepared {
         let root = &self.mounts[target.mount].root;
         let Some(found) = path::resolve(root, &target.rest, self.dir_to_file.as_deref()) else {
@@ -160,9 +159,14 @@ impl StaticFiles {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(range.1 - range.0));
             return Prepared::Respond(response(status, headers, ResponseBody::Empty));
         }
-        let region = std::fs::File::open(&found.path).and_then(|file| Region::of(file, Some(range)));
-        match region {
-            Ok(region) => Prepared::File { status, headers, region, range },
+        let opened = std::fs::File::open(&found.path).and_then(|mut file| {
+            if range.0 > 0 {
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(range.0))?;
+            }
+            Ok(file)
+        });
+        match opened {
+            Ok(file) => Prepared::File { status, headers, file, range },
             Err(_) => Prepared::Respond(error_response(StatusCode::NOT_FOUND)),
         }
     }
@@ -171,5 +175,5 @@ impl StaticFiles {
 /// What the blocking part decided: a complete response, or a file region to send.
 enum Prepared {
     Respond(Response<ResponseBody>),
-    File { status: StatusCode, headers: HeaderMap, region: Region, range: (u64, u64) },
+    File { status: StatusCode, headers: HeaderMap, file: std::fs::File, range: (u64, u64) },
 }
