@@ -9,15 +9,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_core::Stream;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, SERVER};
 use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
-use tokio_util::io::ReaderStream;
 
 /// Which HTTP versions a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,13 +122,8 @@ pub enum ResponseBody {
         chunks: mpsc::Receiver<Bytes>,
         complete: Arc<AtomicBool>,
     },
-    /// A file region read in chunks; `remaining` bytes are left to send.
-    File {
-        reader: ReaderStream<tokio::io::Take<tokio::fs::File>>,
-        remaining: u64,
-    },
-    /// A file region read on the runtime thread as hyper asks for it, for files that are expected in
-    /// the page cache (static files): no hand-off to a blocking thread per chunk.
+    /// A file region read on the runtime thread as hyper asks for it (see [`file_response`]);
+    /// `remaining` bytes are left to send.
     InlineFile {
         file: std::fs::File,
         remaining: u64,
@@ -181,15 +173,6 @@ impl Body for ResponseBody {
                     Err(err) => Poll::Ready(Some(Err(err))),
                 }
             }
-            ResponseBody::File { reader, remaining } => match Pin::new(reader).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => {
-                    *remaining = remaining.saturating_sub(chunk.len() as u64);
-                    Poll::Ready(Some(Ok(Frame::data(chunk))))
-                }
-                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
         }
     }
 
@@ -198,7 +181,7 @@ impl Body for ResponseBody {
             ResponseBody::Empty => true,
             ResponseBody::Full(data) => data.is_none(),
             ResponseBody::Channel { .. } => false,
-            ResponseBody::File { remaining, .. } | ResponseBody::InlineFile { remaining, .. } => *remaining == 0,
+            ResponseBody::InlineFile { remaining, .. } => *remaining == 0,
         }
     }
 
@@ -207,9 +190,7 @@ impl Body for ResponseBody {
             ResponseBody::Empty => SizeHint::with_exact(0),
             ResponseBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
             ResponseBody::Channel { .. } => SizeHint::default(),
-            ResponseBody::File { remaining, .. } | ResponseBody::InlineFile { remaining, .. } => {
-                SizeHint::with_exact(*remaining)
-            }
+            ResponseBody::InlineFile { remaining, .. } => SizeHint::with_exact(*remaining),
         }
     }
 }
@@ -327,60 +308,66 @@ pub fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
     }
 }
 
-const FILE_CHUNK_SIZE: usize = 128 * 1024;
 /// Chunk size of [`ResponseBody::InlineFile`].
 const INLINE_CHUNK_SIZE: u64 = 256 * 1024;
 
 /// Turns an intent into the response hyper sends.
+///
+/// Files the app sends are opened (and, when small, read) on the runtime's blocking threads
+/// (`--runtime-blocking-threads`): the app may name any file, on any storage. Larger files are then
+/// read in chunks on the runtime thread as the connection takes them.
 pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
     match intent {
         ResponseIntent::Ready(response) => response,
         ResponseIntent::File { status, headers, path, range } => {
             let opened = tokio::task::spawn_blocking(move || {
-                let file = std::fs::File::open(&path)?;
-                Region::of(file, range)
+                std::fs::File::open(&path).and_then(|file| file_response(status, headers, file, range))
             })
             .await;
             match opened {
-                Ok(Ok(region)) => file_response(status, headers, region, range).await,
+                Ok(Ok(response)) => response,
                 _ => error_response(StatusCode::NOT_FOUND),
             }
         }
         ResponseIntent::OpenFile { status, headers, file, start } => {
             let range = Some((start, u64::MAX));
-            match tokio::task::spawn_blocking(move || Region::of(file, range)).await {
-                Ok(Ok(region)) => file_response(status, headers, region, range).await,
+            match tokio::task::spawn_blocking(move || file_response(status, headers, file, range)).await {
+                Ok(Ok(response)) => response,
                 _ => error_response(StatusCode::INTERNAL_SERVER_ERROR),
             }
         }
     }
 }
 
-/// File regions up to this size are read in one go (one trip to the blocking pool) and sent as a
-/// whole body; larger ones stream in chunks.
+/// File regions up to this size are read in one go and sent as a whole body; larger ones are read
+/// in [`INLINE_CHUNK_SIZE`] chunks as the connection takes them.
 const READ_WHOLE_UP_TO: u64 = 256 * 1024;
 
-/// A file region, already read when small.
-pub enum Region {
-    Read(Bytes),
-    Open(std::fs::File),
-}
-
-impl Region {
-    /// Reads `range` of `file` (clamped to its size) when it is small; blocks, so call it on a
-    /// blocking thread.
-    pub fn of(file: std::fs::File, range: Option<(u64, u64)>) -> std::io::Result<Self> {
-        use std::os::unix::fs::FileExt;
-        let size = file.metadata()?.len();
-        let (start, end) = clamp_range(range, size);
-        let length = end - start;
-        if length > READ_WHOLE_UP_TO {
-            return Ok(Region::Open(file));
-        }
+/// The response sending `range` (start, exclusive end; clamped to the file) of `file`, or all of it.
+///
+/// Blocks while it reads a small region; a large one is read later, chunk by chunk, on the thread
+/// polling the body (page-cache reads take microseconds, less than a hand-off to another thread:
+/// measured in docs/architecture.md, "Static files").
+pub fn file_response(
+    status: StatusCode,
+    mut headers: HeaderMap,
+    mut file: std::fs::File,
+    range: Option<(u64, u64)>,
+) -> std::io::Result<Response<ResponseBody>> {
+    use std::os::unix::fs::FileExt;
+    let size = file.metadata()?.len();
+    let (start, end) = clamp_range(range, size);
+    let length = end - start;
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    if length <= READ_WHOLE_UP_TO {
         let mut buffer = vec![0u8; length as usize];
         file.read_exact_at(&mut buffer, start)?;
-        Ok(Region::Read(Bytes::from(buffer)))
+        return Ok(response(status, headers, ResponseBody::full(Bytes::from(buffer))));
     }
+    if start > 0 {
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+    }
+    Ok(response(status, headers, ResponseBody::InlineFile { file, remaining: length }))
 }
 
 fn clamp_range(range: Option<(u64, u64)>, size: u64) -> (u64, u64) {
@@ -388,41 +375,6 @@ fn clamp_range(range: Option<(u64, u64)>, size: u64) -> (u64, u64) {
         Some((start, end)) => (start.min(size), end.min(size).max(start.min(size))),
         None => (0, size),
     }
-}
-
-/// The response sending `region` (`range` of its file when it was not read yet).
-pub async fn file_response(
-    status: StatusCode,
-    mut headers: HeaderMap,
-    region: Region,
-    range: Option<(u64, u64)>,
-) -> Response<ResponseBody> {
-    match region {
-        Region::Read(bytes) => {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            response(status, headers, ResponseBody::full(bytes))
-        }
-        Region::Open(file) => match file_region(tokio::fs::File::from_std(file), range).await {
-            Ok((reader, length)) => {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-                response(status, headers, ResponseBody::File { reader, remaining: length })
-            }
-            Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
-        },
-    }
-}
-
-async fn file_region(
-    mut file: tokio::fs::File,
-    range: Option<(u64, u64)>,
-) -> std::io::Result<(ReaderStream<tokio::io::Take<tokio::fs::File>>, u64)> {
-    let size = file.metadata().await?.len();
-    let (start, end) = clamp_range(range, size);
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await?;
-    }
-    let length = end.saturating_sub(start);
-    Ok((ReaderStream::with_capacity(file.take(length), FILE_CHUNK_SIZE), length))
 }
 
 #[cfg(test)]
@@ -476,13 +428,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f.bin");
         std::fs::write(&path, b"0123456789").unwrap();
-        let open = || async { tokio::fs::File::open(&path).await.unwrap() };
-        let (_, len) = file_region(open().await, Some((2, 5))).await.unwrap();
-        assert_eq!(len, 3);
-        let (_, len) = file_region(open().await, Some((8, 50))).await.unwrap();
-        assert_eq!(len, 2);
-        let (_, len) = file_region(open().await, None).await.unwrap();
-        assert_eq!(len, 10);
+        let length = |range| {
+            let file = std::fs::File::open(&path).unwrap();
+            let sent = file_response(StatusCode::OK, HeaderMap::new(), file, range).unwrap();
+            sent.headers()[CONTENT_LENGTH].to_str().unwrap().to_owned()
+        };
+        assert_eq!(length(Some((2, 5))), "3");
+        assert_eq!(length(Some((8, 50))), "2");
+        assert_eq!(length(Some((50, 60))), "0");
+        assert_eq!(length(None), "10");
         let missing = ResponseIntent::File {
             status: StatusCode::OK,
             headers: HeaderMap::new(),

@@ -18,7 +18,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
-use crate::http::{error_response, response, ResponseBody};
+use crate::http::{error_response, file_response, response, ResponseBody};
 use conditional::{Precondition, RangeDecision, Validators};
 
 /// One route and the directory it serves.
@@ -83,10 +83,8 @@ impl StaticFiles {
         // blocking thread per request would cost more than the work (see docs/architecture.md).
         match self.prepare(&target, method, request.headers()) {
             Prepared::Respond(response) => response,
-            Prepared::File { status, mut headers, file, range: (start, end) } => {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
-                response(status, headers, ResponseBody::InlineFile { file, remaining: end - start })
-            }
+            Prepared::File { status, headers, file, range } => file_response(status, headers, file, Some(range))
+                .unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR)),
         }
     }
 
@@ -159,13 +157,7 @@ impl StaticFiles {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(range.1 - range.0));
             return Prepared::Respond(response(status, headers, ResponseBody::Empty));
         }
-        let opened = std::fs::File::open(&found.path).and_then(|mut file| {
-            if range.0 > 0 {
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(range.0))?;
-            }
-            Ok(file)
-        });
-        match opened {
+        match std::fs::File::open(&found.path) {
             Ok(file) => Prepared::File { status, headers, file, range },
             Err(_) => Prepared::Respond(error_response(StatusCode::NOT_FOUND)),
         }

@@ -135,7 +135,7 @@ OPTIONS: tuple[Option, ...] = (
         'runtime_blocking_threads',
         Integer(1, 65_536),
         512,
-        'Most threads each Rust runtime starts for blocking work (opening and reading files).',
+        'Most threads each Rust runtime starts for blocking work (opening files the app sends).',
         'workers',
     ),
     Option(
