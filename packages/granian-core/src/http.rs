@@ -280,7 +280,8 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::BAD_REQUEST => "Bad request",
         StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
-        _ => "Internal server error",
+        StatusCode::INTERNAL_SERVER_ERROR => "Internal server error",
+        other => other.canonical_reason().unwrap_or("Error"),
     };
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

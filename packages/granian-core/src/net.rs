@@ -147,10 +147,13 @@ impl Accept for TcpListener {
     type Stream = TcpStream;
 
     async fn accept_one(&self) -> std::io::Result<Accepted<TcpStream>> {
-        let (stream, peer) = self.accept().await?;
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr()?;
-        Ok(Accepted { stream, local: Endpoint::Tcp(local), peer: Endpoint::Tcp(peer) })
+        loop {
+            let (stream, peer) = self.accept().await?;
+            // A connection whose address cannot be read is already gone: take the next one.
+            let Ok(local) = stream.local_addr() else { continue };
+            let _ = stream.set_nodelay(true);
+            return Ok(Accepted { stream, local: Endpoint::Tcp(local), peer: Endpoint::Tcp(peer) });
+        }
     }
 }
 

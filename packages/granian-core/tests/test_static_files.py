@@ -98,6 +98,7 @@ def test_the_app_never_sees_static_paths(client):
     refused = client.post('/static/app.css', content=b'x')
     assert refused.status_code == 405
     assert refused.headers['allow'] == 'GET, HEAD'
+    assert refused.text == 'Method Not Allowed'
 
 
 def test_directories_and_several_mounts(client):
@@ -140,6 +141,8 @@ def test_single_ranges(client, tree, range_header, status, content_range, part):
     response = client.get('/static/app.css', headers={'range': range_header, 'accept-encoding': 'identity'})
     assert response.status_code == status
     assert response.headers.get('content-range') == content_range
+    if status == 416:
+        assert response.text == 'Range Not Satisfiable'
     if part is not None:
         assert response.content == content[part]
         assert response.headers['content-length'] == str(len(content[part]))
