@@ -2,9 +2,10 @@
 //!
 //! A request whose path falls under a mount's route is answered here, whatever happens: the file,
 //! a 304/206/416/412, or a 404; the app never sees those paths. File system work (resolving,
-//! `stat`, reading small files) runs on the runtime's blocking threads; large files stream in
-//! chunks like app file responses. `path` keeps requests inside the mount, `conditional` handles
-//! validators, preconditions and ranges, and `encoding` picks a precompressed sibling.
+//! `stat`, reading) runs on the runtime thread, for files in the page cache (see `serve`); large
+//! files are sent in chunks by `http::file_response`. `path` keeps requests inside the mount,
+//! `conditional` handles validators, preconditions and ranges, and `encoding` picks a precompressed
+//! sibling.
 
 mod conditional;
 mod encoding;
