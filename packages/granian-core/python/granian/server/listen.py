@@ -193,15 +193,7 @@ def tcp_listener(bind: BindSpec) -> Listener:
     picked for port 0) for the workers' own sockets and never receives a connection itself.
     """
     family = socket.AF_INET6 if ':' in bind.address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if bind.reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((bind.address, bind.port))
-    except OSError as exc:
-        sock.close()
-        raise FatalError(f'cannot listen on {bind.url}: {exc.strerror or exc}') from None
+    sock = _bound_tcp(family, (bind.address, bind.port), bind.reuse_port, bind.url)
     if bind.reuse_port:
         sock.set_inheritable(True)
         return Listener(sock, f'{describe(sock)} (a socket per worker, SO_REUSEPORT)')
@@ -211,15 +203,28 @@ def tcp_listener(bind: BindSpec) -> Listener:
 
 def reuse_port_member(reserved: socket.socket, backlog: int) -> socket.socket:
     """A worker's own listening socket on the address `reserved` holds (reuse-port mode)."""
-    sock = socket.socket(reserved.family, socket.SOCK_STREAM)
+    where = describe(reserved)
+    sock = _bound_tcp(reserved.family, reserved.getsockname(), True, where)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(reserved.getsockname())
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise FatalError(f'cannot listen on {describe(reserved)}: {exc.strerror or exc}') from None
+        raise FatalError(f'cannot listen on {where}: {exc.strerror or exc}') from None
+    return sock
+
+
+def _bound_tcp(family: int, address: tuple, reuse_port: bool, where: str) -> socket.socket:
+    """A TCP socket bound to `address` (SO_REUSEADDR, and SO_REUSEPORT when asked); FatalError naming
+    `where` when the address cannot be had."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise FatalError(f'cannot listen on {where}: {exc.strerror or exc}') from None
     return sock
 
 
