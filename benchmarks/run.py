@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import environment, peers, static
+from harness import environment, peers, reference, static
 from harness import websocket as ws
 from harness.plan import PLANS
 from harness.report import latest_latency_save, write_readme
 from harness.runner import INTERFACES, Runner, estimate
 from harness.scenarios import SCENARIOS
-from harness.servers import BENCHMARKS, PEERS_PYTHON, SERVERS
+from harness.servers import BENCHMARKS, DEFAULT_SERVERS, PEERS_PYTHON, SERVERS
 
 RESULTS = BENCHMARKS / 'results'
 RAW = RESULTS / 'raw'
@@ -39,7 +39,7 @@ WEBSOCKET = RESULTS / 'websocket.json'
 STATIC = RESULTS / 'static.json'
 TEMPLATE = BENCHMARKS / 'README.template.md'
 README = BENCHMARKS / 'README.md'
-COMMANDS = ('run', 'setup', 'report', 'websocket', 'static')
+COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'ref')
 
 
 def _names(text: str | None, known: list[str] | tuple[str, ...], what: str) -> list[str] | None:
@@ -83,9 +83,9 @@ def command_run(options: argparse.Namespace) -> int:
     scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios')
     servers = _names(options.servers, list(SERVERS), 'servers')
     if options.no_peers:
-        servers = [name for name in (servers or SERVERS) if name in ('ours', 'granian-2.8.1')]
+        servers = [n for n in (servers or DEFAULT_SERVERS) if n in ('ours', 'granian-2.8.1') or SERVERS[n].variant]
     plan = plan.restricted(set(scenarios) if scenarios else None)
-    specs = [SERVERS[name] for name in (servers or SERVERS)]
+    specs = [SERVERS[name] for name in (servers or DEFAULT_SERVERS)]
     if options.list:
         print(f'plan {plan.name}: {plan.repeats} x {plan.seconds:g} s per cell, warm-up {plan.warmup_seconds:g} s')
         for label, matrix in (('ours + granian 2.8.1', plan.pair_matrix), ('other peers', plan.peer_matrix)):
@@ -179,6 +179,8 @@ def main() -> int:
     run.add_argument('--publish', action='store_true', help='write README.md and charts from this run')
     run.add_argument('--no-publish', action='store_true', help='do not write README.md and charts')
     commands.add_parser('setup', help='create benchmarks/.venv-peers and install the peers')
+    ref = commands.add_parser('ref', help='build another commit of ours into benchmarks/.venv-ref (server ours-ref)')
+    ref.add_argument('commit', help='the commit to build, such as HEAD~1 or a tag')
     report = commands.add_parser('report', help='regenerate README.md and the charts from a results file')
     report.add_argument('input', nargs='?', default=str(LATEST), help='results file (default: results/latest.json)')
     websocket = commands.add_parser('websocket', help='WebSocket echo rates and idle-connection memory')
@@ -195,6 +197,8 @@ def main() -> int:
         return command_static(options)
     if options.command == 'websocket':
         return command_websocket(options)
+    if options.command == 'ref':
+        return reference.build(options.commit)
     if options.command == 'setup':
         return peers.setup()
     if options.command == 'report':

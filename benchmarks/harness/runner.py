@@ -16,7 +16,7 @@ from . import environment
 from .load import DRIVERS, LoadError, LoadResult, Workspace, check, median, run_counted, warm_up
 from .plan import START_COST, Plan
 from .scenarios import SCENARIOS
-from .servers import BASELINE, OURS, SERVERS, RunningServer, ServerError, ServerSpec
+from .servers import BASELINE, DEFAULT_SERVERS, OURS, SERVERS, RunningServer, ServerError, ServerSpec
 
 INTERFACES = ('rsgi', 'asgi', 'wsgi')
 
@@ -35,7 +35,7 @@ class Runner:
         self.plan = plan
         self.raw = raw_directory
         self.interfaces = tuple(interfaces)
-        self.selected = set(servers) if servers is not None else set(SERVERS)
+        self.selected = set(servers) if servers is not None else set(DEFAULT_SERVERS)
         self.memory_enabled = memory
         self.workspace = Workspace()
         self.started = time.monotonic()
@@ -91,7 +91,9 @@ class Runner:
                 self.note(f'{spec.name} skipped: {problem}')
         available = {spec.name: spec for spec in specs if not availability[spec.name]['problem']}
         try:
+            # Ours, granian 2.8.1 and any variant of ours share sessions: alternating repeats.
             pair = [available[name] for name in (OURS, BASELINE) if name in available]
+            pair += [spec for spec in available.values() if spec.variant]
             for interface in self.interfaces:
                 if pair:
                     self.session(interface, pair, tls_cells(self.plan.pair_matrix, False))
@@ -104,7 +106,7 @@ class Runner:
                         self.memory(interface, spec)
             for interface in self.interfaces:
                 for spec in available.values():
-                    if spec.name in (OURS, BASELINE) or interface not in spec.interfaces:
+                    if spec in pair or interface not in spec.interfaces:
                         continue
                     cost = self.session_estimate(self.plan.peer_matrix, spec)
                     if self.elapsed() + cost > self.plan.budget_seconds:
@@ -301,10 +303,11 @@ def estimate(plan: Plan, interfaces: Iterable[str], specs: Iterable[ServerSpec])
         for spec in specs:
             if interface not in spec.interfaces:
                 continue
-            matrix = plan.pair_matrix if spec.name in (OURS, BASELINE) else plan.peer_matrix
+            paired = spec.name in (OURS, BASELINE) or spec.variant
+            matrix = plan.pair_matrix if paired else plan.peer_matrix
             cells = sum(1 for names in matrix.values() for name in names if spec.http2 or not SCENARIOS[name].http2)
             cost = cells * plan.cell_seconds()
-            if spec.name in (OURS, BASELINE):
+            if paired:
                 parts['ours + granian 2.8.1'] += cost + START_COST / 2
                 requests = plan.memory_requests + plan.memory_warmup_requests * len(plan.memory_scenarios)
                 parts['memory'] += START_COST + requests / 40_000

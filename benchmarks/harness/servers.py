@@ -25,6 +25,9 @@ APPS = BENCHMARKS / 'apps'
 OURS_PYTHON = ROOT / '.venv' / 'bin' / 'python'
 PEERS_VENV = BENCHMARKS / '.venv-peers'
 PEERS_PYTHON = PEERS_VENV / 'bin' / 'python'
+#: Another commit of ours, built by `python benchmarks/run.py ref COMMIT` (harness/reference.py).
+REF_VENV = BENCHMARKS / '.venv-ref'
+REF_PYTHON = REF_VENV / 'bin' / 'python'
 HOST = '127.0.0.1'
 SERVER_CPU = 0
 LOAD_CPU = 1
@@ -42,6 +45,16 @@ def _granian(interface: str, port: int) -> list[str]:
         '-m', 'granian', '--interface', interface, '--host', HOST, '--port', str(port), '--workers', '1',
         '--loop', 'uvloop', '--log-level', 'warning', '--working-dir', str(APPS), f'{interface}_app:app',
     ]  # fmt: skip
+
+
+def _granian_access_log(interface: str, port: int) -> list[str]:
+    # The default access log format, written to the server's log file.
+    return [*_granian(interface, port), '--access-log']
+
+
+def _granian_metrics(interface: str, port: int) -> list[str]:
+    # Metrics on, nobody scraping: the cost of counting.
+    return [*_granian(interface, port), '--metrics', '--metrics-port', str(port + 1)]
 
 
 def _uvicorn(interface: str, port: int) -> list[str]:
@@ -98,6 +111,9 @@ class ServerSpec:
     python: Path = PEERS_PYTHON
     http2: bool = False
     note: str = ''
+    #: A configuration of ours measured beside ours and granian 2.8.1 (same session, alternating
+    #: repeats), only when named with --servers: the cost of a feature in the same run.
+    variant: bool = False
 
     def command(self, interface: str, port: int) -> list[str]:
         """argv serving the benchmark app of `interface` on `port`, pinned to the server CPU."""
@@ -109,6 +125,39 @@ SERVERS: dict[str, ServerSpec] = {
     for spec in (
         ServerSpec(OURS, ('rsgi', 'asgi', 'wsgi'), _granian, 'granian', 'granian-core', OURS_PYTHON, http2=True),
         ServerSpec(BASELINE, ('rsgi', 'asgi', 'wsgi'), _granian, 'granian', 'granian', http2=True),
+        ServerSpec(
+            'ours-access-log',
+            ('rsgi', 'asgi', 'wsgi'),
+            _granian_access_log,
+            'granian',
+            'granian-core',
+            OURS_PYTHON,
+            http2=True,
+            note='ours with --access-log (default format)',
+            variant=True,
+        ),
+        ServerSpec(
+            'ours-metrics',
+            ('rsgi', 'asgi', 'wsgi'),
+            _granian_metrics,
+            'granian',
+            'granian-core',
+            OURS_PYTHON,
+            http2=True,
+            note='ours with --metrics (endpoint on the next port)',
+            variant=True,
+        ),
+        ServerSpec(
+            'ours-ref',
+            ('rsgi', 'asgi', 'wsgi'),
+            _granian,
+            'granian',
+            'granian-core',
+            REF_PYTHON,
+            http2=True,
+            note='ours built from another commit (python benchmarks/run.py ref COMMIT)',
+            variant=True,
+        ),
         ServerSpec('uvicorn', ('asgi',), _uvicorn, 'uvicorn', 'uvicorn', note='httptools + uvloop'),
         ServerSpec('hypercorn', ('asgi',), _hypercorn, 'hypercorn', 'hypercorn', http2=True, note='uvloop worker'),
         ServerSpec(
@@ -125,6 +174,10 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec('socketify', ('asgi', 'wsgi'), _socketify, 'socketify', 'socketify'),
     )
 }
+
+
+#: The servers a run measures unless --servers names others (variants only when named).
+DEFAULT_SERVERS = tuple(name for name, spec in SERVERS.items() if not spec.variant)
 
 
 def free_port() -> int:

@@ -13,12 +13,14 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::http::ResponseIntent;
+use crate::metrics::{Field, WorkerMetrics};
+use crate::pyloop::Chores;
 
 /// How long queued work may see no progress before the pool adds a thread.
 pub const STALL: Duration = Duration::from_millis(2);
@@ -62,6 +64,9 @@ struct Shared {
     taken: AtomicU64,
     stall_check_running: AtomicBool,
     wake_scheduled: AtomicBool,
+    /// Done after each run of requests, while the thread still holds the GIL.
+    chores: Arc<Chores>,
+    metrics: Option<WorkerMetrics>,
 }
 
 /// The blocking thread pool of one worker.
@@ -82,8 +87,20 @@ impl Shared {
         let job = state.queue.pop_front();
         if job.is_some() {
             self.taken.fetch_add(1, Ordering::Relaxed);
+            self.gauge(Field::BlockingQueue, state.queue.len());
         }
         job
+    }
+
+    fn gauge(&self, field: Field, value: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.set(field, value as u64);
+        }
+    }
+
+    fn thread_ended(&self, state: &mut PoolState) {
+        state.threads -= 1;
+        self.gauge(Field::BlockingThreads, state.threads);
     }
 
     /// Blocks (GIL released by the caller) until there is work; `None` tells the thread to exit.
@@ -94,7 +111,7 @@ impl Shared {
                 return Some(job);
             }
             if state.closed {
-                state.threads -= 1;
+                self.thread_ended(&mut state);
                 return None;
             }
             state.idle += 1;
@@ -103,7 +120,7 @@ impl Shared {
             state = next;
             state.idle -= 1;
             if wait.timed_out() && state.queue.is_empty() && state.threads > 1 {
-                state.threads -= 1;
+                self.thread_ended(&mut state);
                 return None;
             }
         }
@@ -119,15 +136,27 @@ fn run_thread(shared: Arc<Shared>) {
                 Some(job) => job,
                 None => {
                     deliveries.flush();
-                    match py.detach(|| shared.wait_for_work()) {
+                    shared.chores.run(py);
+                    let idle = Instant::now();
+                    let (job, woke) = py.detach(|| (shared.wait_for_work(), Instant::now()));
+                    if let Some(metrics) = &shared.metrics {
+                        metrics.add_duration(Field::BlockingIdleMicros, woke - idle);
+                        metrics.add_duration(Field::PythonWaitMicros, woke.elapsed());
+                    }
+                    match job {
                         Some(job) => job,
                         None => break,
                     }
                 }
             };
+            let busy = shared.metrics.as_ref().map(|_| Instant::now());
             job(py, &mut deliveries);
+            if let (Some(metrics), Some(busy)) = (&shared.metrics, busy) {
+                metrics.add_duration(Field::BlockingBusyMicros, busy.elapsed());
+            }
             if deliveries.pending.len() >= DELIVERY_BATCH {
                 deliveries.flush();
+                shared.chores.run(py);
             }
         }
         deliveries.flush();
@@ -135,7 +164,12 @@ fn run_thread(shared: Arc<Shared>) {
 }
 
 impl BlockingPool {
-    pub fn new(max_threads: usize, idle_timeout: Duration) -> Self {
+    pub fn new(
+        max_threads: usize,
+        idle_timeout: Duration,
+        chores: Arc<Chores>,
+        metrics: Option<WorkerMetrics>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(PoolState { queue: VecDeque::new(), threads: 0, idle: 0, closed: false }),
@@ -145,6 +179,8 @@ impl BlockingPool {
                 taken: AtomicU64::new(0),
                 stall_check_running: AtomicBool::new(false),
                 wake_scheduled: AtomicBool::new(false),
+                chores,
+                metrics,
             }),
         }
     }
@@ -154,6 +190,7 @@ impl BlockingPool {
         let spawned = std::thread::Builder::new().name("granian-blocking".into()).spawn(move || run_thread(shared));
         if spawned.is_ok() {
             state.threads += 1;
+            self.shared.gauge(Field::BlockingThreads, state.threads);
         }
     }
 
@@ -161,6 +198,7 @@ impl BlockingPool {
     pub fn push(&self, job: BlockingJob) {
         let mut state = self.shared.lock();
         state.queue.push_back(job);
+        self.shared.gauge(Field::BlockingQueue, state.queue.len());
         if state.idle > 0 {
             drop(state);
             self.wake_idle_thread();

@@ -170,7 +170,11 @@ pub async fn hand_off_websocket(
                 let io = TokioIo::new(upgraded);
                 match session::start(io, agreement.as_ref(), &settings, server.shutdown.clone(), permit) {
                     Ok((channels, task)) => {
-                        server.tasks.spawn(task);
+                        let open = server.metrics.as_ref().map(crate::metrics::WorkerMetrics::open_websocket);
+                        server.tasks.spawn(async move {
+                            task.await;
+                            drop(open);
+                        });
                         Ok(channels)
                     }
                     Err(err) => Err(CoreError::Closed(err.to_string())),

@@ -4,16 +4,21 @@
 //! interface modules (`asgi`, `rsgi`, `wsgi`) → shared engine (`workers`, `http`, `pyloop`, `runtime`) →
 //! primitives (`net`, `errors`).
 
+mod accesslog;
 mod asgi;
 mod blocking;
 mod body;
 mod dispatch;
 mod errors;
 mod http;
+mod metrics;
 mod net;
+mod observe;
+mod pyaccesslog;
 mod pybytes;
 mod pyconfig;
 mod pyloop;
+mod pymetrics;
 mod pywebsocket;
 mod pyworker;
 mod rsgi;
@@ -32,10 +37,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RSGIProtocolError", m.py().get_type::<errors::RSGIProtocolError>())?;
     m.add("RSGIProtocolClosed", m.py().get_type::<errors::RSGIProtocolClosed>())?;
+    m.add_class::<pymetrics::MetricsRegistry>()?;
     pyloop::register(m)?;
     rsgi::register(m)?;
     asgi::register(m)?;
     wsgi::register(m)?;
     m.add_function(wrap_pyfunction!(pyconfig::check_tls, m)?)?;
+    m.add_function(wrap_pyfunction!(pyaccesslog::check_access_log_format, m)?)?;
+    m.add_function(wrap_pyfunction!(pyaccesslog::render_access_log_line, m)?)?;
     Ok(())
 }

@@ -32,6 +32,14 @@ impl Endpoint {
         }
     }
 
+    /// The IP address; None for Unix sockets.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Self::Tcp(address) => Some(address.ip()),
+            Self::Unix(_) => None,
+        }
+    }
+
     /// The TCP port; None for Unix sockets.
     pub fn port(&self) -> Option<u16> {
         match self {

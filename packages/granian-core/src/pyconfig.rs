@@ -12,7 +12,9 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::accesslog::AccessFormat;
 use crate::http::{Http1Settings, Http2Settings, HttpMode};
+use crate::metrics::WorkerMetrics;
 use crate::runtime::RuntimeMode;
 use crate::statics::StaticFiles;
 use crate::tls::{ProtocolMin, ServerTls, TlsSettings};
@@ -154,7 +156,33 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
             None => None,
         },
         statics: read_statics(settings)?,
+        access_log: read_access_log(settings)?,
+        metrics: read_metrics(settings)?,
     })
+}
+
+/// This worker's slot of the supervisor's metrics region (`metrics_region`, `metrics_slot`, set by
+/// the supervisor when metrics are on).
+fn read_metrics(settings: &Bound<'_, PyAny>) -> PyResult<Option<WorkerMetrics>> {
+    let region: Option<String> = attr(settings, "metrics_region")?;
+    let slot: Option<usize> = attr(settings, "metrics_slot")?;
+    let (Some(region), Some(slot)) = (region, slot) else {
+        return Ok(None);
+    };
+    WorkerMetrics::attach(&region, slot)
+        .map(Some)
+        .map_err(|err| PyValueError::new_err(format!("metrics: cannot open the supervisor's region {region}: {err}")))
+}
+
+/// The compiled access log format when `log_access` is on (the Python config fills in the default).
+fn read_access_log(settings: &Bound<'_, PyAny>) -> PyResult<Option<AccessFormat>> {
+    if !attr::<bool>(settings, "log_access")? {
+        return Ok(None);
+    }
+    let format: String = attr(settings, "log_access_format")?;
+    AccessFormat::compile(&format)
+        .map(Some)
+        .map_err(|err| PyValueError::new_err(format!("Invalid log_access_format: {err}")))
 }
 
 /// `static_mounts` (route, directory) pairs derived by the Python config, with the other static options.

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
@@ -26,12 +26,38 @@ use crate::http::ResponseIntent;
 /// Work to run on the Python thread, with the GIL held.
 pub type Job = Box<dyn FnOnce(Python<'_>) + Send>;
 
+/// Work done whenever a thread holding the GIL finishes a batch: the event loop after running the
+/// bridge's jobs, a blocking-pool thread after a run of requests. For output that may wait a little
+/// and should not wake Python on its own (access log lines).
+#[derive(Default)]
+pub struct Chores {
+    work: OnceLock<Chore>,
+}
+
+/// The work of [`Chores`].
+pub type Chore = Box<dyn Fn(Python<'_>) + Send + Sync>;
+
+impl Chores {
+    /// Sets the work (once per worker).
+    pub fn set(&self, work: Chore) {
+        let _ = self.work.set(work);
+    }
+
+    pub fn run(&self, py: Python<'_>) {
+        if let Some(work) = self.work.get() {
+            work(py);
+        }
+    }
+}
+
 /// A queue of jobs for the Python thread plus the socket pair that wakes its event loop.
 pub struct LoopBridge {
     queue: Mutex<Vec<Job>>,
     wake_pending: AtomicBool,
     wake_writer: UnixStream,
     wake_reader: UnixStream,
+    /// Run after every batch of jobs.
+    pub chores: Arc<Chores>,
 }
 
 impl LoopBridge {
@@ -44,6 +70,7 @@ impl LoopBridge {
             wake_pending: AtomicBool::new(false),
             wake_writer,
             wake_reader,
+            chores: Arc::default(),
         }))
     }
 
@@ -63,8 +90,11 @@ impl LoopBridge {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    let bridge = self.clone();
-                    runtime.spawn(async move { bridge.wake() });
+                    // The task wakes the loop when it runs, or when it is dropped unrun because the
+                    // runtime is ending (the last jobs of a drain): the flag must never stay set
+                    // without a wake-up on its way.
+                    let wake = WakeOnDrop(self.clone());
+                    runtime.spawn(async move { drop(wake) });
                 }
                 Err(_) => self.wake(),
             }
@@ -94,6 +124,16 @@ impl LoopBridge {
         for job in jobs {
             job(py);
         }
+        self.chores.run(py);
+    }
+}
+
+/// Wakes the event loop when dropped.
+struct WakeOnDrop(Arc<LoopBridge>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.wake();
     }
 }
 

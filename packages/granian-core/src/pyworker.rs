@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use crate::errors::CoreError;
 use crate::net::Listener;
+use crate::pyaccesslog::access_log;
 use crate::pyloop::{resolve_future, PyLoop};
 use crate::workers::{DebugSink, Dispatcher, Worker, WorkerConfig};
 
@@ -40,7 +41,8 @@ impl WorkerSlot {
         } else {
             None
         };
-        let worker = Worker::start(config, listener, dispatcher, report, debug).map_err(CoreError::from)?;
+        let access = Python::attach(|py| access_log(py, config.access_log.as_ref(), &pyloop))?;
+        let worker = Worker::start(config, listener, dispatcher, report, debug, access).map_err(CoreError::from)?;
         *running = Some((Arc::new(worker), pyloop));
         Ok(())
     }
@@ -68,6 +70,8 @@ impl WorkerSlot {
                 worker.join();
                 bridge.push(Box::new(move |py| {
                     let _ = done.detach(py);
+                    // Output still waiting (the access lines of the last responses) is written first.
+                    done.bridge.chores.run(py);
                     resolve_future(py, target.bind(py), Ok(py.None()));
                 }));
             })

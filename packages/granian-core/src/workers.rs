@@ -16,18 +16,22 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accesslog::{automatic_response_status, AccessFormat, AccessLog, Record};
 use crate::http::{
     connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode, ResponseBody,
 };
+use crate::metrics::{Field, WorkerMetrics};
 use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
+use crate::observe::ObservedBody;
 use crate::runtime::{RuntimeMode, RuntimeThreads};
 use crate::statics::StaticFiles;
 use crate::tls::info::TlsInfo;
 use crate::tls::{ServerTls, Tls};
+use crate::ws::handshake::is_websocket_request;
 use crate::ws::session::WsSettings;
 
 /// Everything a worker needs to know to serve, independent of the interface.
@@ -49,6 +53,10 @@ pub struct WorkerConfig {
     pub drain_timeout: Option<Duration>,
     /// Static file mounts answered before the app; None when there are none.
     pub statics: Option<Arc<StaticFiles>>,
+    /// The access log format; None when the access log is off.
+    pub access_log: Option<AccessFormat>,
+    /// This worker's slot of the supervisor's metrics; None when metrics are off.
+    pub metrics: Option<WorkerMetrics>,
 }
 
 /// What every connection of a worker shares with the engine.
@@ -60,6 +68,7 @@ pub struct ServerContext {
     pub websockets: Option<WsSettings>,
     /// Requests received so far (WebSocket handshakes included), for request-count recycling.
     pub requests: AtomicU64,
+    pub metrics: Option<WorkerMetrics>,
 }
 
 /// Facts about one client connection, shared by its requests.
@@ -139,6 +148,7 @@ struct Engine<D> {
     debug: DebugSink,
     tls: Option<Tls>,
     statics: Option<Arc<StaticFiles>>,
+    access: Option<Arc<AccessLog>>,
 }
 
 /// A running worker: runtimes accepting connections until [`Worker::begin_shutdown`].
@@ -153,13 +163,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the runtimes and their accept loops on `listener`.
+    /// Starts the runtimes and their accept loops on `listener`; `access` writes the access log.
     pub fn start<D: Dispatcher>(
         config: &WorkerConfig,
         listener: Listener,
         dispatcher: D,
         report: ErrorSink,
         debug: DebugSink,
+        access: Option<Arc<AccessLog>>,
     ) -> std::io::Result<Self> {
         let shutdown = CancellationToken::new();
         let connections = TaskTracker::new();
@@ -168,6 +179,7 @@ impl Worker {
             tasks: connections.clone(),
             websockets: config.websockets.clone(),
             requests: AtomicU64::new(0),
+            metrics: config.metrics.clone(),
         });
         let engine = Arc::new(Engine {
             dispatcher,
@@ -183,6 +195,7 @@ impl Worker {
             debug,
             tls: config.tls.clone().map(Tls::new),
             statics: config.statics.clone(),
+            access,
         });
         let listeners =
             (0..config.runtime_threads.max(1)).map(|_| listener.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
@@ -284,6 +297,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Accepted { stream, local, peer } = accepted;
+    let _open = engine.context.metrics.as_ref().map(WorkerMetrics::open_connection);
     match &engine.tls {
         None => serve_http(stream, ConnectionInfo::new(local, peer, None, engine.context.clone()), engine).await,
         Some(tls) => match tls.handshake(stream).await {
@@ -293,6 +307,10 @@ where
             }
             // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.
             Err(reason) => {
+                if let Some(metrics) = &engine.context.metrics {
+                    metrics.increment(Field::TlsHandshakeFailures);
+                    metrics.increment(Field::ConnectionsFailed);
+                }
                 if let Some(debug) = &engine.debug {
                     let client =
                         if peer.host().is_empty() { "a Unix socket client".to_owned() } else { peer.to_string() };
@@ -317,52 +335,108 @@ where
             let info = info.clone();
             async move {
                 info.mark_request();
-                if let Some(statics) = &engine.statics {
-                    if let Some(target) = statics.route(request.uri().path()) {
-                        return Ok(statics.serve(target, &request));
-                    }
-                }
-                let response = match engine.backpressure.clone().acquire_owned().await {
-                    Ok(permit) => engine.dispatcher.dispatch(request, info, permit).await,
-                    Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE),
-                };
-                Ok::<_, Infallible>(response)
+                let timing = engine.context.metrics.as_ref().map(WorkerMetrics::begin_request);
+                // Boxed: the service future stays small when the access log is off.
+                let record = engine.access.as_ref().map(|log| Box::new(begin_record(log, &request, &engine, &info)));
+                let response = respond(request, &engine, info).await;
+                Ok::<_, Infallible>(ObservedBody::wrap(response, record, timing))
             }
         })
     };
     let io = TokioIo::new(stream);
     // hyper-util's auto connection with upgrades ignores an HTTP/1-only or HTTP/2-only choice, so
     // those modes use hyper's own connections (HTTP/2 extended CONNECT needs no upgrade support).
-    match engine.http_mode {
+    let failure = match engine.http_mode {
         HttpMode::Auto => {
             let connection = pin!(engine.builder.serve_connection_with_upgrades(io, service));
-            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await;
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await.and_then(Result::err)
         }
         HttpMode::Http1 => {
             let connection = pin!(engine.http1.serve_connection(io, service).with_upgrades());
-            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await;
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await.and_then(|r| r.err().map(Into::into))
         }
         HttpMode::Http2 => {
             let connection = pin!(engine.builder.serve_connection(io, service));
-            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await;
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await.and_then(Result::err)
+        }
+    };
+    info.closed.cancel();
+    let Some(failure) = failure else {
+        return;
+    };
+    if let Some(metrics) = &engine.context.metrics {
+        metrics.increment(Field::ConnectionsFailed);
+    }
+    // A request hyper could not parse was answered by hyper itself (400, 414, 431): log it too.
+    if let (Some(log), Some(status)) = (&engine.access, automatic_response_status(failure.as_ref())) {
+        log.parse_error(status, info.peer.ip(), info.scheme);
+    }
+}
+
+/// The response to one request: a static file, or the app's answer (503 when the worker stopped
+/// handing out backpressure permits).
+async fn respond<D: Dispatcher>(
+    request: Request<Incoming>,
+    engine: &Engine<D>,
+    info: Arc<ConnectionInfo>,
+) -> Response<ResponseBody> {
+    let metrics = engine.context.metrics.as_ref();
+    if let Some(statics) = &engine.statics {
+        if let Some(target) = statics.route(request.uri().path()) {
+            let response = statics.serve(target, &request);
+            if let Some(metrics) = metrics {
+                metrics.increment(Field::StaticRequestsHandled);
+                if response.status().is_client_error() || response.status().is_server_error() {
+                    metrics.increment(Field::StaticRequestsFailed);
+                }
+            }
+            return response;
         }
     }
-    info.closed.cancel();
+    let permit = match engine.backpressure.clone().try_acquire_owned() {
+        Ok(permit) => Ok(permit),
+        Err(TryAcquireError::NoPermits) => {
+            if let Some(metrics) = metrics {
+                metrics.increment(Field::BackpressureWaits);
+            }
+            engine.backpressure.clone().acquire_owned().await.map_err(drop)
+        }
+        Err(TryAcquireError::Closed) => Err(()),
+    };
+    match permit {
+        Ok(permit) => engine.dispatcher.dispatch(request, info, permit).await,
+        Err(()) => error_response(StatusCode::SERVICE_UNAVAILABLE),
+    }
+}
+
+fn begin_record<D: Dispatcher>(
+    log: &Arc<AccessLog>,
+    request: &Request<Incoming>,
+    engine: &Engine<D>,
+    info: &ConnectionInfo,
+) -> Record {
+    let scheme = match (engine.context.websockets.is_some() && is_websocket_request(request), &info.tls) {
+        (false, _) => info.scheme,
+        (true, None) => "ws",
+        (true, Some(_)) => "wss",
+    };
+    log.begin(request, info.peer.ip(), scheme)
 }
 
 /// Serves a connection until it ends; on shutdown, lets its in-flight requests finish first.
+/// Returns how the connection ended, or None when the drain timeout closed it.
 async fn drive<C: Future, D: Dispatcher>(
     mut connection: Pin<&mut C>,
     graceful_shutdown: impl FnOnce(Pin<&mut C>),
     engine: &Engine<D>,
     info: &ConnectionInfo,
-) {
+) -> Option<C::Output> {
     tokio::select! {
-        _ = connection.as_mut() => {}
+        ended = connection.as_mut() => Some(ended),
         _ = engine.shutdown.cancelled() => {
             if !info.first_request.load(Ordering::Acquire) {
                 tokio::select! {
-                    _ = connection.as_mut() => return,
+                    ended = connection.as_mut() => return Some(ended),
                     _ = info.first_request_arrived.notified() => {}
                     _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
                 }
@@ -370,8 +444,8 @@ async fn drive<C: Future, D: Dispatcher>(
             graceful_shutdown(connection.as_mut());
             // Dropping the connection at the drain timeout closes its socket.
             tokio::select! {
-                _ = connection => {}
-                _ = engine.abort.cancelled() => {}
+                ended = connection => Some(ended),
+                _ = engine.abort.cancelled() => None,
             }
         }
     }

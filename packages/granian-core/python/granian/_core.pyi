@@ -12,6 +12,7 @@ __all__ = [
     'BridgeDrain',
     'ClientDisconnected',
     'DoneAwaitable',
+    'MetricsRegistry',
     'OutboxFlush',
     'RSGIHTTPProtocol',
     'RSGIHTTPScope',
@@ -29,11 +30,33 @@ __all__ = [
     'WSGIWorker',
     'WSGIWrite',
     '__version__',
+    'check_access_log_format',
     'check_tls',
+    'render_access_log_line',
 ]
 
 def check_tls(settings: Any) -> bool:
     """Reads and checks the TLS files of a `WorkerSettings`; ValueError (one line) when one cannot be used."""
+
+def check_access_log_format(format: str) -> None:
+    """Compiles an access log format as a worker will; ValueError (one line) when it is wrong."""
+
+def render_access_log_line(format: str, values: dict[str, Any]) -> str:
+    """Renders `format` with atom values keyed as in the format, as the access log renders a line."""
+
+@final
+class MetricsRegistry:
+    """The supervisor's metrics: a region of worker slots, supervisor counters, the endpoint."""
+
+    def __new__(cls, slots: int, interface: str) -> MetricsRegistry: ...
+    @property
+    def path(self) -> str: ...
+    def claim(self, index: int) -> int | None: ...
+    def release(self, slot: int) -> None: ...
+    def count(self, name: str) -> None: ...
+    def render(self) -> str: ...
+    def serve(self, listener_fd: int) -> None: ...
+    def stop(self) -> None: ...
 
 class RSGIProtocolError(RuntimeError): ...
 class RSGIProtocolClosed(RuntimeError): ...

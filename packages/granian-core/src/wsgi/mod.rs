@@ -133,7 +133,8 @@ impl WsgiWorker {
             multithread: self.blocking_threads > 1,
             multiprocess: self.multiprocess,
         };
-        let pool = BlockingPool::new(self.blocking_threads, self.idle_timeout);
+        let chores = pyloop.bridge.chores.clone();
+        let pool = BlockingPool::new(self.blocking_threads, self.idle_timeout, chores, self.config.metrics.clone());
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.clone());
         let app = Arc::new(WsgiApp { app, template, pyloop: pyloop.clone() });
         self.slot.start(&self.config, self.listener_fd, pyloop, WsgiDispatcher { app, pool })

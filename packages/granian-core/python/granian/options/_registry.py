@@ -65,6 +65,13 @@ def _static_route(value: str) -> str:
     return value.rstrip('/') or '/'
 
 
+def _access_log_format(value: str) -> str:
+    from .. import _core
+
+    _core.check_access_log_format(value)
+    return value
+
+
 def _url_path(value: str) -> Any:
     if not value.startswith('/'):
         raise ValueError(f'{value!r} does not start with "/"')
@@ -315,6 +322,31 @@ OPTIONS: tuple[Option, ...] = (
         note='Top-level keys replace those of the default configuration.',
     ),
     Option(
+        'log_access',
+        Flag(),
+        False,
+        'Write one access log line per request to the `granian.access` logger.',
+        'logging',
+        flags=('--access-log/--no-access-log',),
+        env='GRANIAN_LOG_ACCESS_ENABLED',
+        note=(
+            'Lines are built by the core and handed to the logger in batches; static files, WebSocket'
+            ' upgrades (101) and the responses the server makes itself (400, 404, 500, 503) are logged too.'
+        ),
+    ),
+    Option(
+        'log_access_format',
+        Text(),
+        None,
+        'Access log line format: `%`-style fields naming atoms, such as `%(status)d` (see docs/logging.md).',
+        'logging',
+        flags=('--access-log-fmt',),
+        env='GRANIAN_LOG_ACCESS_FMT',
+        default_text='[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f',
+        constraint=_access_log_format,
+        example='%(addr)s %(status)d %(response_size)d',
+    ),
+    Option(
         'ssl_cert',
         File(),
         None,
@@ -521,6 +553,25 @@ OPTIONS: tuple[Option, ...] = (
         'Seconds static files may be cached (Cache-Control: max-age); 0 sends no Cache-Control.',
         'static',
     ),
+    Option(
+        'metrics_enabled',
+        Flag(),
+        False,
+        'Serve Prometheus metrics of every worker from the supervisor (Linux).',
+        'metrics',
+        flags=('--metrics/--no-metrics',),
+        note='Counters of replaced workers stay in the totals of their worker number (see docs/metrics.md).',
+    ),
+    Option(
+        'metrics_scrape_interval',
+        Duration(1, 60),
+        15,
+        'Accepted for compatibility with Granian 2.8, whose workers send their counters at this interval.',
+        'metrics',
+        note='Workers count into memory the supervisor reads at each scrape, so every scrape is current.',
+    ),
+    Option('metrics_address', Text(), '127.0.0.1', 'Address of the metrics endpoint.', 'metrics'),
+    Option('metrics_port', Integer(1, 65535), 9090, 'Port of the metrics endpoint.', 'metrics'),
     Option(
         'process_name',
         Text(),

@@ -25,6 +25,7 @@ GROUPS: dict[str, str] = {
     'tls': 'TLS',
     'app': 'Application',
     'static': 'Static files',
+    'metrics': 'Metrics',
     'process': 'Process',
     'reload': 'Reload (development)',
 }

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..constants import Interfaces, RuntimeModes
 from ..errors import ConfigurationError, TLSError
+from ..log import DEFAULT_ACCESSLOG_FMT
 from ..options import OPTIONS_BY_NAME
 from .listen import BindSpec
 
@@ -138,6 +139,11 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
     if resolved['reuse_port'] and (resolved['fd'] is not None or resolved['uds'] is not None):
         raise ConfigurationError('Invalid reuse_port: it applies to a TCP address, not to uds or fd.', key='reuse_port')
     resolved['static_mounts'] = static_mounts(resolved['static_path_route'], resolved['static_path_mount'])
+    if resolved['log_access_format'] is None:
+        resolved['log_access_format'] = DEFAULT_ACCESSLOG_FMT
+    # Set by the supervisor when metrics are on: the shared region, and each worker's slot of it.
+    resolved['metrics_region'] = None
+    resolved['metrics_slot'] = None
     if wsgi:
         resolved['websockets'] = False  # WSGI has no WebSocket protocol
     resolved['target'] = target

@@ -90,6 +90,8 @@ class Server:
         log_enabled: bool = True,
         log_level: LogLevels | str = 'info',
         log_dictconfig: dict[str, Any] | None = None,
+        log_access: bool = False,
+        log_access_format: str | None = None,
         ssl_cert: str | os.PathLike[str] | None = None,
         ssl_key: str | os.PathLike[str] | None = None,
         ssl_key_password: str | None = None,

@@ -201,6 +201,15 @@ def tcp_listener(bind: BindSpec) -> Listener:
     return Listener(sock, describe(sock))
 
 
+def endpoint_socket(address: str, port: int, what: str) -> socket.socket:
+    """A listening TCP socket of the supervisor's own (workers do not inherit it), such as the metrics
+    endpoint; FatalError naming `what` when the address cannot be had."""
+    family = socket.AF_INET6 if ':' in address else socket.AF_INET
+    sock = _bound_tcp(family, (address, port), False, f'{what} {tcp_url(address, port)}')
+    sock.listen(128)
+    return sock
+
+
 def reuse_port_member(reserved: socket.socket, backlog: int) -> socket.socket:
     """A worker's own listening socket on the address `reserved` holds (reuse-port mode)."""
     where = describe(reserved)

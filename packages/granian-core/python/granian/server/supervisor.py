@@ -25,6 +25,7 @@ from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, build_config, check_tls
 from .listen import Listener, migrate_req_notice, open_listener, systemd_sockets
+from .metrics import SupervisorMetrics
 from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
 from .reload import Reloader
 from .worker import EXIT_STARTUP_FAILED, run_worker
@@ -57,15 +58,25 @@ def in_spawned_worker() -> bool:
 class WorkerProcess:
     """One running worker process and its readiness flag."""
 
-    def __init__(self, context: Any, config: ServerConfig, index: int, listener: socket.socket) -> None:
+    def __init__(
+        self,
+        context: Any,
+        config: ServerConfig,
+        index: int,
+        listener: socket.socket,
+        metrics: SupervisorMetrics | None = None,
+    ) -> None:
         self.index = index
         self.ready = context.Event()
+        self._metrics = metrics
+        #: Its slot of the metrics region (None without metrics).
+        self.metrics_slot = metrics.claim(index) if metrics is not None else None
         # The worker writes to this pipe when it has served its `workers_max_requests`.
         self.recycle_requests, recycle_writer = context.Pipe(duplex=False)
         self._pipe_ends = (self.recycle_requests, recycle_writer)
         self.process = context.Process(
             target=run_worker,
-            args=(config.worker, index, listener, self.ready, recycle_writer),
+            args=(config.worker, index, listener, self.ready, recycle_writer, self.metrics_slot),
             name=f'{WORKER_NAME_PREFIX}{index}',
             daemon=False,
         )
@@ -103,9 +114,12 @@ class WorkerProcess:
         return False
 
     def close(self) -> None:
-        """Release the pipe once the process has exited."""
+        """Release the pipe (and the metrics slot) once the process has exited."""
         for end in self._pipe_ends:
             end.close()
+        if self._metrics is not None:
+            self._metrics.release(self.metrics_slot)
+            self._metrics, self.metrics_slot = None, None
 
     def wait_ready(self, timeout: float, cancelled: Callable[[], bool] = lambda: False) -> bool:
         """Wait until the worker serves; False if it exited, timed out or `cancelled()` first."""
@@ -155,6 +169,8 @@ class Server:
         log_enabled: bool = True,
         log_level: LogLevels | str = 'info',
         log_dictconfig: dict[str, Any] | None = None,
+        log_access: bool = False,
+        log_access_format: str | None = None,
         ssl_cert: str | os.PathLike[str] | None = None,
         ssl_key: str | os.PathLike[str] | None = None,
         ssl_key_password: str | None = None,
@@ -181,6 +197,10 @@ class Server:
         static_path_mount: list[str | os.PathLike[str]] | None = None,
         static_path_dir_to_file: str | None = None,
         static_path_expires: float = 86400,
+        metrics_enabled: bool = False,
+        metrics_scrape_interval: float = 15,
+        metrics_address: str = '127.0.0.1',
+        metrics_port: int = 9090,
         process_name: str | None = None,
         pid_file: str | os.PathLike[str] | None = None,
         reload: bool = False,
@@ -218,6 +238,8 @@ class Server:
         self._rss_due: float | None = None
         #: Monotonic times of recent unexpected exits, by worker index (crash-loop detection).
         self._failures: dict[int, list[float]] = {}
+        #: The metrics region and endpoint while serving with `metrics_enabled`.
+        self._metrics: SupervisorMetrics | None = None
 
     # Hooks run in the supervisor process, as with Granian 2.8.
     def on_startup(self, hook: Callable[[], Any]) -> Callable[[], Any]:
@@ -287,6 +309,14 @@ class Server:
     def _serve(self, config: ServerConfig) -> None:
         bound = self._bind(config)
         listener = bound.socket
+        if config.worker.metrics_enabled:
+            try:
+                self._metrics = SupervisorMetrics(config)
+            except FatalError as exc:
+                bound.close()
+                logger.error('%s', exc)
+                raise FatalError(str(exc), logged=True) from None
+            config = config.with_worker(metrics_region=self._metrics.region)
         context = multiprocessing.get_context('spawn')
         workers: dict[int, WorkerProcess] = {}
         wakeup, self._signal_write = socket.socketpair()
@@ -302,6 +332,8 @@ class Server:
                 hook()
             logger.info('Starting granian (interface %s, %d worker(s))', config.worker.interface, config.workers)
             logger.info('Listening at: %s', bound.description)
+            if self._metrics is not None:
+                self._metrics.serve()
             notice = migrate_req_notice() if config.bind.reuse_port and config.workers > 1 else None
             if notice is not None:
                 logger.warning('%s', notice)
@@ -324,6 +356,9 @@ class Server:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             bound.close()
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
             wakeup.close()
             self._signal_write.close()
             self._signal_write = None
@@ -332,6 +367,10 @@ class Server:
         if failure is not None:
             raise failure
         logger.info('Server stopped')
+
+    def _count(self, counter: str) -> None:
+        if self._metrics is not None:
+            self._metrics.count(counter)
 
     def _check_native_version(self) -> None:
         from .. import __version__, _core
@@ -350,8 +389,9 @@ class Server:
             raise FatalError(str(exc), logged=True) from None
 
     def _spawn(self, context: Any, config: ServerConfig, index: int, listener: socket.socket) -> WorkerProcess:
-        worker = WorkerProcess(context, config, index, listener)
+        worker = WorkerProcess(context, config, index, listener, self._metrics)
         worker.start()
+        self._count('workers_spawns')
         if worker.due is not None:
             logger.info('worker-%d will be replaced in %.1f s (lifetime)', index, worker.due - time.monotonic())
         return worker
@@ -414,9 +454,12 @@ class Server:
                     continue
                 if worker.asked_for_replacement():
                     logger.info('worker-%d served its maximum number of requests; replacing it', index)
+                    self._count('workers_respawns_for_requests')
                 elif worker.due is not None and now >= worker.due:
                     logger.info('worker-%d reached its lifetime; replacing it', index)
+                    self._count('workers_respawns_for_lifetime')
                 elif sample and self._over_memory_limit(worker, config):
+                    self._count('workers_respawns_for_rss')
                     logger.info(
                         'worker-%d used more than %d MiB in %d reading(s) in a row; replacing it',
                         index,
@@ -464,6 +507,7 @@ class Server:
             if worker is not None:
                 workers[index] = worker
                 logger.info('Respawned worker-%d (pid %s)', index, worker.process.pid)
+                self._count('workers_respawns_for_err')
                 return None
             if not self._stop_requested:
                 logger.error('Replacement for worker-%d failed to start', index)
@@ -504,6 +548,7 @@ class Server:
             hook()
         for index in range(1, config.workers + 1):
             if index in workers:
+                self._count('workers_respawns_for_reload')
                 self._replace(context, config, listener, workers, index)
                 continue
             # A slot left empty by a failure that --reload-ignore-worker-failure let pass.

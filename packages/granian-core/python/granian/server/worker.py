@@ -70,8 +70,18 @@ def watch_request_count(
     event_loop.call_later(REQUEST_COUNT_INTERVAL, look)
 
 
-def run_worker(settings: WorkerSettings, index: int, listener: socket.socket, ready: Any, recycle: Any) -> None:
-    """Entry point of a spawned worker process; `recycle` is the write end of its supervisor's pipe."""
+def run_worker(
+    settings: WorkerSettings,
+    index: int,
+    listener: socket.socket,
+    ready: Any,
+    recycle: Any,
+    metrics_slot: int | None = None,
+) -> None:
+    """Entry point of a spawned worker process; `recycle` is the write end of its supervisor's pipe,
+    `metrics_slot` its slot of the supervisor's metrics region (None without metrics)."""
+    if metrics_slot is not None:
+        settings = settings.replace(metrics_slot=metrics_slot)
     configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
     name = f'worker-{index}'
     set_process_title(f'{process_title(settings)} {name}')
