@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from granian import _core
 from granian.log import DEFAULT_ACCESSLOG_FMT
+from tests_support.certs import server_certificate
 from tests_support.server import RunningServer, run_granian
 from tests_support.waiting import wait_until
 
@@ -296,18 +297,9 @@ def test_the_default_format_renders_as_python_does():
 
 
 def test_https_and_wss_schemes(tmp_path: Path):
-    import ssl
-
-    import trustme
     from websockets.sync.client import connect
 
-    ca = trustme.CA()
-    issued = ca.issue_cert('127.0.0.1')
-    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
+    cert, key, context = server_certificate(tmp_path)
     args = ['--access-log', '--access-log-fmt', JSON_FORMAT, '--ssl-certificate', str(cert), '--ssl-keyfile', str(key)]
     with RunningServer('access_app:rsgi', working_dir=APPS_DIR, extra_args=args) as server:
         with httpx.Client(verify=context, timeout=10) as client:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import ssl
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests_support.certs import server_certificate
 from tests_support.server import RunningServer, free_port, run_granian
 from tests_support.waiting import wait_until
 
@@ -240,13 +240,7 @@ def test_wsgi_pool_gauges_and_times():
 
 
 def test_failed_tls_handshakes_are_counted(tmp_path: Path):
-    import trustme
-
-    ca = trustme.CA()
-    issued = ca.issue_cert('127.0.0.1')
-    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
+    cert, key, context = server_certificate(tmp_path)
     port = free_port()
     with metrics_server('access_app:rsgi', port, '--ssl-certificate', str(cert), '--ssl-keyfile', str(key)) as server:
         assert server.wait_for_output('Started worker-1')
@@ -255,8 +249,6 @@ def test_failed_tls_handshakes_are_counted(tmp_path: Path):
         with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
             sock.sendall(b'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
             sock.recv(100)
-        context = ssl.create_default_context()
-        ca.configure_trust(context)
         httpx.get(f'https://127.0.0.1:{server.port}/hello', verify=context, timeout=10)
         failures = before.total('granian_tls_handshake_failures') + 1
         assert wait_until(lambda: scrape(port).total('granian_tls_handshake_failures') == failures, 10)

@@ -57,7 +57,8 @@ def build_parser(prog: str, description: str, options: Sequence[Option]) -> argp
             continue
         section = parser.add_argument_group(title)
         for option in members:
-            text = f'{option.help} [default: {option.default_display()}; env: {option.env}]'
+            # argparse %-formats help texts: a literal % (access log formats) must be doubled.
+            text = f'{option.help} [default: {option.default_display()}; env: {option.env}]'.replace('%', '%%')
             if option.kind.is_flag:
                 positive, _, negative = option.flags[0].partition('/')
                 section.add_argument(
