@@ -235,7 +235,8 @@ pub fn stream_body(capacity: usize) -> (StreamSender, ResponseBody) {
 /// What the app asked the server to send.
 pub enum ResponseIntent {
     Ready(Response<ResponseBody>),
-    /// A file (or the byte range `start..end` of it); opened on tokio, 404 when it cannot be.
+    /// A file (or the byte range `start..end` of it); opened on tokio; 404 when it does not exist,
+    /// 403 or 500 when it cannot be read ([`file_error_status`]).
     File {
         status: StatusCode,
         headers: HeaderMap,
@@ -288,6 +289,16 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
     response(status, headers, ResponseBody::full(Bytes::from_static(text.as_bytes())))
 }
 
+/// The status for a file that could not be opened or read: 404 only when it does not exist; 403
+/// when the server may not read it; 500 for any other failure (an I/O error, a directory).
+pub fn file_error_status(error: &std::io::Error) -> StatusCode {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        std::io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The request path, percent-decoded (invalid UTF-8 replaced).
 pub fn decoded_path(raw: &str) -> String {
     percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
@@ -327,7 +338,8 @@ pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
             .await;
             match opened {
                 Ok(Ok(response)) => response,
-                _ => error_response(StatusCode::NOT_FOUND),
+                Ok(Err(error)) => error_response(file_error_status(&error)),
+                Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
             }
         }
         ResponseIntent::OpenFile { status, headers, file, start } => {
@@ -388,6 +400,15 @@ mod tests {
         let head = without_body(full);
         assert_eq!(head.headers()[CONTENT_LENGTH], "5");
         assert!(head.body().is_end_stream());
+    }
+
+    #[test]
+    fn only_a_missing_file_is_a_404() {
+        use std::io::{Error, ErrorKind};
+        assert_eq!(file_error_status(&Error::from(ErrorKind::NotFound)), StatusCode::NOT_FOUND);
+        assert_eq!(file_error_status(&Error::from(ErrorKind::PermissionDenied)), StatusCode::FORBIDDEN);
+        assert_eq!(file_error_status(&Error::from_raw_os_error(libc::EISDIR)), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(file_error_status(&Error::from_raw_os_error(libc::EIO)), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

@@ -377,7 +377,10 @@ def test_reuse_port_spreads_keep_alive_connections_over_the_workers():
         total = sum(counts.values())
         shares = {pid: count / total for pid, count in counts.items()}
         assert len(shares) == 4, shares
-        assert max(shares.values()) <= 0.40, shares
+        # The kernel hashes connections: an even spread within chance (a shared socket gives one
+        # worker 52% to 97% in the same test).
+        assert max(shares.values()) <= 0.50, shares
+        assert min(shares.values()) >= 0.08, shares
         # Workers are replaced as usual: the new ones join the port's group before the old ones leave.
         server.send_signal(signal.SIGHUP)
         assert wait_until(lambda: server.output.count('Started worker-') == 8, 60)

@@ -108,6 +108,13 @@ def test_response_file_missing_is_404(rsgi_server, http_client: httpx.Client, tm
     assert http_client.get(rsgi_server.url('/scope')).status_code == 200
 
 
+def test_response_file_that_cannot_be_read_is_500_not_404(rsgi_server, http_client: httpx.Client, tmp_path: Path):
+    # A directory opens but cannot be read: a server-side failure, not a missing file.
+    response = http_client.get(file_url(rsgi_server, '/file', tmp_path))
+    assert response.status_code == 500
+    assert http_client.get(rsgi_server.url('/scope')).status_code == 200
+
+
 def test_response_stream_send_str(rsgi_server, http_client: httpx.Client):
     response = http_client.get(rsgi_server.url('/stream-str'))
     assert response.status_code == 200

@@ -74,6 +74,13 @@ def test_http_headers(described: dict, wsgi_server):
     assert environ['HTTP_HOST'] == f'127.0.0.1:{wsgi_server.port}'
 
 
+def test_header_names_with_underscores_cannot_shadow_dashed_ones(wsgi_server, http_client: httpx.Client):
+    headers = [('X-Forwarded-For', '10.0.0.1'), ('X_Forwarded_For', '6.6.6.6'), ('X_Only_Underscores', 'x')]
+    environ = fetch_description(http_client, wsgi_server.url('/environ'), headers=headers)['environ']
+    assert environ['HTTP_X_FORWARDED_FOR'] == '10.0.0.1'
+    assert 'HTTP_X_ONLY_UNDERSCORES' not in environ
+
+
 def test_multiple_cookie_headers_are_joined_with_semicolons(wsgi_server, http_client: httpx.Client):
     headers = [('Cookie', 'a=1'), ('Cookie', 'b=2')]
     environ = fetch_description(http_client, wsgi_server.url('/environ'), headers=headers)['environ']

@@ -19,7 +19,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
-use crate::http::{error_response, file_response, response, ResponseBody};
+use crate::http::{error_response, file_error_status, file_response, response, ResponseBody};
 use conditional::{Precondition, RangeDecision, Validators};
 
 /// One route and the directory it serves.
@@ -85,7 +85,7 @@ impl StaticFiles {
         match self.prepare(&target, method, request.headers()) {
             Prepared::Respond(response) => response,
             Prepared::File { status, headers, file, range } => file_response(status, headers, file, Some(range))
-                .unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR)),
+                .unwrap_or_else(|error| error_response(file_error_status(&error))),
         }
     }
 
@@ -160,7 +160,8 @@ impl StaticFiles {
         }
         match std::fs::File::open(&found.path) {
             Ok(file) => Prepared::File { status, headers, file, range },
-            Err(_) => Prepared::Respond(error_response(StatusCode::NOT_FOUND)),
+            // Found moments ago: gone now (404), unreadable (403), or failing (500).
+            Err(error) => Prepared::Respond(error_response(file_error_status(&error))),
         }
     }
 }

@@ -88,6 +88,12 @@ pub fn build<'py>(
         }
     }
     for name in parts.headers.keys() {
+        // `X_Forwarded_For` and `X-Forwarded-For` would both become HTTP_X_FORWARDED_FOR: a client
+        // could shadow a header a proxy set. Names with underscores are dropped, as nginx and
+        // Apache do for CGI variables.
+        if name.as_str().contains('_') {
+            continue;
+        }
         let mut values = parts.headers.get_all(name).iter();
         let Some(first) = values.next() else { continue };
         let value = match values.next() {
