@@ -120,43 +120,32 @@ class ServerSpec:
         return ['taskset', '-c', str(SERVER_CPU), str(self.python), *self.arguments(interface, port)]
 
 
+def _variant(
+    name: str, arguments: Callable[[str, int], list[str]], note: str, python: Path = OURS_PYTHON
+) -> ServerSpec:
+    """A configuration (or another build) of ours, measured beside ours when named."""
+    return ServerSpec(
+        name,
+        ('rsgi', 'asgi', 'wsgi'),
+        arguments,
+        'granian',
+        'granian-core',
+        python,
+        http2=True,
+        note=note,
+        variant=True,
+    )
+
+
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in (
         ServerSpec(OURS, ('rsgi', 'asgi', 'wsgi'), _granian, 'granian', 'granian-core', OURS_PYTHON, http2=True),
         ServerSpec(BASELINE, ('rsgi', 'asgi', 'wsgi'), _granian, 'granian', 'granian', http2=True),
-        ServerSpec(
-            'ours-access-log',
-            ('rsgi', 'asgi', 'wsgi'),
-            _granian_access_log,
-            'granian',
-            'granian-core',
-            OURS_PYTHON,
-            http2=True,
-            note='ours with --access-log (default format)',
-            variant=True,
-        ),
-        ServerSpec(
-            'ours-metrics',
-            ('rsgi', 'asgi', 'wsgi'),
-            _granian_metrics,
-            'granian',
-            'granian-core',
-            OURS_PYTHON,
-            http2=True,
-            note='ours with --metrics (endpoint on the next port)',
-            variant=True,
-        ),
-        ServerSpec(
-            'ours-ref',
-            ('rsgi', 'asgi', 'wsgi'),
-            _granian,
-            'granian',
-            'granian-core',
-            REF_PYTHON,
-            http2=True,
-            note='ours built from another commit (python benchmarks/run.py ref COMMIT)',
-            variant=True,
+        _variant('ours-access-log', _granian_access_log, 'ours with --access-log (default format)'),
+        _variant('ours-metrics', _granian_metrics, 'ours with --metrics (endpoint on the next port)'),
+        _variant(
+            'ours-ref', _granian, 'ours built from another commit (python benchmarks/run.py ref COMMIT)', REF_PYTHON
         ),
         ServerSpec('uvicorn', ('asgi',), _uvicorn, 'uvicorn', 'uvicorn', note='httptools + uvloop'),
         ServerSpec('hypercorn', ('asgi',), _hypercorn, 'hypercorn', 'hypercorn', http2=True, note='uvloop worker'),

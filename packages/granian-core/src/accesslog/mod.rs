@@ -42,39 +42,40 @@ impl AccessLog {
     /// Starts the record of a request that just arrived; `scheme` is `ws`/`wss` for a WebSocket.
     pub fn begin<B>(self: &Arc<Self>, request: &Request<B>, peer: Option<IpAddr>, scheme: &'static str) -> Record {
         let headers = request.headers();
-        Record {
-            log: self.clone(),
-            start: Instant::now(),
-            wall: self.wants_time.then(SystemTime::now),
-            request: Some(RequestFacts {
-                method: request.method().clone(),
-                uri: request.uri().clone(),
-                version: request.version(),
-            }),
-            peer,
-            scheme,
-            request_headers: self.format.request_headers.iter().map(|name| header_text(headers, name)).collect(),
-            response_headers: Vec::new(),
-            status: None,
-            sent: 0,
-        }
+        let facts =
+            RequestFacts { method: request.method().clone(), uri: request.uri().clone(), version: request.version() };
+        let request_headers = self.format.request_headers.iter().map(|name| header_text(headers, name)).collect();
+        self.record(Some(facts), peer, scheme, request_headers)
     }
 
     /// Logs a response hyper sent on its own for a request it could not parse (400, 414, 431).
     pub fn parse_error(self: &Arc<Self>, status: StatusCode, peer: Option<IpAddr>, scheme: &'static str) {
+        let mut record = self.record(None, peer, scheme, Vec::new());
+        record.status = Some(status.as_u16());
         // A record is logged when dropped.
-        drop(Record {
+        drop(record);
+    }
+
+    /// A record started now; atoms without a value (absent headers) show `-`.
+    fn record(
+        self: &Arc<Self>,
+        request: Option<RequestFacts>,
+        peer: Option<IpAddr>,
+        scheme: &'static str,
+        request_headers: Vec<Option<String>>,
+    ) -> Record {
+        Record {
             log: self.clone(),
             start: Instant::now(),
             wall: self.wants_time.then(SystemTime::now),
-            request: None,
+            request,
             peer,
             scheme,
-            request_headers: vec![None; self.format.request_headers.len()],
-            response_headers: vec![None; self.format.response_headers.len()],
-            status: Some(status.as_u16()),
+            request_headers,
+            response_headers: Vec::new(),
+            status: None,
             sent: 0,
-        });
+        }
     }
 }
 
