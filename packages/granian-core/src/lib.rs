@@ -23,6 +23,7 @@ mod pywebsocket;
 mod pyworker;
 mod rsgi;
 mod runtime;
+mod sendfile;
 mod statics;
 mod tls;
 mod workers;

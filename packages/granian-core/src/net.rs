@@ -12,8 +12,9 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::sendfile::SendfileTarget;
 
 /// One end of a connection: an IP address and port, or a Unix socket (whose path, when it has one,
 /// is the listening socket's: clients connect from unnamed sockets).
@@ -147,7 +148,7 @@ pub struct Accepted<S> {
 
 /// What the accept loop needs from a listener of either family.
 pub trait Accept {
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Stream: SendfileTarget;
     fn accept_one(&self) -> impl Future<Output = std::io::Result<Accepted<Self::Stream>>> + Send;
 }
 

@@ -28,6 +28,7 @@ use crate::metrics::{Field, WorkerMetrics};
 use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
 use crate::observe::ObservedBody;
 use crate::runtime::{RuntimeMode, RuntimeThreads};
+use crate::sendfile::{FileLedger, SendfileStream, SendfileTarget};
 use crate::statics::StaticFiles;
 use crate::tls::info::TlsInfo;
 use crate::tls::{ServerTls, Tls};
@@ -80,6 +81,8 @@ pub struct ConnectionInfo {
     pub tls: Option<TlsInfo>,
     /// Cancelled when the connection is gone.
     pub closed: CancellationToken,
+    /// Where file bodies of HTTP/1 responses go zero-copy; None on connections that cannot.
+    zero_copy: Option<FileLedger>,
     pub server: Arc<ServerContext>,
     /// Set when the first request arrives (see [`FIRST_REQUEST_GRACE`]).
     first_request: AtomicBool,
@@ -87,8 +90,15 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    fn new(local: Endpoint, peer: Endpoint, tls: Option<TlsInfo>, server: Arc<ServerContext>) -> Self {
+    fn new(
+        local: Endpoint,
+        peer: Endpoint,
+        tls: Option<TlsInfo>,
+        zero_copy: Option<FileLedger>,
+        server: Arc<ServerContext>,
+    ) -> Self {
         Self {
+            zero_copy,
             local,
             peer,
             scheme: if tls.is_some() { "https" } else { "http" },
@@ -147,6 +157,9 @@ struct Engine<D> {
     report: ErrorSink,
     debug: DebugSink,
     tls: Option<Tls>,
+    /// Plain-text HTTP/1 connections send file bodies with `sendfile` (not with `pipeline_flush`,
+    /// under which hyper copies body frames: see [`crate::sendfile`]).
+    zero_copy_files: bool,
     statics: Option<Arc<StaticFiles>>,
     access: Option<Arc<AccessLog>>,
 }
@@ -194,6 +207,7 @@ impl Worker {
             report,
             debug,
             tls: config.tls.clone().map(Tls::new),
+            zero_copy_files: !config.http1.pipeline_flush,
             statics: config.statics.clone(),
             access,
         });
@@ -291,18 +305,18 @@ async fn accept_loop<D: Dispatcher, L: Accept>(listener: &L, engine: Arc<Engine<
     }
 }
 
-async fn serve_connection<D, S>(accepted: Accepted<S>, engine: Arc<Engine<D>>)
-where
-    D: Dispatcher,
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn serve_connection<D: Dispatcher, S: SendfileTarget>(accepted: Accepted<S>, engine: Arc<Engine<D>>) {
     let Accepted { stream, local, peer } = accepted;
     let _open = engine.context.metrics.as_ref().map(WorkerMetrics::open_connection);
     match &engine.tls {
-        None => serve_http(stream, ConnectionInfo::new(local, peer, None, engine.context.clone()), engine).await,
+        None => {
+            let ledger = engine.zero_copy_files.then(FileLedger::default);
+            let info = ConnectionInfo::new(local, peer, None, ledger.clone(), engine.context.clone());
+            serve_http(SendfileStream::new(stream, ledger), info, engine).await;
+        }
         Some(tls) => match tls.handshake(stream).await {
             Ok((stream, facts)) => {
-                let info = ConnectionInfo::new(local, peer, Some(facts), engine.context.clone());
+                let info = ConnectionInfo::new(local, peer, Some(facts), None, engine.context.clone());
                 serve_http(stream, info, engine).await;
             }
             // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.
@@ -338,7 +352,11 @@ where
                 let timing = engine.context.metrics.as_ref().map(WorkerMetrics::begin_request);
                 // Boxed: the service future stays small when the access log is off.
                 let record = engine.access.as_ref().map(|log| Box::new(begin_record(log, &request, &engine, &info)));
-                let response = respond(request, &engine, info).await;
+                let http1 = request.version() <= http::Version::HTTP_11;
+                let mut response = respond(request, &engine, &info).await;
+                if let (true, Some(ledger)) = (http1, &info.zero_copy) {
+                    response.body_mut().send_with(ledger);
+                }
                 Ok::<_, Infallible>(ObservedBody::wrap(response, record, timing))
             }
         })
@@ -378,7 +396,7 @@ where
 async fn respond<D: Dispatcher>(
     request: Request<Incoming>,
     engine: &Engine<D>,
-    info: Arc<ConnectionInfo>,
+    info: &Arc<ConnectionInfo>,
 ) -> Response<ResponseBody> {
     let metrics = engine.context.metrics.as_ref();
     if let Some(statics) = &engine.statics {
@@ -404,7 +422,7 @@ async fn respond<D: Dispatcher>(
         Err(TryAcquireError::Closed) => Err(()),
     };
     match permit {
-        Ok(permit) => engine.dispatcher.dispatch(request, info, permit).await,
+        Ok(permit) => engine.dispatcher.dispatch(request, info.clone(), permit).await,
         Err(()) => error_response(StatusCode::SERVICE_UNAVAILABLE),
     }
 }

@@ -117,13 +117,13 @@ def test_log_level_and_no_log(rsgi_apps_dir):
 
 
 def _peak_blocking_threads(rsgi_apps_dir: Path, tmp_path: Path, limit: int) -> int:
-    """The most file-I/O threads the worker ran while 32 clients fetched a 200 kB file for 2 seconds.
+    """The most file-I/O threads the worker ran while 32 clients fetched a 64 KiB file for 2 seconds.
 
-    Files up to 256 KiB are opened and read on the blocking threads (larger ones are only opened
+    Files up to 64 KiB are opened and read on the blocking threads (larger ones are only opened
     there): reading takes longer than dispatching the next request, so the reads overlap.
     """
     big = tmp_path / 'big.bin'
-    big.write_bytes(b'x' * 200_000)
+    big.write_bytes(b'x' * 65536)
     args = ['--runtime-blocking-threads', str(limit)]
     with RunningServer('rsgi_app:app', working_dir=rsgi_apps_dir, extra_args=args) as server:
         (pid,) = collect_worker_pids(server, want=1)

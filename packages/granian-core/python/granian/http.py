@@ -25,7 +25,7 @@ class HTTP1Settings:
     max_buffer_size: int = 417792
     """Maximum size of the per-connection read buffer, in bytes."""
     pipeline_flush: bool = False
-    """Batch the flushing of pipelined HTTP/1.1 responses (experimental)."""
+    """Batch the flushing of pipelined HTTP/1.1 responses (experimental: hyper then buffers response bodies without a limit, so a large file is held in memory whole and is never sent with sendfile)."""
     # END GENERATED
 
     def __post_init__(self) -> None:

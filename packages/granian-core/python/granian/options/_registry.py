@@ -236,7 +236,8 @@ OPTIONS: tuple[Option, ...] = (
         'pipeline_flush',
         Flag(),
         False,
-        'Batch the flushing of pipelined HTTP/1.1 responses (experimental).',
+        'Batch the flushing of pipelined HTTP/1.1 responses (experimental: hyper then buffers response bodies '
+        'without a limit, so a large file is held in memory whole and is never sent with sendfile).',
     ),
     _field(
         'http2',
