@@ -26,6 +26,7 @@ mod runtime;
 mod sendfile;
 mod statics;
 mod tls;
+mod validation;
 mod workers;
 mod ws;
 mod wsgi;

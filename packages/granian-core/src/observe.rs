@@ -1,7 +1,8 @@
 //! The end of each exchange, as the access log and the metrics see it: every response body the
 //! engine sends is wrapped in an [`ObservedBody`], which counts the body bytes hyper takes and, when
 //! hyper drops it (the response ended, or the connection did), lets the request's access log record
-//! and metrics timer finish. With both off the wrapper holds nothing and costs a branch per frame.
+//! and metrics timer finish, and request validation count the request as answered
+//! (`validation::OpenExchange`). Counting bytes costs a branch per frame when the access log is off.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,12 +14,15 @@ use http_body::{Body, Frame, SizeHint};
 use crate::accesslog::Record;
 use crate::http::ResponseBody;
 use crate::metrics::InFlight;
+use crate::validation::OpenExchange;
 
 pub struct ObservedBody {
     body: ResponseBody,
     record: Option<Box<Record>>,
     /// Dropped with the body: the request leaves the in-flight gauge and enters the histogram.
     _timing: Option<InFlight>,
+    /// Dropped with the body: the request counts as answered for request validation.
+    _exchange: Option<OpenExchange>,
 }
 
 impl ObservedBody {
@@ -27,6 +31,7 @@ impl ObservedBody {
         response: Response<ResponseBody>,
         record: Option<Box<Record>>,
         timing: Option<InFlight>,
+        exchange: Option<OpenExchange>,
     ) -> Response<ObservedBody> {
         let record = record.map(|mut record| {
             record.respond(response.status(), response.headers());
@@ -36,7 +41,7 @@ impl ObservedBody {
             timing.respond(response.status().as_u16());
             timing
         });
-        response.map(|body| ObservedBody { body, record, _timing: timing })
+        response.map(|body| ObservedBody { body, record, _timing: timing, _exchange: exchange })
     }
 }
 

@@ -32,6 +32,7 @@ use crate::sendfile::{FileLedger, SendfileStream, SendfileTarget};
 use crate::statics::StaticFiles;
 use crate::tls::info::TlsInfo;
 use crate::tls::{ServerTls, Tls};
+use crate::validation::{CheckedStream, Exchanges};
 use crate::ws::handshake::is_websocket_request;
 use crate::ws::session::WsSettings;
 
@@ -160,6 +161,9 @@ struct Engine<D> {
     /// Plain-text HTTP/1 connections send file bodies with `sendfile` (not with `pipeline_flush`,
     /// under which hyper copies body frames: see [`crate::sendfile`]).
     zero_copy_files: bool,
+    /// The most bytes of an incomplete request head validation holds (hyper's buffer limit).
+    max_head_bytes: usize,
+    head_timeout: Duration,
     statics: Option<Arc<StaticFiles>>,
     access: Option<Arc<AccessLog>>,
 }
@@ -208,6 +212,8 @@ impl Worker {
             debug,
             tls: config.tls.clone().map(Tls::new),
             zero_copy_files: !config.http1.pipeline_flush,
+            max_head_bytes: config.http1.max_buffer_size,
+            head_timeout: config.http1.header_read_timeout,
             statics: config.statics.clone(),
             access,
         });
@@ -286,6 +292,14 @@ impl Worker {
     }
 }
 
+impl<D> Engine<D> {
+    /// The connection's stream under request validation (none on HTTP/2-only listeners).
+    fn checked<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, exchanges: &Arc<Exchanges>) -> CheckedStream<S> {
+        let check = self.http_mode != HttpMode::Http2;
+        CheckedStream::new(stream, check, self.max_head_bytes, self.head_timeout, exchanges.clone())
+    }
+}
+
 async fn accept_loop<D: Dispatcher, L: Accept>(listener: &L, engine: Arc<Engine<D>>) {
     loop {
         tokio::select! {
@@ -312,12 +326,16 @@ async fn serve_connection<D: Dispatcher, S: SendfileTarget>(accepted: Accepted<S
         None => {
             let ledger = engine.zero_copy_files.then(FileLedger::default);
             let info = ConnectionInfo::new(local, peer, None, ledger.clone(), engine.context.clone());
-            serve_http(SendfileStream::new(stream, ledger), info, engine).await;
+            let exchanges = Arc::new(Exchanges::default());
+            let stream = engine.checked(SendfileStream::new(stream, ledger), &exchanges);
+            serve_http(stream, info, engine, exchanges).await;
         }
         Some(tls) => match tls.handshake(stream).await {
             Ok((stream, facts)) => {
                 let info = ConnectionInfo::new(local, peer, Some(facts), None, engine.context.clone());
-                serve_http(stream, info, engine).await;
+                let exchanges = Arc::new(Exchanges::default());
+                let stream = engine.checked(stream, &exchanges);
+                serve_http(stream, info, engine, exchanges).await;
             }
             // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.
             Err(reason) => {
@@ -335,29 +353,33 @@ async fn serve_connection<D: Dispatcher, S: SendfileTarget>(accepted: Accepted<S
     }
 }
 
-async fn serve_http<D, S>(stream: S, info: ConnectionInfo, engine: Arc<Engine<D>>)
+async fn serve_http<D, S>(stream: S, info: ConnectionInfo, engine: Arc<Engine<D>>, exchanges: Arc<Exchanges>)
 where
     D: Dispatcher,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = Arc::new(info);
     let service = {
+        let exchanges = exchanges.clone();
         let engine = engine.clone();
         let info = info.clone();
-        hyper::service::service_fn(move |request| {
+        hyper::service::service_fn(move |request: Request<Incoming>| {
             let engine = engine.clone();
             let info = info.clone();
+            let http1 = request.version() <= http::Version::HTTP_11;
+            // Counted when hyper takes the request (not when the future first runs): the checked
+            // stream holds back a refusal's end of stream until every such request is answered.
+            let exchange = http1.then(|| exchanges.open());
             async move {
                 info.mark_request();
                 let timing = engine.context.metrics.as_ref().map(WorkerMetrics::begin_request);
                 // Boxed: the service future stays small when the access log is off.
                 let record = engine.access.as_ref().map(|log| Box::new(begin_record(log, &request, &engine, &info)));
-                let http1 = request.version() <= http::Version::HTTP_11;
                 let mut response = respond(request, &engine, &info).await;
                 if let (true, Some(ledger)) = (http1, &info.zero_copy) {
                     response.body_mut().send_with(ledger);
                 }
-                Ok::<_, Infallible>(ObservedBody::wrap(response, record, timing))
+                Ok::<_, Infallible>(ObservedBody::wrap(response, record, timing, exchange))
             }
         })
     };
@@ -379,6 +401,15 @@ where
         }
     };
     info.closed.cancel();
+    // A request the validation refused was answered by the stream itself (400, 431, 505).
+    if let Some(status) = exchanges.refused() {
+        if let Some(metrics) = &engine.context.metrics {
+            metrics.increment(Field::ConnectionsFailed);
+        }
+        if let Some(log) = &engine.access {
+            log.parse_error(status, info.peer.ip(), info.scheme);
+        }
+    }
     let Some(failure) = failure else {
         return;
     };

@@ -256,7 +256,7 @@ mod tests {
         let response = Response::builder().status(101).body(ResponseBody::Empty).expect("response");
         let (mut parts, body) = response.into_parts();
         parts.headers = headers;
-        drop(ObservedBody::wrap(Response::from_parts(parts, body), Some(Box::new(record)), None));
+        drop(ObservedBody::wrap(Response::from_parts(parts, body), Some(Box::new(record)), None, None));
         assert_eq!(lines.lock().expect("lock").as_slice(), [r#"one \"quoted\", two\\\u0009|-|\"v1\"|wss"#]);
     }
 
@@ -266,7 +266,7 @@ mod tests {
         let request = Request::get("/").body(()).expect("request");
         let record = log.begin(&request, None, "http");
         let response = Response::new(ResponseBody::full(Bytes::from_static(b"hello")));
-        let body = ObservedBody::wrap(response, Some(Box::new(record)), None).into_body();
+        let body = ObservedBody::wrap(response, Some(Box::new(record)), None, None).into_body();
         let collected = http_body_util::BodyExt::collect(body).await.expect("body").to_bytes();
         assert_eq!(&collected[..], b"hello");
         assert_eq!(lines.lock().expect("lock").as_slice(), ["200 5 HTTP/1.1"]);

@@ -1,0 +1,591 @@
+//! The HTTP/1.1 message rules hyper's parser is lenient about (RFC 9112), as a state machine over
+//! the bytes a client sends: request heads, Content-Length and chunked bodies, chunk lines and
+//! trailer sections. It frames messages exactly as hyper does for every message it accepts (a
+//! message whose framing could be read two ways is refused), so the two never disagree on where
+//! the next request starts.
+
+use http::StatusCode;
+
+/// What the checker decided about the bytes at the start of its input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The first `n` (> 0) bytes are fine; call again with the rest.
+    Release(usize),
+    /// The input is an incomplete unit (a head, a chunk line, a trailer section): call again with
+    /// these bytes and more.
+    NeedMore,
+    /// The input starts a message that must be refused before hyper sees it, with this status.
+    RefuseMessage(StatusCode),
+    /// The input breaks the framing of a body hyper is already reading: the connection must end.
+    BreakBody,
+    /// The rest of the connection is not HTTP/1 messages (an upgrade, CONNECT, HTTP/2's preface):
+    /// stop checking.
+    PassThrough,
+}
+
+/// Where the client is in its stream of messages.
+#[derive(Debug)]
+enum Phase {
+    /// Before a request head; `first` on a connection's first message.
+    Head {
+        first: bool,
+    },
+    /// `remaining` bytes of a Content-Length body; `upgrade` when the connection switches after it.
+    Body {
+        remaining: u64,
+        upgrade: bool,
+    },
+    ChunkLine,
+    ChunkData {
+        remaining: u64,
+    },
+    /// The CRLF after a chunk's data.
+    ChunkEnd,
+    Trailers,
+    PassThrough,
+}
+
+/// Longest chunk-size line (size, extensions, CRLF) accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Checks one connection's requests.
+#[derive(Debug)]
+pub struct Http1Checker {
+    phase: Phase,
+    /// Whether the current chunked message upgrades the connection once it ends.
+    upgrade_after_body: bool,
+}
+
+impl Default for Http1Checker {
+    fn default() -> Self {
+        Self { phase: Phase::Head { first: true }, upgrade_after_body: false }
+    }
+}
+
+/// How a request's body is framed, read from its head.
+#[derive(Debug, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// What a valid head says about what follows it.
+#[derive(Debug, PartialEq, Eq)]
+struct HeadFacts {
+    framing: Framing,
+    /// CONNECT, or an Upgrade header: the bytes after this message may not be HTTP/1.
+    upgrade: bool,
+    /// `PRI * HTTP/2.0`: the first line of HTTP/2's connection preface.
+    http2_preface: bool,
+}
+
+impl Http1Checker {
+    pub fn step(&mut self, input: &[u8]) -> Step {
+        if input.is_empty() {
+            return Step::NeedMore;
+        }
+        match self.phase {
+            Phase::PassThrough => Step::PassThrough,
+            Phase::Head { first } => {
+                // Empty lines before a request line are skipped by hyper too (RFC 9112 §2.2).
+                if input.starts_with(b"\r\n") {
+                    return Step::Release(2);
+                }
+                if input == b"\r" {
+                    return Step::NeedMore;
+                }
+                let Some(end) = head_end(input) else {
+                    return match first_bare_line_feed(input) {
+                        Some(_) => Step::RefuseMessage(StatusCode::BAD_REQUEST),
+                        None => Step::NeedMore,
+                    };
+                };
+                match check_head(&input[..end]) {
+                    Err(status) => Step::RefuseMessage(status),
+                    Ok(facts) if facts.http2_preface && first => {
+                        self.phase = Phase::PassThrough;
+                        Step::PassThrough
+                    }
+                    Ok(facts) if facts.http2_preface => Step::RefuseMessage(StatusCode::BAD_REQUEST),
+                    Ok(facts) => {
+                        self.phase = match facts.framing {
+                            Framing::None if facts.upgrade => Phase::PassThrough,
+                            Framing::None => Phase::Head { first: false },
+                            Framing::Length(0) if facts.upgrade => Phase::PassThrough,
+                            Framing::Length(0) => Phase::Head { first: false },
+                            Framing::Length(length) => Phase::Body { remaining: length, upgrade: facts.upgrade },
+                            Framing::Chunked => {
+                                self.upgrade_after_body = facts.upgrade;
+                                Phase::ChunkLine
+                            }
+                        };
+                        Step::Release(end)
+                    }
+                }
+            }
+            Phase::Body { remaining, upgrade } => {
+                let take = remaining.min(input.len() as u64);
+                self.phase = if take < remaining {
+                    Phase::Body { remaining: remaining - take, upgrade }
+                } else {
+                    self.message_done(upgrade)
+                };
+                Step::Release(take as usize)
+            }
+            Phase::ChunkLine => match chunk_line(input) {
+                ChunkLine::Incomplete if input.len() >= MAX_CHUNK_LINE => Step::BreakBody,
+                ChunkLine::Incomplete => Step::NeedMore,
+                ChunkLine::Invalid => Step::BreakBody,
+                ChunkLine::Size { size: 0, length } => {
+                    self.phase = Phase::Trailers;
+                    Step::Release(length)
+                }
+                ChunkLine::Size { size, length } => {
+                    self.phase = Phase::ChunkData { remaining: size };
+                    Step::Release(length)
+                }
+            },
+            Phase::ChunkData { remaining } => {
+                let take = remaining.min(input.len() as u64);
+                self.phase =
+                    if take < remaining { Phase::ChunkData { remaining: remaining - take } } else { Phase::ChunkEnd };
+                Step::Release(take as usize)
+            }
+            Phase::ChunkEnd => match input {
+                [b'\r'] => Step::NeedMore,
+                [b'\r', b'\n', ..] => {
+                    self.phase = Phase::ChunkLine;
+                    Step::Release(2)
+                }
+                _ => Step::BreakBody,
+            },
+            Phase::Trailers => {
+                if input.starts_with(b"\r\n") {
+                    self.phase = self.message_done(self.upgrade_after_body);
+                    return Step::Release(2);
+                }
+                if input == b"\r" {
+                    return Step::NeedMore;
+                }
+                let Some(end) = head_end(input) else {
+                    return match first_bare_line_feed(input) {
+                        Some(_) => Step::BreakBody,
+                        None => Step::NeedMore,
+                    };
+                };
+                if check_trailers(&input[..end]) {
+                    self.phase = self.message_done(self.upgrade_after_body);
+                    Step::Release(end)
+                } else {
+                    Step::BreakBody
+                }
+            }
+        }
+    }
+
+    /// Whether the bytes being checked belong to a request head.
+    pub fn in_head(&self) -> bool {
+        matches!(self.phase, Phase::Head { .. })
+    }
+
+    fn message_done(&mut self, upgrade: bool) -> Phase {
+        self.upgrade_after_body = false;
+        if upgrade {
+            Phase::PassThrough
+        } else {
+            Phase::Head { first: false }
+        }
+    }
+}
+
+/// The length of the head at the start of `input` (through its blank line), when it is complete.
+/// (Whether every line ends in CRLF is checked with the rest of the bytes, by `plain_lines`.)
+fn head_end(input: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    for newline in memchr::memchr_iter(b'\n', input) {
+        // A line that is just CRLF ends the head.
+        if newline == from + 1 && input[from] == b'\r' {
+            return Some(newline + 1);
+        }
+        from = newline + 1;
+    }
+    None
+}
+
+/// Every byte of a head or trailer section is allowed somewhere in it (no control character but
+/// tab, CR and LF; no DEL), and every CR is followed by LF and every LF preceded by CR.
+fn plain_lines(block: &[u8]) -> bool {
+    // Narrow accumulators and no early exit: these compile to SIMD.
+    let forbidden = block.iter().fold(0u8, |acc, &b| {
+        acc | (u8::from(b < 0x20) & u8::from(b != b'\t') & u8::from(b != b'\r') & u8::from(b != b'\n'))
+            | u8::from(b == 0x7f)
+    });
+    let crs_minus_lfs = block.iter().fold(0i32, |d, &b| d + i32::from(b == b'\r') - i32::from(b == b'\n'));
+    // Every LF follows a CR, and there are as many CRs as LFs: no bare CR or LF anywhere.
+    forbidden == 0
+        && crs_minus_lfs == 0
+        && memchr::memchr_iter(b'\n', block).all(|newline| newline > 0 && block[newline - 1] == b'\r')
+}
+
+/// The first line feed not preceded by a carriage return.
+fn first_bare_line_feed(input: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', input).find(|&newline| newline == 0 || input[newline - 1] != b'\r')
+}
+
+/// tchar (RFC 9110 §5.6.2): the characters of methods, header names and transfer codings.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let c = byte as u8;
+        table[byte] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
+
+// The checks below fold over every byte without stopping early, which lets the compiler use SIMD:
+// a head is valid far more often than not, so there is nothing to gain from stopping.
+
+fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().fold(true, |ok, &b| ok & TOKEN[b as usize])
+}
+
+/// Field value bytes: visible ASCII, space, tab and obs-text; no other control character.
+fn is_field_value(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t')))
+}
+
+/// Request-target bytes: visible ASCII only (RFC 9112 §3.2; no space, control or non-ASCII byte).
+fn is_target(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().fold(true, |ok, &b| ok & (b > 0x20 && b < 0x7f))
+}
+
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}
+
+/// The lines of a complete head or trailer section (every line CRLF-terminated, see `head_end`),
+/// without their CRLF; the blank line that ends the block is left out.
+fn lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', block).filter_map(move |newline| {
+        let line = &block[start..newline - 1];
+        start = newline + 1;
+        (!line.is_empty()).then_some(line)
+    })
+}
+
+/// A header field line of a block `plain_lines` accepted: `name ":" OWS value OWS`; None when the
+/// name is not a token or is followed by anything but the colon (whitespace before the colon,
+/// obs-fold).
+fn field(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = line.iter().position(|&b| !TOKEN[b as usize])?;
+    (colon > 0 && line[colon] == b':').then(|| (&line[..colon], trim_ows(&line[colon + 1..])))
+}
+
+fn check_head(head: &[u8]) -> Result<HeadFacts, StatusCode> {
+    let bad = StatusCode::BAD_REQUEST;
+    if !plain_lines(head) {
+        return Err(bad);
+    }
+    let mut lines = lines(head);
+    let request_line = lines.next().ok_or(bad)?;
+    let mut parts = request_line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad);
+    };
+    if !is_token(method) || !is_target(target) {
+        return Err(bad);
+    }
+    let http10 = match version {
+        b"HTTP/1.1" => false,
+        b"HTTP/1.0" => true,
+        b"HTTP/2.0" if method == b"PRI" && target == b"*" => {
+            return Ok(HeadFacts { framing: Framing::None, upgrade: true, http2_preface: true })
+        }
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            return Err(StatusCode::HTTP_VERSION_NOT_SUPPORTED)
+        }
+        _ => return Err(bad),
+    };
+    let connect = method == b"CONNECT";
+    let target_ok = match target {
+        [b'/', ..] => !connect,
+        b"*" => method == b"OPTIONS",
+        _ if connect => is_authority(target),
+        _ => is_absolute_form(target),
+    };
+    if !target_ok {
+        return Err(bad);
+    }
+
+    let (mut hosts, mut lengths, mut encodings) = (0, Vec::new(), Vec::new());
+    let mut upgrade = connect;
+    for line in lines {
+        let (name, value) = field(line).ok_or(bad)?;
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            lengths.push(value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            encodings.push(value);
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade = true;
+        }
+    }
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one otherwise.
+    if hosts > 1 || (hosts == 0 && !http10) {
+        return Err(bad);
+    }
+    let framing = match (lengths.as_slice(), encodings.as_slice()) {
+        ([], []) => Framing::None,
+        // One Content-Length of digits only: no list, no sign, no repeat (even of the same value).
+        ([length], []) if !length.is_empty() && length.len() <= 19 && length.iter().all(u8::is_ascii_digit) => {
+            Framing::Length(std::str::from_utf8(length).ok().and_then(|l| l.parse().ok()).ok_or(bad)?)
+        }
+        // One Transfer-Encoding, exactly `chunked` (the only coding hyper decodes), never in HTTP/1.0.
+        ([], [coding]) if !http10 && coding.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
+        _ => return Err(bad),
+    };
+    Ok(HeadFacts { framing, upgrade, http2_preface: false })
+}
+
+/// `host:port` (CONNECT's authority-form).
+fn is_authority(target: &[u8]) -> bool {
+    match target.iter().rposition(|&b| b == b':') {
+        Some(colon) => {
+            let (host, port) = (&target[..colon], &target[colon + 1..]);
+            !host.is_empty() && !port.is_empty() && port.iter().all(u8::is_ascii_digit) && !target.contains(&b'/')
+        }
+        None => false,
+    }
+}
+
+/// `scheme "://" ...` (absolute-form).
+fn is_absolute_form(target: &[u8]) -> bool {
+    let Some(colon) = memchr::memchr(b':', target) else {
+        return false;
+    };
+    let scheme = &target[..colon];
+    scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme.iter().all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && target[colon + 1..].starts_with(b"//")
+}
+
+/// Fields a sender must not put in trailers (RFC 9110 §6.5.1): framing, routing, request
+/// modifiers, authentication and content metadata; a recipient merging them would be fooled.
+const FORBIDDEN_TRAILERS: [&[u8]; 14] = [
+    b"content-length",
+    b"transfer-encoding",
+    b"host",
+    b"trailer",
+    b"te",
+    b"expect",
+    b"range",
+    b"authorization",
+    b"cache-control",
+    b"max-forwards",
+    b"pragma",
+    b"content-type",
+    b"content-encoding",
+    b"content-range",
+];
+
+fn check_trailers(section: &[u8]) -> bool {
+    plain_lines(section)
+        && lines(section).all(|line| {
+            field(line).is_some_and(|(name, _)| !FORBIDDEN_TRAILERS.iter().any(|f| name.eq_ignore_ascii_case(f)))
+        })
+}
+
+enum ChunkLine {
+    Incomplete,
+    Invalid,
+    Size { size: u64, length: usize },
+}
+
+/// `chunk-size [ chunk-ext ] CRLF` at the start of `input`: 1 to 16 hex digits; extensions only
+/// after `;` (whitespace directly before the `;` is allowed, not before the CRLF); no control
+/// character, bare CR or bare LF inside.
+fn chunk_line(input: &[u8]) -> ChunkLine {
+    let digits = input.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return if input.is_empty() { ChunkLine::Incomplete } else { ChunkLine::Invalid };
+    }
+    if digits > 16 {
+        return ChunkLine::Invalid;
+    }
+    let Some(newline) = memchr::memchr(b'\n', input) else {
+        // Not finished; a CR may only be the last byte so far (the start of the CRLF).
+        let rest = &input[digits..];
+        let early_cr = rest[..rest.len().saturating_sub(1)].contains(&b'\r');
+        return if early_cr { ChunkLine::Invalid } else { ChunkLine::Incomplete };
+    };
+    if newline < digits + 1 || input[newline - 1] != b'\r' {
+        return ChunkLine::Invalid;
+    }
+    let rest = &input[digits..newline - 1];
+    let extensions_ok = match rest {
+        [] => true,
+        _ => {
+            let after_space = trim_ows_start(rest);
+            after_space.first() == Some(&b';') && is_field_value(after_space)
+        }
+    };
+    if !extensions_ok {
+        return ChunkLine::Invalid;
+    }
+    match std::str::from_utf8(&input[..digits]).ok().and_then(|hex| u64::from_str_radix(hex, 16).ok()) {
+        Some(size) => ChunkLine::Size { size, length: newline + 1 },
+        None => ChunkLine::Invalid,
+    }
+}
+
+fn trim_ows_start(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a checker over `input` delivered whole; returns the steps taken.
+    fn run(input: &[u8]) -> Vec<Step> {
+        let mut checker = Http1Checker::default();
+        let mut steps = Vec::new();
+        let mut at = 0;
+        loop {
+            let step = checker.step(&input[at..]);
+            let done = !matches!(step, Step::Release(_));
+            if let Step::Release(n) = step {
+                at += n;
+            }
+            steps.push(step);
+            if done || at == input.len() {
+                return steps;
+            }
+        }
+    }
+
+    fn verdict(input: &[u8]) -> Step {
+        run(input).pop().unwrap()
+    }
+
+    #[test]
+    fn valid_requests_are_released_whole() {
+        let get = b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
+        assert_eq!(run(get), vec![Step::Release(get.len())]);
+        let post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.0\r\n\r\n";
+        assert_eq!(run(post), vec![Step::Release(47), Step::Release(3), Step::Release(18)]);
+        let chunked =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n";
+        assert!(run(chunked).iter().all(|s| matches!(s, Step::Release(_))), "{:?}", run(chunked));
+        assert!(matches!(verdict(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), Step::Release(_)));
+        assert!(matches!(verdict(b"GET http://x/y HTTP/1.1\r\nHost: x\r\n\r\n"), Step::Release(_)));
+        assert!(matches!(verdict(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), Step::Release(_)));
+        assert_eq!(verdict(b"GET / HTTP/1.1\r\nHost: x\r\n"), Step::NeedMore);
+    }
+
+    #[test]
+    fn the_corpus_of_lenient_inputs_is_refused() {
+        let bad = Step::RefuseMessage(StatusCode::BAD_REQUEST);
+        for request in [
+            &b"GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x07b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x7fb\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: x\n\n",
+            b"GET / HTTP/1.1\r\nHost: x\n\r\n",
+            b"GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
+            b"GET / http/1.1\r\nHost: x\r\n\r\n",
+            b"CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert_eq!(verdict(request), bad, "{}", String::from_utf8_lossy(request).escape_debug());
+        }
+        assert_eq!(
+            verdict(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n"),
+            Step::RefuseMessage(StatusCode::HTTP_VERSION_NOT_SUPPORTED)
+        );
+    }
+
+    #[test]
+    fn broken_chunked_bodies_end_the_connection() {
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for body in [
+            &b"3;a\rb\r\nabc\r\n0\r\n\r\n"[..],
+            b"3 \r\nabc\r\n0\r\n\r\n",
+            b" 3\r\nabc\r\n0\r\n\r\n",
+            b"3\nabc\r\n0\r\n\r\n",
+            b"3\r\nabcX\r\n0\r\n\r\n",
+            b"0x3\r\nabc\r\n0\r\n\r\n",
+            b"11111111111111111\r\n",
+            b"0\r\nContent-Length: 5\r\n\r\n",
+            b"0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"0\r\nHost: y\r\n\r\n",
+            b"0\r\nX: a\nb\r\n\r\n",
+        ] {
+            let input = [head.as_slice(), body].concat();
+            assert_eq!(verdict(&input), Step::BreakBody, "{}", String::from_utf8_lossy(body).escape_debug());
+        }
+        // Whitespace before the `;` of an extension is allowed (BWS).
+        let spaced = [head.as_slice(), b"3 ;a=b\r\nabc\r\n0\r\n\r\n"].concat();
+        assert!(matches!(verdict(&spaced), Step::Release(_)));
+    }
+
+    #[test]
+    fn bytes_arriving_one_at_a_time_give_the_same_framing() {
+        let input = b"POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;x=\"y\"\r\nwiki\r\n0\r\nT: v\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut checker = Http1Checker::default();
+        let (mut start, mut end) = (0, 1);
+        while start < input.len() {
+            match checker.step(&input[start..end]) {
+                Step::Release(n) => start += n,
+                Step::NeedMore => end += 1,
+                other => panic!("{other:?} at {start}..{end}"),
+            }
+            end = end.max(start + 1).min(input.len());
+        }
+        assert!(matches!(checker.phase, Phase::Head { first: false }));
+    }
+
+    #[test]
+    fn upgrades_and_the_http2_preface_stop_the_checking() {
+        let upgrade = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x05hello";
+        assert_eq!(run(upgrade), vec![Step::Release(upgrade.len() - 7), Step::PassThrough]);
+        assert_eq!(verdict(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Step::PassThrough);
+        let late = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        assert_eq!(verdict(late), Step::RefuseMessage(StatusCode::BAD_REQUEST));
+    }
+}
