@@ -370,12 +370,19 @@ where
             // Counted when hyper takes the request (not when the future first runs): the checked
             // stream holds back a refusal's end of stream until every such request is answered.
             let exchange = http1.then(|| exchanges.open());
+            let connect = request.method() == http::Method::CONNECT;
+            let exchanges = exchanges.clone();
             async move {
                 info.mark_request();
                 let timing = engine.context.metrics.as_ref().map(WorkerMetrics::begin_request);
                 // Boxed: the service future stays small when the access log is off.
                 let record = engine.access.as_ref().map(|log| Box::new(begin_record(log, &request, &engine, &info)));
                 let mut response = respond(request, &engine, &info).await;
+                let status = response.status();
+                if http1 && (status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())) {
+                    // hyper hands the connection to the upgrade: request validation stops.
+                    exchanges.switch_protocols();
+                }
                 if let (true, Some(ledger)) = (http1, &info.zero_copy) {
                     response.body_mut().send_with(ledger);
                 }

@@ -211,6 +211,20 @@ def test_refusals_are_in_the_access_log(server):
     assert 'access - 400' in server.output
 
 
+def test_an_upgrade_header_does_not_turn_checking_off(server):
+    """Only a response that switches protocols ends the checking. A request that merely asks (the app
+    answers it as plain HTTP) is the last one hyper reads on that connection; nothing after it runs."""
+    before = reached(server)
+    asking = b'GET /asks HTTP/1.1\r\n' + HOST + b'Upgrade: anything\r\nConnection: upgrade\r\n\r\n'
+    received, closed = talk(
+        server, asking + b'GET /bad HTTP/1.1\nHost: x\n\nGET /smuggled HTTP/1.1\r\n' + HOST + b'\r\n'
+    )
+    assert closed
+    assert 400 not in statuses(received) or statuses(received) == [200, 400]
+    assert b'/smuggled' not in received
+    assert reached(server) == before + 1
+
+
 def test_http2_with_prior_knowledge_passes_unchecked(server):
     with httpx.Client(http1=False, http2=True, timeout=10) as client:
         response = client.get(server.url('/h2'))

@@ -18,9 +18,12 @@ pub enum Step {
     RefuseMessage(StatusCode),
     /// The input breaks the framing of a body hyper is already reading: the connection must end.
     BreakBody,
-    /// The rest of the connection is not HTTP/1 messages (an upgrade, CONNECT, HTTP/2's preface):
+    /// The rest of the connection is not HTTP/1 messages (HTTP/2's preface, an accepted upgrade):
     /// stop checking.
     PassThrough,
+    /// The message before asked to switch protocols (Upgrade, CONNECT): hold what follows until the
+    /// connection knows whether it did ([`Http1Checker::resolve_upgrade`]).
+    AwaitUpgrade,
 }
 
 /// Where the client is in its stream of messages.
@@ -42,6 +45,7 @@ enum Phase {
     /// The CRLF after a chunk's data.
     ChunkEnd,
     Trailers,
+    AwaitUpgrade,
     PassThrough,
 }
 
@@ -87,6 +91,7 @@ impl Http1Checker {
         }
         match self.phase {
             Phase::PassThrough => Step::PassThrough,
+            Phase::AwaitUpgrade => Step::AwaitUpgrade,
             Phase::Head { first } => {
                 // Empty lines before a request line are skipped by hyper too (RFC 9112 §2.2).
                 if input.starts_with(b"\r\n") {
@@ -110,9 +115,9 @@ impl Http1Checker {
                     Ok(facts) if facts.http2_preface => Step::RefuseMessage(StatusCode::BAD_REQUEST),
                     Ok(facts) => {
                         self.phase = match facts.framing {
-                            Framing::None if facts.upgrade => Phase::PassThrough,
+                            Framing::None if facts.upgrade => Phase::AwaitUpgrade,
                             Framing::None => Phase::Head { first: false },
-                            Framing::Length(0) if facts.upgrade => Phase::PassThrough,
+                            Framing::Length(0) if facts.upgrade => Phase::AwaitUpgrade,
                             Framing::Length(0) => Phase::Head { first: false },
                             Framing::Length(length) => Phase::Body { remaining: length, upgrade: facts.upgrade },
                             Framing::Chunked => {
@@ -189,10 +194,23 @@ impl Http1Checker {
         matches!(self.phase, Phase::Head { .. })
     }
 
+    /// Whether the checker waits to learn if the connection switched protocols.
+    pub fn awaiting_upgrade(&self) -> bool {
+        matches!(self.phase, Phase::AwaitUpgrade)
+    }
+
+    /// What became of the requested switch: the rest is another protocol, or more HTTP/1 requests
+    /// (which are checked like any other: an Upgrade header does not turn checking off).
+    pub fn resolve_upgrade(&mut self, switched: bool) {
+        if self.awaiting_upgrade() {
+            self.phase = if switched { Phase::PassThrough } else { Phase::Head { first: false } };
+        }
+    }
+
     fn message_done(&mut self, upgrade: bool) -> Phase {
         self.upgrade_after_body = false;
         if upgrade {
-            Phase::PassThrough
+            Phase::AwaitUpgrade
         } else {
             Phase::Head { first: false }
         }
@@ -583,7 +601,16 @@ mod tests {
     #[test]
     fn upgrades_and_the_http2_preface_stop_the_checking() {
         let upgrade = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x05hello";
-        assert_eq!(run(upgrade), vec![Step::Release(upgrade.len() - 7), Step::PassThrough]);
+        assert_eq!(run(upgrade), vec![Step::Release(upgrade.len() - 7), Step::AwaitUpgrade]);
+        // Switched: the rest passes; refused: the rest is checked as requests again.
+        let mut switched = Http1Checker::default();
+        switched.step(upgrade);
+        switched.resolve_upgrade(true);
+        assert_eq!(switched.step(b"\x81\x05hello"), Step::PassThrough);
+        let mut refused = Http1Checker::default();
+        refused.step(upgrade);
+        refused.resolve_upgrade(false);
+        assert_eq!(refused.step(b"GET / HTTP/1.1\nHost: x\n\n"), Step::RefuseMessage(StatusCode::BAD_REQUEST));
         assert_eq!(verdict(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Step::PassThrough);
         let late = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         assert_eq!(verdict(late), Step::RefuseMessage(StatusCode::BAD_REQUEST));

@@ -12,14 +12,16 @@
 //! (`400`, `505`, or `431` for a head that outgrows the buffer). A body that breaks its chunked
 //! framing ends the stream where it breaks: hyper sees an incomplete body and the connection closes.
 //! Bodies of known length pass without a look; chunk lines and trailers are checked as they pass.
-//! Upgrades, CONNECT and the HTTP/2 preface end the checking for the rest of the connection.
+//! HTTP/2's preface ends the checking for the rest of the connection; so does a request asking to
+//! switch protocols (Upgrade, CONNECT) once its response switched (101, or 2xx to CONNECT): what
+//! follows it waits until the answer is known, and is checked as requests when it did not switch.
 
 pub mod http1;
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub struct Exchanges {
     open: AtomicUsize,
     all_answered: AtomicWaker,
     refused: AtomicU16,
+    /// Set when a response switched protocols (101, or a 2xx to CONNECT).
+    switched: AtomicBool,
 }
 
 impl Exchanges {
@@ -45,6 +49,11 @@ impl Exchanges {
     pub fn open(self: &Arc<Self>) -> OpenExchange {
         self.open.fetch_add(1, Ordering::AcqRel);
         OpenExchange(self.clone())
+    }
+
+    /// The service's answer to a request switches the connection to another protocol.
+    pub fn switch_protocols(&self) {
+        self.switched.store(true, Ordering::Release);
     }
 
     pub fn refused(&self) -> Option<StatusCode> {
@@ -80,7 +89,8 @@ enum Reading {
 enum Outcome {
     /// Everything is released.
     Released,
-    /// Released up to `at`; from there on, an incomplete unit must wait for more bytes.
+    /// Released up to `at`; from there on, bytes wait: for more of an incomplete unit, or for the
+    /// outcome of a requested protocol switch.
     Hold(usize),
     /// Released up to `at`, where a refused message starts or a body breaks.
     Stop {
@@ -141,7 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CheckedStream<S> {
                     let refusal = self.checker.in_head().then_some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
                     return Outcome::Stop { at, refusal };
                 }
-                Step::NeedMore => return Outcome::Hold(at),
+                Step::NeedMore | Step::AwaitUpgrade => return Outcome::Hold(at),
                 Step::RefuseMessage(status) => return Outcome::Stop { at, refusal: Some(status) },
                 Step::BreakBody => return Outcome::Stop { at, refusal: None },
                 Step::PassThrough => return Outcome::PassThrough,
@@ -155,6 +165,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CheckedStream<S> {
         if let Some(status) = refusal {
             self.exchanges.refused.store(status.as_u16(), Ordering::Relaxed);
             self.refusal = Some(refusal_response(status));
+        }
+    }
+
+    /// Checks the held bytes from their start (none of them released yet).
+    fn recheck_held(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        let outcome = self.check(&held);
+        self.held = held;
+        match outcome {
+            Outcome::Released => self.released = self.held.len(),
+            Outcome::PassThrough => {
+                self.released = self.held.len();
+                self.reading = Reading::PassThrough;
+            }
+            Outcome::Hold(at) => self.released = at,
+            Outcome::Stop { at, refusal } => {
+                self.held.truncate(at);
+                self.released = at;
+                self.stop(refusal);
+            }
         }
     }
 
@@ -206,6 +236,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for CheckedStream<S> {
                 }
                 Reading::Checking => {}
             }
+            if this.checker.awaiting_upgrade() {
+                // hyper reads again only once the request asking to switch is answered, or to
+                // notice a closed connection meanwhile: either way, wait for the answer.
+                this.exchanges.all_answered.register(cx.waker());
+                if this.exchanges.open.load(Ordering::Acquire) > 0 {
+                    return Poll::Pending;
+                }
+                this.checker.resolve_upgrade(this.exchanges.switched.load(Ordering::Acquire));
+                if !this.held.is_empty() {
+                    this.recheck_held();
+                }
+                continue;
+            }
             let before = buf.filled().len();
             if Pin::new(&mut this.inner).poll_read(cx, buf)?.is_pending() {
                 if !this.held.is_empty() && this.checker.in_head() {
@@ -253,22 +296,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for CheckedStream<S> {
                 // More of an incomplete unit: check it from its start, in the held copy.
                 this.held.extend_from_slice(&buf.filled()[before..]);
                 buf.set_filled(before);
-                let held = std::mem::take(&mut this.held);
-                let outcome = this.check(&held);
-                this.held = held;
-                match outcome {
-                    Outcome::Released => this.released = this.held.len(),
-                    Outcome::PassThrough => {
-                        this.released = this.held.len();
-                        this.reading = Reading::PassThrough;
-                    }
-                    Outcome::Hold(at) => this.released = at,
-                    Outcome::Stop { at, refusal } => {
-                        this.held.truncate(at);
-                        this.released = at;
-                        this.stop(refusal);
-                    }
-                }
+                this.recheck_held();
             }
         }
     }
