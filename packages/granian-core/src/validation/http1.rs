@@ -58,11 +58,15 @@ pub struct Http1Checker {
     phase: Phase,
     /// Whether the current chunked message upgrades the connection once it ends.
     upgrade_after_body: bool,
+    /// How far the incomplete head or trailer section at the start of the input has been searched
+    /// for its end (the start of its last, unfinished line): each call searches only what arrived
+    /// since, so a head trickling in byte by byte costs linear, not quadratic, time.
+    scanned: usize,
 }
 
 impl Default for Http1Checker {
     fn default() -> Self {
-        Self { phase: Phase::Head { first: true }, upgrade_after_body: false }
+        Self { phase: Phase::Head { first: true }, upgrade_after_body: false, scanned: 0 }
     }
 }
 
@@ -100,11 +104,10 @@ impl Http1Checker {
                 if input == b"\r" {
                     return Step::NeedMore;
                 }
-                let Some(end) = head_end(input) else {
-                    return match first_bare_line_feed(input) {
-                        Some(_) => Step::RefuseMessage(StatusCode::BAD_REQUEST),
-                        None => Step::NeedMore,
-                    };
+                let end = match self.block_end(input) {
+                    Ok(Some(end)) => end,
+                    Ok(None) => return Step::NeedMore,
+                    Err(BareLineFeed) => return Step::RefuseMessage(StatusCode::BAD_REQUEST),
                 };
                 match check_head(&input[..end]) {
                     Err(status) => Step::RefuseMessage(status),
@@ -173,11 +176,10 @@ impl Http1Checker {
                 if input == b"\r" {
                     return Step::NeedMore;
                 }
-                let Some(end) = head_end(input) else {
-                    return match first_bare_line_feed(input) {
-                        Some(_) => Step::BreakBody,
-                        None => Step::NeedMore,
-                    };
+                let end = match self.block_end(input) {
+                    Ok(Some(end)) => end,
+                    Ok(None) => return Step::NeedMore,
+                    Err(BareLineFeed) => return Step::BreakBody,
                 };
                 if check_trailers(&input[..end]) {
                     self.phase = self.message_done(self.upgrade_after_body);
@@ -187,6 +189,26 @@ impl Http1Checker {
                 }
             }
         }
+    }
+
+    /// The length of the head or trailer section at the start of `input` (through its blank line)
+    /// when it is complete; a bare LF anywhere before its end is an error.
+    fn block_end(&mut self, input: &[u8]) -> Result<Option<usize>, BareLineFeed> {
+        let from = self.scanned.min(input.len());
+        let mut line_start = from;
+        for newline in memchr::memchr_iter(b'\n', &input[from..]).map(|at| at + from) {
+            if newline == 0 || input[newline - 1] != b'\r' {
+                return Err(BareLineFeed);
+            }
+            // A line that is just CRLF ends the block.
+            if newline == line_start + 1 {
+                self.scanned = 0;
+                return Ok(Some(newline + 1));
+            }
+            line_start = newline + 1;
+        }
+        self.scanned = line_start;
+        Ok(None)
     }
 
     /// Whether the bytes being checked belong to a request head.
@@ -217,20 +239,6 @@ impl Http1Checker {
     }
 }
 
-/// The length of the head at the start of `input` (through its blank line), when it is complete.
-/// (Whether every line ends in CRLF is checked with the rest of the bytes, by `plain_lines`.)
-fn head_end(input: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    for newline in memchr::memchr_iter(b'\n', input) {
-        // A line that is just CRLF ends the head.
-        if newline == from + 1 && input[from] == b'\r' {
-            return Some(newline + 1);
-        }
-        from = newline + 1;
-    }
-    None
-}
-
 /// Every byte of a head or trailer section is allowed somewhere in it (no control character but
 /// tab, CR and LF; no DEL), and every CR is followed by LF and every LF preceded by CR.
 fn plain_lines(block: &[u8]) -> bool {
@@ -246,10 +254,8 @@ fn plain_lines(block: &[u8]) -> bool {
         && memchr::memchr_iter(b'\n', block).all(|newline| newline > 0 && block[newline - 1] == b'\r')
 }
 
-/// The first line feed not preceded by a carriage return.
-fn first_bare_line_feed(input: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'\n', input).find(|&newline| newline == 0 || input[newline - 1] != b'\r')
-}
+/// A line feed without a carriage return before it.
+struct BareLineFeed;
 
 /// tchar (RFC 9110 §5.6.2): the characters of methods, header names and transfer codings.
 const TOKEN: [bool; 256] = {
@@ -596,6 +602,20 @@ mod tests {
             end = end.max(start + 1).min(input.len());
         }
         assert!(matches!(checker.phase, Phase::Head { first: false }));
+    }
+
+    #[test]
+    fn an_incomplete_head_is_searched_only_where_new_bytes_arrived() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: abc";
+        let mut checker = Http1Checker::default();
+        assert_eq!(checker.step(head), Step::NeedMore);
+        assert_eq!(checker.scanned, 25, "the start of the unfinished line");
+        let more = [&head[..], b"def\r\n"].concat();
+        assert_eq!(checker.step(&more), Step::NeedMore);
+        assert_eq!(checker.scanned, more.len());
+        let whole = [&more[..], b"\r\n"].concat();
+        assert_eq!(checker.step(&whole), Step::Release(whole.len()));
+        assert_eq!(checker.scanned, 0);
     }
 
     #[test]
