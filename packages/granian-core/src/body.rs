@@ -2,8 +2,12 @@
 //!
 //! Data that has already arrived is taken at once: the body is polled with a no-op waker first,
 //! and only when nothing is buffered does a tokio task wait for it and settle an asyncio future.
+//! Every interface reads through a [`LimitedBody`], which enforces `--max-request-body-size` on
+//! bodies whose length was not declared up front (a declared length over the limit never reaches
+//! the app: the worker answers 413 first).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -25,9 +29,68 @@ pub struct Chunk {
     pub more: bool,
 }
 
+/// A request body that fails once it outgrows `--max-request-body-size`.
+pub struct LimitedBody {
+    body: Incoming,
+    limit: Option<Limit>,
+}
+
+struct Limit {
+    /// Bytes still allowed.
+    allowed: u64,
+    max: u64,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl LimitedBody {
+    /// Wraps `body` to fail past `max` bytes (None: no limit, nothing allocated). The flag returned
+    /// with a limit is set when the body turned out larger, so that the worker answers 413 for an
+    /// app whose read failed.
+    pub fn new(body: Incoming, max: Option<u64>) -> (Self, Option<Arc<AtomicBool>>) {
+        let Some(max) = max else {
+            return (Self { body, limit: None }, None);
+        };
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let limit = Limit { allowed: max, max, exceeded: exceeded.clone() };
+        (Self { body, limit: Some(limit) }, Some(exceeded))
+    }
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = CoreError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            Some(Err(err)) => return Poll::Ready(Some(Err(CoreError::Closed(err.to_string())))),
+            None => return Poll::Ready(None),
+        };
+        if let (Some(limit), Some(data)) = (&mut this.limit, frame.data_ref()) {
+            match limit.allowed.checked_sub(data.len() as u64) {
+                Some(left) => limit.allowed = left,
+                None => {
+                    limit.exceeded.store(true, Ordering::Release);
+                    return Poll::Ready(Some(Err(CoreError::TooLarge(limit.max))));
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 enum State {
     /// Not being read right now; `None` once the body ended.
-    Idle(Option<Incoming>),
+    Idle(Option<LimitedBody>),
     /// A tokio task is reading it.
     Reading,
 }
@@ -42,17 +105,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn poll_now(body: &mut Incoming) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+fn poll_now(body: &mut LimitedBody) -> Poll<Option<Result<Frame<Bytes>, CoreError>>> {
     let mut cx = Context::from_waker(Waker::noop());
     Pin::new(body).poll_frame(&mut cx)
 }
 
-fn closed(err: hyper::Error) -> CoreError {
-    CoreError::Closed(err.to_string())
-}
-
 impl RequestBody {
-    pub fn new(body: Incoming) -> Self {
+    pub fn new(body: LimitedBody) -> Self {
         Self { state: Arc::new(Mutex::new(State::Idle(Some(body)))) }
     }
 
@@ -61,14 +120,14 @@ impl RequestBody {
         matches!(&*lock(&self.state), State::Idle(None))
     }
 
-    fn take(&self) -> Result<Option<Incoming>, CoreError> {
+    fn take(&self) -> Result<Option<LimitedBody>, CoreError> {
         match std::mem::replace(&mut *lock(&self.state), State::Reading) {
             State::Idle(body) => Ok(body),
             State::Reading => Err(CoreError::Protocol("the request body is already being read")),
         }
     }
 
-    fn put_back(&self, body: Option<Incoming>) {
+    fn put_back(&self, body: Option<LimitedBody>) {
         *lock(&self.state) = State::Idle(body);
     }
 
@@ -102,7 +161,7 @@ impl RequestBody {
                 }
                 Poll::Ready(Some(Err(err))) => {
                     self.put_back(None);
-                    return pyloop.ready(py, settle(py, Err(closed(err))));
+                    return pyloop.ready(py, settle(py, Err(err)));
                 }
                 Poll::Ready(None) => {
                     self.put_back(None);
@@ -115,7 +174,7 @@ impl RequestBody {
         let work = async move {
             let result = async {
                 while let Some(frame) = body.frame().await {
-                    if let Ok(data) = frame.map_err(closed)?.into_data() {
+                    if let Ok(data) = frame?.into_data() {
                         chunks.push(data);
                     }
                 }
@@ -160,7 +219,7 @@ impl RequestBody {
                 }
                 Poll::Ready(Some(Err(err))) => {
                     self.put_back(None);
-                    return pyloop.ready(py, settle(py, Err(closed(err))));
+                    return pyloop.ready(py, settle(py, Err(err)));
                 }
                 Poll::Ready(None) => {
                     self.put_back(None);
@@ -178,7 +237,7 @@ impl RequestBody {
                             break Ok(Chunk { data: Some(data), more: !body.is_end_stream() });
                         }
                     }
-                    Some(Err(err)) => break Err(closed(err)),
+                    Some(Err(err)) => break Err(err),
                     None => break Ok(Chunk { data: None, more: false }),
                 }
             };
@@ -211,7 +270,7 @@ impl RequestBody {
                 }
                 Poll::Ready(Some(Err(err))) => {
                     self.put_back(None);
-                    return Err(closed(err));
+                    return Err(err);
                 }
                 Poll::Ready(None) => {
                     self.put_back(None);
@@ -229,7 +288,7 @@ impl RequestBody {
                             break Ok(Some(data));
                         }
                     }
-                    Some(Err(err)) => break Err(closed(err)),
+                    Some(Err(err)) => break Err(err),
                     None => break Ok(None),
                 }
             };

@@ -4,6 +4,7 @@
 //! intent; the Python side is the interface's [`RequestHandler`], which builds its objects and
 //! starts the app.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::request::Parts;
@@ -16,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use hyper_util::rt::TokioIo;
 
+use crate::body::LimitedBody;
 use crate::errors::CoreError;
-use crate::http::{error_response, materialize, without_body, ResponseBody, ResponseIntent};
+use crate::http::{body_too_large, error_response, materialize, without_body, ResponseBody, ResponseIntent};
 use crate::pyloop::PyLoop;
 use crate::workers::{ConnectionInfo, Dispatcher};
 use crate::ws::handshake::{inspect, is_websocket_request, refusal_response, Opening};
@@ -32,7 +34,8 @@ pub struct PendingRequest {
 
 /// The channels of one request that its protocol object owns.
 pub struct RequestIo {
-    pub body: Incoming,
+    /// The body, limited to `--max-request-body-size`.
+    pub body: LimitedBody,
     /// Where the response goes; dropping it unanswered makes the server answer 500.
     pub responder: oneshot::Sender<ResponseIntent>,
     /// Cancelled when the client is gone (connection closed or request reset).
@@ -129,12 +132,20 @@ pub async fn hand_off(
     let runtime = Handle::current();
     let (parts, body) = request.into_parts();
     let head_only = parts.method == Method::HEAD;
+    let (body, exceeded) = LimitedBody::new(body, connection.server.max_request_body_size);
+    let version = parts.version;
     send(PendingRequest { parts, connection, io: RequestIo { body, responder, disconnected, permit, runtime } });
-    let response = match response.await {
+    let mut response = match response.await {
         Ok(intent) => materialize(intent).await,
         Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
     };
     guard.disarm();
+    if exceeded.is_some_and(|exceeded| exceeded.load(Ordering::Acquire)) {
+        // The body outgrew the limit while the app read it (its length was not declared): the
+        // app's read failed; a 500 for that is the client's fault, and the rest of the body is
+        // not read, so an HTTP/1 connection cannot carry another request.
+        response = body_too_large(version, Some(response));
+    }
     if head_only {
         without_body(response)
     } else {

@@ -38,6 +38,8 @@ pub enum CoreError {
     InvalidValue(String),
     /// An operating system error.
     Io(std::io::Error),
+    /// The request body is larger than `--max-request-body-size` (the limit, in bytes).
+    TooLarge(u64),
 }
 
 impl std::fmt::Display for CoreError {
@@ -47,6 +49,7 @@ impl std::fmt::Display for CoreError {
             CoreError::Protocol(msg) => f.write_str(msg),
             CoreError::InvalidValue(msg) => f.write_str(msg),
             CoreError::Io(err) => write!(f, "{err}"),
+            CoreError::TooLarge(limit) => write!(f, "the request body is larger than the limit of {limit} bytes"),
         }
     }
 }
@@ -63,7 +66,7 @@ impl CoreError {
     /// Converts into the Python exception the RSGI specification names for it.
     pub fn into_pyerr(self) -> PyErr {
         match self {
-            CoreError::Closed(_) => RSGIProtocolClosed::new_err(self.to_string()),
+            CoreError::Closed(_) | CoreError::TooLarge(_) => RSGIProtocolClosed::new_err(self.to_string()),
             CoreError::Protocol(msg) => RSGIProtocolError::new_err(msg),
             CoreError::InvalidValue(msg) => PyValueError::new_err(msg),
             CoreError::Io(err) => PyOSError::new_err(err.to_string()),

@@ -294,7 +294,11 @@ pub fn without_body(mut response: Response<ResponseBody>) -> Response<ResponseBo
             response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
         }
     }
-    *response.body_mut() = ResponseBody::Empty;
+    if let ResponseBody::Channel { mut chunks, .. } = std::mem::replace(response.body_mut(), ResponseBody::Empty) {
+        // A streaming app keeps sending after the head went out: its sends must succeed (they
+        // would fail as if the client had gone), so what it sends is read and dropped until it ends.
+        tokio::spawn(async move { while chunks.recv().await.is_some() {} });
+    }
     response
 }
 
@@ -303,6 +307,7 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
     let text = match status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::BAD_REQUEST => "Bad request",
+        StatusCode::PAYLOAD_TOO_LARGE => "Content too large",
         StatusCode::SERVICE_UNAVAILABLE => "Service unavailable",
         StatusCode::INTERNAL_SERVER_ERROR => "Internal server error",
         other => other.canonical_reason().unwrap_or("Error"),
@@ -310,6 +315,20 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response(status, headers, ResponseBody::full(Bytes::from_static(text.as_bytes())))
+}
+
+/// The answer to a request whose body is larger than `--max-request-body-size`: 413 in place of a
+/// server error (an app whose body read failed), with `Connection: close` on HTTP/1, since the
+/// rest of the body is left unread.
+pub fn body_too_large(version: http::Version, app_response: Option<Response<ResponseBody>>) -> Response<ResponseBody> {
+    let mut response = match app_response {
+        Some(response) if response.status() != StatusCode::INTERNAL_SERVER_ERROR => response,
+        _ => error_response(StatusCode::PAYLOAD_TOO_LARGE),
+    };
+    if version <= http::Version::HTTP_11 {
+        response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The status for a file that could not be opened or read: 404 only when it does not exist; 403

@@ -158,6 +158,7 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
         statics: read_statics(settings)?,
         access_log: read_access_log(settings)?,
         metrics: read_metrics(settings)?,
+        max_request_body_size: attr(settings, "max_request_body_size")?,
     })
 }
 

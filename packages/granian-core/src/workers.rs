@@ -22,7 +22,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::accesslog::{automatic_response_status, AccessFormat, AccessLog, Record};
 use crate::http::{
-    connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode, ResponseBody,
+    body_too_large, connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode,
+    ResponseBody,
 };
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
@@ -59,6 +60,8 @@ pub struct WorkerConfig {
     pub access_log: Option<AccessFormat>,
     /// This worker's slot of the supervisor's metrics; None when metrics are off.
     pub metrics: Option<WorkerMetrics>,
+    /// The largest request body accepted, in bytes; None accepts any size.
+    pub max_request_body_size: Option<u64>,
 }
 
 /// What every connection of a worker shares with the engine.
@@ -71,6 +74,8 @@ pub struct ServerContext {
     /// Requests received so far (WebSocket handshakes included), for request-count recycling.
     pub requests: AtomicU64,
     pub metrics: Option<WorkerMetrics>,
+    /// The largest request body accepted, in bytes; None accepts any size.
+    pub max_request_body_size: Option<u64>,
 }
 
 /// Facts about one client connection, shared by its requests.
@@ -197,6 +202,7 @@ impl Worker {
             websockets: config.websockets.clone(),
             requests: AtomicU64::new(0),
             metrics: config.metrics.clone(),
+            max_request_body_size: config.max_request_body_size,
         });
         let engine = Arc::new(Engine {
             dispatcher,
@@ -437,6 +443,12 @@ async fn respond<D: Dispatcher>(
     info: &Arc<ConnectionInfo>,
 ) -> Response<ResponseBody> {
     let metrics = engine.context.metrics.as_ref();
+    if let Some(limit) = engine.context.max_request_body_size {
+        // A declared length (Content-Length) over the limit is refused before anything runs.
+        if http_body::Body::size_hint(request.body()).lower() > limit {
+            return body_too_large(request.version(), None);
+        }
+    }
     if let Some(statics) = &engine.statics {
         if let Some(target) = statics.route(request.uri().path()) {
             let response = statics.serve(target, &request);

@@ -68,6 +68,7 @@ fn disconnected_error() -> PyErr {
 pub fn asgi_error(err: CoreError) -> PyErr {
     match err {
         CoreError::Closed(_) => disconnected_error(),
+        CoreError::TooLarge(_) => ClientDisconnected::new_err(err.to_string()),
         CoreError::Protocol(message) => PyRuntimeError::new_err(message),
         other => other.into_pyerr(),
     }

@@ -3,12 +3,11 @@
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Buf, BytesMut};
-use hyper::body::Incoming;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use tokio::runtime::Handle;
 
-use crate::body::RequestBody;
+use crate::body::{LimitedBody, RequestBody};
 use crate::errors::CoreError;
 
 struct Buffered {
@@ -37,7 +36,7 @@ fn limit(size: Option<isize>) -> Option<usize> {
 }
 
 impl WsgiInput {
-    pub fn new(body: Incoming, runtime: Handle) -> Self {
+    pub fn new(body: LimitedBody, runtime: Handle) -> Self {
         Self {
             body: RequestBody::new(body),
             runtime,

@@ -183,6 +183,17 @@ OPTIONS: tuple[Option, ...] = (
         'protocols',
     ),
     Option(
+        'max_request_body_size',
+        Integer(1, 2**63 - 1, 'bytes'),
+        None,
+        'Largest request body accepted, in bytes; a larger one is answered with 413 Content Too Large.',
+        'protocols',
+        default_text='no limit',
+        note='A declared Content-Length over the limit is refused before the app runs; a body of '
+        "undeclared length (chunked, HTTP/2 without content-length) fails the app's read once it "
+        'outgrows the limit. HTTP/1 connections close after a 413.',
+    ),
+    Option(
         'websockets',
         Flag(),
         True,

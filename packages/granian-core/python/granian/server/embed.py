@@ -82,6 +82,7 @@ class Server:
         runtime_mode: RuntimeModes | str = 'auto',
         task_impl: TaskImpl | str = 'asyncio',
         http: HTTPModes | str = 'auto',
+        max_request_body_size: int | None = None,
         websockets: bool = True,
         backlog: int = 1024,
         backpressure: int | None = None,

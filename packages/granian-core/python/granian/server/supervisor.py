@@ -161,6 +161,7 @@ class Server:
         loop: Loops | str = 'auto',
         task_impl: TaskImpl | str = 'asyncio',
         http: HTTPModes | str = 'auto',
+        max_request_body_size: int | None = None,
         websockets: bool = True,
         backlog: int = 1024,
         backpressure: int | None = None,
