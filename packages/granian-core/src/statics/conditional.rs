@@ -252,4 +252,55 @@ mod tests {
         assert_eq!(with(&v.last_modified_text()), RangeDecision::Partial(0, 10));
         assert_eq!(with("Tue, 14 Nov 2023 22:13:19 GMT"), RangeDecision::Full);
     }
+
+    /// Property tests: any Range header gives a range inside the file, well-formed ones the exact bytes.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn decide(value: &str, size: u64) -> Option<RangeDecision> {
+            let value = HeaderValue::from_str(value).ok()?;
+            let mut map = HeaderMap::new();
+            map.insert(RANGE, value);
+            Some(range(&map, &Validators::new(size, UNIX_EPOCH, None), size))
+        }
+
+        fn spec() -> impl Strategy<Value = String> {
+            let number = prop_oneof![0..2000u64, Just(u64::MAX), Just(0)].prop_map(|n| n.to_string());
+            prop_oneof![
+                (number.clone(), number.clone()).prop_map(|(a, b)| format!("{a}-{b}")),
+                number.clone().prop_map(|a| format!("{a}-")),
+                number.prop_map(|b| format!("-{b}")),
+                "[ -~]{0,8}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_range_stays_inside_the_file(
+                specs in proptest::collection::vec(spec(), 1..4),
+                prefix in prop_oneof![Just("bytes="), Just("bytes = "), Just("items="), Just("")],
+                size in prop_oneof![Just(0u64), 1..3000u64],
+            ) {
+                let value = format!("{prefix}{}", specs.join(","));
+                if let Some(RangeDecision::Partial(start, end)) = decide(&value, size) {
+                    prop_assert!(start < end && end <= size, "{value}: {start}..{end} of {size}");
+                }
+            }
+
+            #[test]
+            fn well_formed_single_ranges_are_exact(first in 0..3000u64, length in 0..3000u64, size in 1..3000u64) {
+                let last = first + length;
+                let expected = if first < size {
+                    RangeDecision::Partial(first, (last + 1).min(size))
+                } else {
+                    RangeDecision::Unsatisfiable
+                };
+                prop_assert_eq!(decide(&format!("bytes={first}-{last}"), size), Some(expected));
+                let suffix = length + 1;
+                let tail = RangeDecision::Partial(size - suffix.min(size), size);
+                prop_assert_eq!(decide(&format!("bytes=-{suffix}"), size), Some(tail));
+            }
+        }
+    }
 }

@@ -126,4 +126,34 @@ mod tests {
         }
         assert_eq!(tree.name("/docs/", Some("../../secret.txt")), None);
     }
+
+    /// Property test: no request path, however encoded, resolves outside the mount.
+    #[test]
+    fn generated_paths_never_leave_the_mount() {
+        use proptest::prelude::*;
+        let tree = Tree::new("properties");
+        let segment = prop_oneof![
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("%2e%2e".to_string()),
+            Just("%2E.".to_string()),
+            Just("..%2f".to_string()),
+            Just("%2f".to_string()),
+            Just("%5c..".to_string()),
+            Just("%00".to_string()),
+            Just("docs".to_string()),
+            Just("escape.txt".to_string()),
+            Just("secret.txt".to_string()),
+            Just("app.css".to_string()),
+            Just("".to_string()),
+            "[ -~]{0,6}",
+        ];
+        let rest = proptest::collection::vec(segment, 0..6).prop_map(|segments| format!("/{}", segments.join("/")));
+        proptest!(|(rest in rest, index in prop_oneof![Just(None), Just(Some("index.html")), Just(Some("../secret.txt"))])| {
+            if let Some(found) = resolve(&tree.root, &rest, index) {
+                prop_assert!(found.path.starts_with(&tree.root), "{rest} -> {}", found.path.display());
+                prop_assert!(found.metadata.is_file());
+            }
+        });
+    }
 }

@@ -635,4 +635,141 @@ mod tests {
         let late = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         assert_eq!(verdict(late), Step::RefuseMessage(StatusCode::BAD_REQUEST));
     }
+
+    /// Property tests: generated requests, mutated ones and arbitrary bytes, delivered whole and in
+    /// arbitrary pieces (as a socket may deliver them).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Feeds `input` as the stream does when it arrives in pieces ending at `cuts`: unreleased
+        /// bytes are offered again with what arrived since. Returns the bytes released and the
+        /// verdict that ended the checking (None: everything released, or waiting for more).
+        fn deliver(input: &[u8], cuts: &[usize]) -> (usize, Option<Step>) {
+            let mut checker = Http1Checker::default();
+            let mut ends: Vec<usize> = cuts.iter().map(|cut| cut % (input.len() + 1)).collect();
+            ends.sort_unstable();
+            ends.push(input.len());
+            let mut at = 0;
+            for available in ends {
+                while at < available {
+                    match checker.step(&input[at..available]) {
+                        Step::Release(n) => {
+                            assert!(n > 0 && at + n <= available, "released {n} of {}", available - at);
+                            at += n;
+                        }
+                        Step::NeedMore => break,
+                        other => return (at, Some(other)),
+                    }
+                }
+            }
+            (at, None)
+        }
+
+        fn token() -> impl Strategy<Value = String> {
+            "[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,12}".prop_filter(
+                "framing and routing headers are generated on purpose",
+                |name| {
+                    let name = name.to_ascii_lowercase();
+                    !["host", "content-length", "transfer-encoding", "upgrade", "connection", "expect"]
+                        .contains(&name.as_str())
+                },
+            )
+        }
+
+        fn body() -> impl Strategy<Value = (String, Vec<u8>)> {
+            let bytes = proptest::collection::vec(any::<u8>(), 0..40);
+            prop_oneof![
+                Just((String::new(), Vec::new())),
+                bytes.clone().prop_map(|body| (format!("Content-Length: {}\r\n", body.len()), body)),
+                (proptest::collection::vec(bytes, 0..4), any::<bool>(), any::<bool>()).prop_map(
+                    |(chunks, extension, trailer)| {
+                        let mut body = Vec::new();
+                        for chunk in chunks.iter().filter(|chunk| !chunk.is_empty()) {
+                            let ext = if extension { ";name=\"v\"" } else { "" };
+                            body.extend_from_slice(format!("{:x}{ext}\r\n", chunk.len()).as_bytes());
+                            body.extend_from_slice(chunk);
+                            body.extend_from_slice(b"\r\n");
+                        }
+                        body.extend_from_slice(if trailer { b"0\r\nX-Digest: abc\r\n\r\n" } else { b"0\r\n\r\n" });
+                        ("Transfer-Encoding: chunked\r\n".to_string(), body)
+                    }
+                ),
+            ]
+        }
+
+        prop_compose! {
+            fn message()(
+                method in prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE"), Just("PATCH")],
+                path in "/[a-zA-Z0-9._~/-]{0,20}(\\?[a-z0-9=&]{0,10})?",
+                http10 in any::<bool>(),
+                headers in proptest::collection::vec((token(), "[ -~]{0,20}"), 0..6),
+                (framing, body) in body(),
+            ) -> Vec<u8> {
+                let http10 = http10 && !framing.starts_with("Transfer-Encoding");
+                let mut head = format!("{method} {path} HTTP/1.{}\r\n", if http10 { 0 } else { 1 });
+                if !http10 {
+                    head.push_str("Host: example\r\n");
+                }
+                for (name, value) in headers {
+                    head.push_str(&format!("{name}: {}\r\n", value.trim()));
+                }
+                head.push_str(&framing);
+                head.push_str("\r\n");
+                [head.into_bytes(), body].concat()
+            }
+        }
+
+        fn messages() -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(message(), 1..4).prop_map(|messages| messages.concat())
+        }
+
+        /// Bytes that matter to HTTP/1 framing, for mutations.
+        const INTERESTING: &[u8] = b"\r\n\0\t :;,=\"0123456789abcdefxX-\x7f\x80\xff";
+
+        fn mutated() -> impl Strategy<Value = Vec<u8>> {
+            let edit = (any::<prop::sample::Index>(), 0..3u8, prop::sample::select(INTERESTING));
+            (messages(), proptest::collection::vec(edit, 1..4)).prop_map(|(mut input, edits)| {
+                for (at, kind, byte) in edits {
+                    let at = at.index(input.len() + 1);
+                    match kind {
+                        0 => input.insert(at, byte),
+                        1 if at < input.len() => input[at] = byte,
+                        _ if at < input.len() => {
+                            input.remove(at);
+                        }
+                        _ => input.push(byte),
+                    }
+                }
+                input
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn valid_requests_are_released_whole_in_any_pieces(
+                input in messages(),
+                cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            ) {
+                prop_assert_eq!(deliver(&input, &[]), (input.len(), None));
+                prop_assert_eq!(deliver(&input, &cuts), (input.len(), None));
+            }
+
+            #[test]
+            fn mutated_requests_get_the_same_verdict_in_any_pieces(
+                input in mutated(),
+                cuts in proptest::collection::vec(any::<usize>(), 1..8),
+            ) {
+                prop_assert_eq!(deliver(&input, &cuts), deliver(&input, &[]));
+            }
+
+            #[test]
+            fn arbitrary_bytes_get_the_same_verdict_in_any_pieces(
+                input in proptest::collection::vec(any::<u8>(), 0..300),
+                cuts in proptest::collection::vec(any::<usize>(), 1..8),
+            ) {
+                prop_assert_eq!(deliver(&input, &cuts), deliver(&input, &[]));
+            }
+        }
+    }
 }

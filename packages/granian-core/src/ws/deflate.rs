@@ -151,4 +151,43 @@ mod tests {
             assert_eq!(negotiate([offer]), None, "{offer}");
         }
     }
+
+    /// Property test: any offer list is read without panicking, and what is agreed is something the
+    /// compressor can do and a client can read back.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn parameter() -> impl Strategy<Value = String> {
+            let bits = prop_oneof![-1..20i32, Just(8), Just(15)].prop_map(|n| n.to_string());
+            prop_oneof![
+                Just("server_no_context_takeover".to_string()),
+                Just("client_no_context_takeover".to_string()),
+                Just("client_max_window_bits".to_string()),
+                bits.clone().prop_map(|n| format!("client_max_window_bits={n}")),
+                bits.clone().prop_map(|n| format!("server_max_window_bits={n}")),
+                bits.prop_map(|n| format!("server_max_window_bits=\"{n}\"")),
+                "[ -~]{0,12}",
+            ]
+        }
+
+        fn offer() -> impl Strategy<Value = String> {
+            let name = prop_oneof![Just("permessage-deflate".to_string()), "[a-z-]{0,20}"];
+            (name, proptest::collection::vec(parameter(), 0..5))
+                .prop_map(|(name, params)| [name].into_iter().chain(params).collect::<Vec<_>>().join("; "))
+        }
+
+        proptest! {
+            #[test]
+            fn agreements_are_within_what_zlib_can_do(offers in proptest::collection::vec(offer(), 0..4)) {
+                let value = offers.join(", ");
+                if let Some(agreement) = negotiate([value.as_str()]) {
+                    for bits in [agreement.server_max_window_bits, agreement.client_max_window_bits].into_iter().flatten() {
+                        prop_assert!(WINDOW_BITS.contains(&bits), "{value}: {agreement:?}");
+                    }
+                    prop_assert!(agreement.header_value().starts_with("permessage-deflate"));
+                }
+            }
+        }
+    }
 }
