@@ -184,9 +184,11 @@ ROWS = [
         gap='not built yet (issue 13)',
     ),
     Row(
-        'Fuzzing against a live server',
-        'generated requests (hypothesis) against a running server; property tests of our parsers',
-        gap='not built yet (issue 13): only option parsing and the access-log renderer are fuzzed',
+        'Fuzzing',
+        'hypothesis: generated, mutated and arbitrary requests against a live server (well-formed answers '
+        'only, refused requests never reach the app, the server stays up); proxy headers with arbitrary '
+        'values. proptest (cargo test): request validation in any pieces, ranges, static paths, deflate',
+        [CORE + 'test_fuzz.py::'],
     ),
 ]
 

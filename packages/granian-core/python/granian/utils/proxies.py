@@ -37,6 +37,7 @@ _SCHEMES = frozenset({'http', 'https', 'ws', 'wss'})
 _WEBSOCKET_SCHEMES = {'http': 'ws', 'https': 'wss', 'ws': 'ws', 'wss': 'wss'}
 _HTTP_SCHEMES = {'http': 'http', 'https': 'https', 'ws': 'http', 'wss': 'https'}
 # One `name=value` pair of a Forwarded element; the value is a token or a quoted string (RFC 7239, 4).
+_PORT = re.compile(r'[0-9]{1,5}')
 _PAIR = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
 
 
@@ -88,16 +89,23 @@ class Forwarded:
     scheme: str | None = None
 
 
+def _port(text: str) -> int | None:
+    """A TCP port written in ASCII digits (0-65535), else None."""
+    if not _PORT.fullmatch(text):
+        return None
+    port = int(text)
+    return port if port <= 65535 else None
+
+
 def _split_node(node: str) -> tuple[str, int | None]:
     """A `for=` node or an X-Forwarded-For entry as (host, port): `1.2.3.4`, `1.2.3.4:80`, `[::1]:80`, `::1`."""
     node = node.strip()
     if node.startswith('['):
         host, _, rest = node[1:].partition(']')
-        port = rest[1:] if rest.startswith(':') else ''
-        return host, int(port) if port.isdigit() else None
+        return host, _port(rest[1:]) if rest.startswith(':') else None
     if node.count(':') == 1:
         host, port = node.split(':')
-        return host, int(port) if port.isdigit() else None
+        return host, _port(port)
     return node, None
 
 
