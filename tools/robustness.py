@@ -138,8 +138,11 @@ ROWS = [
     Row(
         'WebSocket abuse',
         'oversize messages (1009), reserved bits and opcodes, control frames over 125 bytes (1002), '
-        'invalid UTF-8 (1007), bad handshakes, silent peers (Autobahn cases 1-10 run separately in CI)',
+        'invalid UTF-8 (1007), bad handshakes, silent peers; a 2^62-byte frame header, 20,000 empty fragments, '
+        'ping floods from clients that read and that never read, invalid close codes and reasons, one close '
+        'frame only (Autobahn cases 1-10 run separately in CI)',
         [
+            CORE + 'test_websocket_abuse.py::',
             RSGI + 'test_rsgi_websocket.py::test_oversized_message_closes_with_1009',
             RSGI + 'test_rsgi_websocket.py::test_max_size_option',
             RSGI + 'test_rsgi_websocket.py::test_reserved_',
@@ -152,8 +155,10 @@ ROWS = [
     Row(
         'App faults',
         'exceptions before, during and after the response in RSGI, ASGI and WSGI; misuse of the protocol '
-        'objects; a killed worker respawned while the others serve; a crash loop stops with one line',
+        'objects; a killed worker respawned while the others serve; a crash loop stops with one line; '
+        'segfaults and os._exit in a request; requests never answered; an event loop blocked for seconds',
         [
+            CORE + 'test_app_faults.py::',
             RSGI + 'test_rsgi_responses.py::test_app_failure_is_500_and_server_keeps_serving',
             RSGI + 'test_rsgi_websocket.py::test_app_raising_before_accept_gets_500_and_the_worker_lives_on',
             ASGI + 'test_asgi_errors.py::',
@@ -180,8 +185,9 @@ ROWS = [
     ),
     Row(
         'Soak',
-        '1M requests per interface with RSS and open descriptors sampled',
-        gap='not built yet (issue 13)',
+        'GET and POST echo on keep-alive connections and GET on a new connection each, per interface, with '
+        "the worker's RSS and descriptors sampled (tools/soak.py runs about 1M requests per interface)",
+        [CORE + 'test_soak.py::'],
     ),
     Row(
         'Fuzzing',

@@ -117,6 +117,7 @@ pub fn start(
     let io = SessionStream::new(io);
     let violation = io.violation();
     let closed_cleanly = io.closed_cleanly();
+    let close_sent = io.close_sent();
     let socket = WebSocket::from_stream_with_extensions(io, Role::Server, extension.as_deref(), options)?;
     let (inbound_tx, inbound) = mpsc::channel(QUEUE);
     let (outbound, outbound_rx) = mpsc::channel(QUEUE);
@@ -131,6 +132,7 @@ pub fn start(
         shutdown,
         violation,
         closed_cleanly,
+        close_sent,
     };
     let report = ending.clone();
     let done = finished.clone();
@@ -157,6 +159,8 @@ struct Session {
     violation: ViolationFlag,
     /// Set once the close handshake is complete: the stream lingers for the peer's end when dropped.
     closed_cleanly: Arc<AtomicBool>,
+    /// Set by the stream once a close frame went out (nothing may follow it).
+    close_sent: Arc<AtomicBool>,
 }
 
 /// The close code the server sends for a frame error the framing layer reports.
@@ -257,10 +261,14 @@ impl Session {
                             return closing.unwrap_or_else(abnormal);
                         }
                         Err(err) => {
-                            // Protocol errors found while reading frames already queued a close
-                            // frame; errors found when assembling a message did not.
+                            // Errors found while reading a frame made yawc queue a close frame;
+                            // errors found when assembling a message did not: send one only then.
                             let code = error_close_code(&err);
-                            if matches!(err, WebSocketError::InvalidUTF8 | WebSocketError::FrameTooLarge | WebSocketError::InvalidFragment) {
+                            // Readying the sink writes what yawc queued (its close frame, if any).
+                            let socket = &mut self.socket;
+                            let queued = futures_util::future::poll_fn(|cx| socket.poll_ready_unpin(cx));
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, queued).await;
+                            if !self.close_sent.load(Ordering::Relaxed) {
                                 let _ = self.send_frame(close_frame(code, "")).await;
                             }
                             self.write_pending_replies().await;

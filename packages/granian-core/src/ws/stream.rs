@@ -12,6 +12,13 @@
 //!   ([`SessionStream::closed_cleanly`]), the stream, when dropped, is handed to a task that ends
 //!   our side (FIN, END_STREAM), reads until the peer ends its own (for [`LINGER`] at most) and then
 //!   lets it go.
+//! - **Back-pressure on the peer's own requests.** yawc answers every ping (and a close) with a frame
+//!   it queues without limit, and keeps reading while those answers wait: a client that floods pings
+//!   and never reads made the server queue pongs by the gigabyte. Writes that the socket cannot take
+//!   at once are held here (up to [`WRITE_BACKLOG`] bytes), and while anything waits the stream reads
+//!   nothing more: the peer has to read its answers before it is read again.
+//! - **One close frame.** The stream notes the frames yawc writes; [`SessionStream::close_sent`] tells
+//!   the session whether a close frame already went out, so that it never sends a second one.
 
 use std::io;
 use std::pin::Pin;
@@ -20,10 +27,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// How long a closed stream waits for the peer to end its side before it is dropped.
 pub const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes written by yawc that wait here for the socket (reading stops while any wait).
+pub const WRITE_BACKLOG: usize = 64 * 1024;
+/// The opcode of a close frame.
+const CLOSE_OPCODE: u8 = 0x8;
 
 /// Whether a frame's opcode is one RFC 6455 reserves (0x3-0x7 data, 0xB-0xF control).
 fn is_reserved_opcode(first_byte: u8) -> bool {
@@ -79,6 +91,8 @@ struct FrameScanner {
     have: usize,
     /// Payload bytes still to pass before the next header.
     payload_left: u64,
+    /// Whether a complete close frame header has been seen.
+    saw_close: bool,
 }
 
 impl FrameScanner {
@@ -108,6 +122,7 @@ impl FrameScanner {
                 return Some((header_start, Violation::ControlFrameTooLong));
             }
             if let Some(payload) = self.complete_header() {
+                self.saw_close |= self.header[0] & 0x0f == CLOSE_OPCODE;
                 self.payload_left = payload;
                 self.have = 0;
             }
@@ -145,6 +160,11 @@ pub struct SessionStream<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     scanner: FrameScanner,
     violation: ViolationFlag,
     closed_cleanly: Arc<AtomicBool>,
+    /// Bytes accepted from yawc that the socket has not taken yet (in the order written).
+    backlog: BytesMut,
+    /// Follows the frames yawc writes (the server's own frames are not checked, only noted).
+    outbound: FrameScanner,
+    close_sent: Arc<AtomicBool>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> SessionStream<S> {
@@ -154,7 +174,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> SessionStream<S> {
             scanner: FrameScanner::default(),
             violation: ViolationFlag::default(),
             closed_cleanly: Arc::new(AtomicBool::new(false)),
+            backlog: BytesMut::new(),
+            outbound: FrameScanner::default(),
+            close_sent: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A flag set once a close frame has been written to the stream (sent, or held to be sent).
+    pub fn close_sent(&self) -> Arc<AtomicBool> {
+        self.close_sent.clone()
     }
 
     /// Set once the stream has stopped at a frame the session must refuse.
@@ -179,9 +207,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for SessionStream<
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let backlog = std::mem::take(&mut self.backlog);
         runtime.spawn(async move {
             let mut sink = [0u8; 1024];
             let _ = tokio::time::timeout(LINGER, async {
+                // What is still held goes out first (it ends with the close frame).
+                let _ = inner.write_all(&backlog).await;
                 // End our side (TCP FIN, HTTP/2 END_STREAM), then wait for the peer to end its own.
                 let _ = inner.shutdown().await;
                 while matches!(inner.read(&mut sink).await, Ok(read) if read > 0) {}
@@ -195,6 +226,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for SessionSt
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if self.violation.get().is_some() {
             return Poll::Ready(Ok(()));
+        }
+        if !self.backlog.is_empty() {
+            // Pending here registers for the socket turning writable, which wakes this read again.
+            if let Poll::Ready(Err(err)) = self.drain(cx) {
+                return Poll::Ready(Err(err));
+            }
+            // Anything still waiting means the peer is not reading what it is sent: read it no
+            // further (a smaller threshold would let yawc read on while refusing its writes).
+            if !self.backlog.is_empty() {
+                return Poll::Pending;
+            }
         }
         let before = buf.filled().len();
         let result = match self.inner() {
@@ -211,9 +253,76 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for SessionSt
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> SessionStream<S> {
+    /// Writes the backlog to the socket; Pending while the socket cannot take all of it.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.backlog.is_empty() {
+            let backlog = &self.backlog;
+            let written = match self.inner.as_mut() {
+                Some(inner) => std::task::ready!(Pin::new(inner).poll_write(cx, backlog))?,
+                None => return Poll::Ready(Err(io::Error::from(io::ErrorKind::NotConnected))),
+            };
+            if written == 0 {
+                return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero)));
+            }
+            self.backlog.advance(written);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes what yawc hands over: straight to the socket when nothing waits and it takes it, else
+    /// into the backlog while the backlog is below its limit. `slices` is one write's data.
+    fn write_slices(&mut self, cx: &mut Context<'_>, slices: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let total: usize = slices.iter().map(|slice| slice.len()).sum();
+        if total == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        if !self.backlog.is_empty() {
+            if let Poll::Ready(Err(err)) = self.drain(cx) {
+                return Poll::Ready(Err(err));
+            }
+        }
+        let accepted = if self.backlog.is_empty() {
+            match self.inner()?.poll_write_vectored(cx, slices) {
+                Poll::Ready(Ok(written)) => written,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                // The socket is full: hold the write (the waker is registered for writability).
+                Poll::Pending if total <= WRITE_BACKLOG => self.hold(slices, total),
+                Poll::Pending => return Poll::Pending,
+            }
+        } else if self.backlog.len() + total <= WRITE_BACKLOG {
+            self.hold(slices, total)
+        } else {
+            return Poll::Pending;
+        };
+        let mut left = accepted;
+        for slice in slices {
+            let take = left.min(slice.len());
+            // The server's own frames never have the faults the scanner stops at.
+            let _ = self.outbound.scan(&slice[..take]);
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+        if self.outbound.saw_close {
+            self.close_sent.store(true, Ordering::Relaxed);
+        }
+        Poll::Ready(Ok(accepted))
+    }
+
+    fn hold(&mut self, slices: &[io::IoSlice<'_>], total: usize) -> usize {
+        self.backlog.reserve(total);
+        for slice in slices {
+            self.backlog.extend_from_slice(slice);
+        }
+        total
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for SessionStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.inner()?.poll_write(cx, data)
+        self.write_slices(cx, &[io::IoSlice::new(data)])
     }
 
     fn poll_write_vectored(
@@ -221,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for SessionS
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.inner()?.poll_write_vectored(cx, bufs)
+        self.write_slices(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -229,10 +338,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for SessionS
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.drain(cx))?;
         self.inner()?.poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.drain(cx))?;
         self.inner()?.poll_shutdown(cx)
     }
 }
