@@ -433,8 +433,8 @@ class Server:
                 continue
             for index, worker in list(workers.items()):
                 if worker.process.sentinel in ready and not worker.process.is_alive():
-                    code = worker.process.exitcode
-                    logger.error('worker-%d (pid %s) exited unexpectedly with code %s', index, worker.process.pid, code)
+                    how = _exit_description(worker.process.exitcode)
+                    logger.error('worker-%d (pid %s) exited unexpectedly %s', index, worker.process.pid, how)
                     worker.close()
                     if config.worker.reload and config.worker.reload_ignore_worker_failure:
                         logger.info('worker-%d is started again at the next change', index)
@@ -592,3 +592,14 @@ class Server:
                 worker.process.kill()
                 worker.process.join()
             worker.close()
+
+
+def _exit_description(code: int | None) -> str:
+    """How a process ended, for the log: `with code 3`, or `killed by SIGSEGV (signal 11)`."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = 'a signal'
+        return f'killed by {name} (signal {-code})'
+    return f'with code {code}'
