@@ -173,8 +173,10 @@ ROWS = [
     Row(
         'Shutdown and reload under load',
         'SIGHUP, code reload, request-count recycling and socket-activated restarts with steady clients: '
-        'zero failed requests; SIGTERM lets in-flight requests finish',
+        'zero failed requests; SIGTERM with new-connection and keep-alive clients in every interface: every '
+        'request the server read is answered, connections waiting in the listen queue are served',
         [
+            CORE + 'test_shutdown_under_load.py::',
             CORE + 'test_server_process.py::test_sighup_replaces_workers_without_failed_requests',
             CORE + 'test_server_process.py::test_sigterm_lets_in_flight_request_finish_then_exits_0',
             CORE + 'test_worker_lifecycle.py::test_reload_serves_the_changed_code_without_failed_requests',

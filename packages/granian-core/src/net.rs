@@ -150,6 +150,23 @@ pub struct Accepted<S> {
 pub trait Accept {
     type Stream: SendfileTarget;
     fn accept_one(&self) -> impl Future<Output = std::io::Result<Accepted<Self::Stream>>> + Send;
+    /// A connection already waiting in the backlog, taken without waiting (None when there is none).
+    ///
+    /// Asks the kernel directly rather than tokio's readiness, which may not have seen the latest
+    /// arrivals: at shutdown, every connection the kernel completed is served rather than reset.
+    fn accept_waiting(&self) -> Option<std::io::Result<Accepted<Self::Stream>>>;
+}
+
+/// A non-blocking `accept(2)` on `listener`: Ok(None) when nothing waits.
+fn accept_now(listener: &impl std::os::fd::AsFd) -> std::io::Result<Option<(socket2::Socket, socket2::SockAddr)>> {
+    match socket2::SockRef::from(listener).accept() {
+        Ok((socket, address)) => {
+            socket.set_nonblocking(true)?;
+            Ok(Some((socket, address)))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 impl Accept for TcpListener {
@@ -164,6 +181,17 @@ impl Accept for TcpListener {
             return Ok(Accepted { stream, local: Endpoint::Tcp(local), peer: Endpoint::Tcp(peer) });
         }
     }
+
+    fn accept_waiting(&self) -> Option<std::io::Result<Accepted<TcpStream>>> {
+        let accepted = (|| {
+            let Some((socket, _)) = accept_now(self)? else { return Ok(None) };
+            let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+            let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+            let _ = stream.set_nodelay(true);
+            Ok(Some(Accepted { stream, local: Endpoint::Tcp(local), peer: Endpoint::Tcp(peer) }))
+        })();
+        accepted.transpose()
+    }
 }
 
 /// A Unix listener with its path.
@@ -176,6 +204,17 @@ impl Accept for UnixAcceptor<'_> {
         let (stream, peer) = self.0.accept().await?;
         let peer = Endpoint::Unix(peer.as_pathname().map(|p| Arc::from(p.to_string_lossy().as_ref())));
         Ok(Accepted { stream, local: self.1.clone(), peer })
+    }
+
+    fn accept_waiting(&self) -> Option<std::io::Result<Accepted<UnixStream>>> {
+        let accepted = (|| {
+            let Some((socket, address)) = accept_now(self.0)? else { return Ok(None) };
+            let stream =
+                UnixStream::from_std(std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(socket)))?;
+            let path = address.as_pathname().map(|p| Arc::from(p.to_string_lossy().as_ref()));
+            Ok(Some(Accepted { stream, local: self.1.clone(), peer: Endpoint::Unix(path) }))
+        })();
+        accepted.transpose()
     }
 }
 

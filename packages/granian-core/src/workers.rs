@@ -310,7 +310,14 @@ async fn accept_loop<D: Dispatcher, L: Accept>(listener: &L, engine: Arc<Engine<
     loop {
         tokio::select! {
             biased;
-            _ = engine.shutdown.cancelled() => break,
+            _ = engine.shutdown.cancelled() => {
+                // Connections the kernel already completed would be reset when the socket closes:
+                // serve them (each is drained like any other connection).
+                while let Some(Ok(accepted)) = listener.accept_waiting() {
+                    engine.connections.spawn(serve_connection(accepted, engine.clone()));
+                }
+                break;
+            }
             accepted = listener.accept_one() => match accepted {
                 Ok(accepted) => {
                     engine.connections.spawn(serve_connection(accepted, engine.clone()));

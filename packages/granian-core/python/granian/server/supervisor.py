@@ -353,10 +353,12 @@ class Server:
         finally:
             if self._reloader is not None:
                 self._reloader.stop()
+            # Closed before the workers drain: once they stop accepting (serving what already waits
+            # in the backlog), new clients are refused at once rather than queued and then reset.
+            bound.close()
             self._finish(workers.values(), config)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            bound.close()
             if self._metrics is not None:
                 self._metrics.close()
                 self._metrics = None
