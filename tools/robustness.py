@@ -101,8 +101,9 @@ ROWS = [
     ),
     Row(
         'Slow and greedy clients',
-        '200 slowloris connections, clients that stop reading (HTTP/2 send buffer, WebSocket), '
-        'silent HTTP/2 peers, 500 concurrent connections, long streams next to short requests',
+        '200 slowloris connections, 50 bodies trickled a byte at a time, a client that never reads a 256 MiB '
+        'response, 10,000 idle keep-alive connections, clients that stop reading (HTTP/2 send buffer, '
+        'WebSocket), silent HTTP/2 peers, 500 concurrent connections, long streams next to short requests',
         [
             CORE + 'test_http_settings.py::test_header_read_timeout_cuts_off_slow_headers_and_others_are_served',
             CORE + 'test_http_settings.py::test_max_send_buffer_bounds_what_waits_for_a_slow_reader',
@@ -110,6 +111,7 @@ ROWS = [
             RSGI + 'test_rsgi_connections.py::test_500_concurrent_connections',
             RSGI + 'test_rsgi_websocket.py::test_a_client_that_stops_reading_holds_back_the_app_not_the_others',
             WSGI + 'test_wsgi_concurrency.py::test_short_requests_are_not_starved_by_long_streams',
+            CORE + 'test_slow_clients.py::',
         ],
     ),
     Row(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests_support.processes import rss_mib, worker_pid
 from tests_support.server import RunningServer
-from tests_support.waiting import wait_until
 from tests_support.websocket import (
     BINARY,
     CLOSE,
@@ -47,37 +47,6 @@ def ws_server(request: pytest.FixtureRequest, server_factory) -> RunningServer:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def worker_pid(server: RunningServer) -> int:
-    """The pid of the server's only worker (the child titled `... worker-1`)."""
-    assert server.proc is not None
-    found: list[int] = []
-
-    def look() -> bool:
-        for entry in Path('/proc').iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / 'stat').read_text()
-                title = (entry / 'cmdline').read_bytes()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(')') + 2 :].split()[1]) == server.proc.pid and b'worker-1' in title:
-                found.append(int(entry.name))
-                return True
-        return False
-
-    assert wait_until(look, 10), 'no worker-1 among the server children'
-    return found[0]
-
-
-def rss_mib(pid: int) -> float:
-    """The resident set of process `pid`, in MiB."""
-    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f'no VmRSS for {pid}')
 
 
 def echo_round_trip(server: RunningServer, payload: bytes = b'still here') -> float:

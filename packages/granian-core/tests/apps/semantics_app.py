@@ -7,6 +7,7 @@
 - `/stream`: a streamed response of three chunks `a`, `b`, `c` (no declared length).
 - `/failures`: how many sends of `/stream` failed so far.
 - `/headers`: answers `headers=<number of request headers>`.
+- `/big`: a streamed response of 256 chunks of 1 MiB (for clients that never read).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from granian.rsgi import ProtocolClosed
 seen = 0
 send_failures = 0
 CHUNKS = (b'a', b'b', b'c')
+MEGABYTE = b'm' * (1024 * 1024)
+BIG_CHUNKS = 256
 
 
 def _counted(path: str) -> None:
@@ -55,6 +58,13 @@ async def rsgi(scope, proto):
             proto.response_str(422, [], f'error={type(error).__name__}')
         else:
             proto.response_str(200, [], f'len={len(body)}')
+    elif scope.path == '/big':
+        transport = proto.response_stream(200, [('content-type', 'application/octet-stream')])
+        for _ in range(BIG_CHUNKS):
+            try:
+                await transport.send_bytes(MEGABYTE)
+            except ProtocolClosed:
+                return
     elif scope.path == '/stream':
         transport = proto.response_stream(200, [('content-type', 'text/plain')])
         for chunk in CHUNKS:
@@ -96,6 +106,12 @@ async def asgi(scope, receive, send):
             body = f'len={len(await _asgi_body(receive))}'.encode()
         except OSError as error:
             status, body = 422, f'error={type(error).__name__}'.encode()
+    elif path == '/big':
+        await send({'type': 'http.response.start', 'status': 200, 'headers': []})
+        for _ in range(BIG_CHUNKS):
+            await send({'type': 'http.response.body', 'body': MEGABYTE, 'more_body': True})
+        await send({'type': 'http.response.body', 'body': b''})
+        return
     elif path == '/stream':
         await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'text/plain')]})
         for chunk in CHUNKS:
@@ -133,6 +149,9 @@ def wsgi(environ, start_response):
     elif path == '/stream':
         start_response(status, [('Content-Type', 'text/plain')])
         return _wsgi_stream()
+    elif path == '/big':
+        start_response(status, [('Content-Type', 'application/octet-stream')])
+        return (MEGABYTE for _ in range(BIG_CHUNKS))
     elif path == '/chunks':
         size = 0
         while chunk := environ['wsgi.input'].read(8192):
