@@ -23,7 +23,8 @@ STOP_TIMEOUT = 15.0
 
 def free_port(host: str = HOST) -> int:
     """Return a TCP port that was free on `host` a moment ago (bind port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 

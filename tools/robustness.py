@@ -77,7 +77,8 @@ ROWS = [
     Row(
         'HTTP semantics',
         'Expect: 100-continue (HTTP/1.1, HTTP/2), HEAD of streamed responses read off the socket, '
-        'Connection: close, HTTP/1.0 with and without keep-alive, pipelining order, 304, many headers',
+        'Connection: close, HTTP/1.0 with and without keep-alive, pipelining order, 204 from an app that gives '
+        'a body, 304, %2F in paths, many headers, IPv6 binding',
         [
             CORE + 'test_http_semantics.py::test_expect_100_continue_is',
             CORE + 'test_http_semantics.py::test_expect_100_continue_over_http2',
@@ -85,6 +86,9 @@ ROWS = [
             CORE + 'test_http_semantics.py::test_a_request_with_many_headers',
             CORE + 'test_http_semantics.py::test_the_server_closes_when_the_client_asks',
             CORE + 'test_http_semantics.py::test_http_1_0_keep_alive',
+            CORE + 'test_http_semantics.py::test_a_204_from_the_app',
+            CORE + 'test_http_semantics.py::test_an_encoded_slash',
+            CORE + 'test_http_semantics.py::test_ipv6_binding',
             CORE + 'test_http_settings.py::test_pipelined_requests_are_answered_in_order',
             CORE + 'test_zero_copy.py::test_pipelined_responses_keep_their_order_and_bytes',
             CORE + 'test_static_files.py::test_head_sends_the_headers_without_the_body',

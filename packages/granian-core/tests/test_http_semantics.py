@@ -260,6 +260,17 @@ def test_head_over_http2_sends_no_data(server):
     assert (final[b':status'], data) == (b'200', b'')
 
 
+def test_ipv6_binding(server_factory):
+    if not socket.has_ipv6:
+        pytest.skip('no IPv6 on this machine')
+    ipv6 = server_factory('semantics_app:rsgi', working_dir=APPS_DIR, host='::1')
+    with socket.create_connection(('::1', ipv6.port), timeout=10) as sock:
+        sock.sendall(b'GET /headers HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n')
+        response = read_response(sock.makefile('rb'))
+    assert response.status == 200
+    assert 'Listening at: http://[::1]:' in ipv6.output
+
+
 # --- headers and connections --------------------------------------------------------------------------
 
 
@@ -305,6 +316,28 @@ def test_http_1_0_keep_alive_keeps_the_connection(server):
             response = read_response(reader)
             assert response.status == 200
             assert (response.header('connection') or '').lower() == 'keep-alive'
+
+
+def test_a_204_from_the_app_goes_out_without_its_body(server):
+    with connect(server.port) as sock:
+        sock.sendall(
+            b'GET /no-content HTTP/1.1\r\nHost: x\r\n\r\nGET /headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+        )
+        received, _ = read_until_closed(sock)
+    head, _, rest = received.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 204 '), received
+    assert b'content-length' not in head.lower() and b'transfer-encoding' not in head.lower(), head
+    assert rest.startswith(b'HTTP/1.1 200 '), rest
+    assert b'oops' not in received
+
+
+def test_an_encoded_slash_is_decoded_in_the_path_the_app_sees(server):
+    # Every interface gives apps the decoded path (ASGI keeps the original in raw_path): an app that
+    # routes on it cannot tell /a%2Fb from /a/b, as with other servers.
+    with connect(server.port) as sock:
+        sock.sendall(b'GET /path/a%2Fb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        response = read_response(sock.makefile('rb'))
+    assert response.body == b'path=/path/a/b'
 
 
 def test_the_server_keeps_serving_after_every_case(server):

@@ -8,6 +8,8 @@
 - `/failures`: how many sends of `/stream` failed so far.
 - `/headers`: answers `headers=<number of request headers>`.
 - `/big`: a streamed response of 256 chunks of 1 MiB (for clients that never read).
+- `/no-content`: 204 with a body the app (wrongly) gives, which must not be sent.
+- `/path/...`: answers `path=<the decoded path the app sees>`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def _counted(path: str) -> None:
 
 
 def _simple(path: str, header_count: int) -> bytes | None:
+    if path.startswith('/path/'):
+        return f'path={path}'.encode()
     if path == '/count':
         return str(seen).encode()
     if path == '/failures':
@@ -46,6 +50,8 @@ async def rsgi(scope, proto):
     simple = _simple(scope.path, len(scope.headers.keys()))
     if simple is not None:
         proto.response_bytes(200, [], simple)
+    elif scope.path == '/no-content':
+        proto.response_bytes(204, [], b'oops')
     elif scope.path == '/chunks':
         size = 0
         async for chunk in proto:
@@ -101,6 +107,8 @@ async def asgi(scope, receive, send):
     status, body = 200, _simple(path, len(scope['headers']))
     if body is not None:
         pass
+    elif path == '/no-content':
+        status, body = 204, b'oops'
     elif path == '/catch':
         try:
             body = f'len={len(await _asgi_body(receive))}'.encode()
@@ -146,6 +154,9 @@ def wsgi(environ, start_response):
     status = '200 OK'
     if body is not None:
         pass
+    elif path == '/no-content':
+        start_response('204 No Content', [])
+        return [b'oops']
     elif path == '/stream':
         start_response(status, [('Content-Type', 'text/plain')])
         return _wsgi_stream()
