@@ -20,3 +20,20 @@ def received(sock: socket.socket, keep_going: Callable[[], bool], poll: float = 
         yield chunk
         if not chunk:
             return
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
+    """Everything `sock` receives, and whether the peer closed (or reset) the connection before
+    `timeout` seconds passed without data."""
+    sock.settimeout(timeout)
+    data = b''
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return data, False
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk

@@ -162,7 +162,7 @@ ROWS = [
         'App faults',
         'exceptions before, during and after the response in RSGI, ASGI and WSGI; misuse of the protocol '
         'objects; a killed worker respawned while the others serve; a crash loop stops with one line; '
-        'segfaults and os._exit in a request; requests never answered; an event loop blocked for seconds',
+        'segfaults and os._exit in a request; requests never answered; an event loop blocked for seconds (logged)',
         [
             CORE + 'test_app_faults.py::',
             RSGI + 'test_rsgi_responses.py::test_app_failure_is_500_and_server_keeps_serving',

@@ -11,6 +11,7 @@ mod body;
 mod dispatch;
 mod errors;
 mod http;
+mod loopwatch;
 mod metrics;
 mod net;
 mod observe;

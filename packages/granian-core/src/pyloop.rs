@@ -388,6 +388,17 @@ impl PyLoop {
         }));
     }
 
+    /// Logs a warning through the `_granian` logger.
+    pub fn log_warning(&self, py: Python<'_>, message: &str) {
+        let _ = self.logger.call_method1(py, "warning", (message,));
+    }
+
+    /// Logs a warning at once from a thread that is not the loop's (for news the loop cannot give
+    /// because it is not running): takes the GIL here rather than queueing the record.
+    pub fn log_warning_now(&self, message: &str) {
+        Python::attach(|py| self.log_warning(py, message));
+    }
+
     /// Logs from any thread: the record is written by the Python thread.
     pub fn log_error_from_any_thread(self: &Arc<Self>, message: String) {
         let this = self.clone();

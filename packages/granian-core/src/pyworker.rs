@@ -8,6 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 use crate::errors::CoreError;
+use crate::loopwatch::{watch, LoopWatch};
 use crate::net::Listener;
 use crate::pyaccesslog::access_log;
 use crate::pyloop::{resolve_future, PyLoop};
@@ -16,17 +17,26 @@ use crate::workers::{DebugSink, Dispatcher, Worker, WorkerConfig};
 /// The running state behind an interface's worker class.
 #[derive(Default)]
 pub struct WorkerSlot {
-    running: Mutex<Option<(Arc<Worker>, Arc<PyLoop>)>>,
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    worker: Arc<Worker>,
+    pyloop: Arc<PyLoop>,
+    /// Watches the event loop of async interfaces (whose apps can block it); stops when dropped.
+    _watch: Option<LoopWatch>,
 }
 
 impl WorkerSlot {
-    /// Starts serving `listener_fd` with `make_dispatcher(pyloop)`.
+    /// Starts serving `listener_fd` with `dispatcher`; `watch_loop` for interfaces whose apps run on
+    /// the event loop (see [`crate::loopwatch`]).
     pub fn start<D: Dispatcher>(
         &self,
         config: &WorkerConfig,
         listener_fd: i32,
         pyloop: Arc<PyLoop>,
         dispatcher: D,
+        watch_loop: bool,
     ) -> PyResult<()> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if running.is_some() {
@@ -43,20 +53,21 @@ impl WorkerSlot {
         };
         let access = Python::attach(|py| access_log(py, config.access_log.as_ref(), &pyloop))?;
         let worker = Worker::start(config, listener, dispatcher, report, debug, access).map_err(CoreError::from)?;
-        *running = Some((Arc::new(worker), pyloop));
+        let watch = if watch_loop { Some(watch(pyloop.clone()).map_err(CoreError::from)?) } else { None };
+        *running = Some(Running { worker: Arc::new(worker), pyloop, _watch: watch });
         Ok(())
     }
 
     /// Requests received since the worker started serving (0 before and after).
     pub fn requests_received(&self) -> u64 {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.as_ref().map_or(0, |(worker, _)| worker.requests_received())
+        running.as_ref().map_or(0, |running| running.worker.requests_received())
     }
 
     /// Begins the drain; the returned asyncio future resolves when the worker has fully stopped.
     pub fn shutdown(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some((worker, pyloop)) = running else {
+        let Some(Running { worker, pyloop, .. }) = running else {
             return Err(PyRuntimeError::new_err("this worker is not serving"));
         };
         worker.begin_shutdown();

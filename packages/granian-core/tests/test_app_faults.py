@@ -185,5 +185,13 @@ def test_a_blocked_event_loop_holds_up_only_its_own_worker(two_async_workers, tm
     assert all(moment > BLOCK_SECONDS - 0.5 for moment in from_blocked), answers
     # The blocked worker answers once the block is over.
     assert block_answer.get('answer') == (200, str(blocked)), block_answer
+    # The server said so while it lasted, and again when it ended (the probe of loopwatch.rs).
+    output = server.output
+    stalled = re.search(r'the event loop has not run for (\d+\.\d) s: the app is blocking it', output)
+    assert stalled, output
+    assert 1.0 <= float(stalled.group(1)) < BLOCK_SECONDS, output
+    ran_again = re.search(r'the event loop ran again after (\d+\.\d) s', output)
+    assert ran_again, output
+    assert BLOCK_SECONDS - 0.5 <= float(ran_again.group(1)) < BLOCK_SECONDS + 1.5, output
     assert BLOCK_SECONDS - 0.1 <= block_answer['took'] < BLOCK_SECONDS + 3, block_answer
     assert blocked in collect_worker_pids(server, want=2)

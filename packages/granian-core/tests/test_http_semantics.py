@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests_support.rawhttp import connect, read_response
+from tests_support.sockets import read_until_closed
 from tests_support.waiting import wait_until
 
 APPS_DIR = Path(__file__).parent / 'apps'
@@ -41,22 +42,6 @@ def reached(server) -> int:
 
 def failed_sends(server) -> int:
     return int(httpx.get(server.url('/failures'), timeout=10).text)
-
-
-def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bool]:
-    """Everything the server sends, and whether it closed the connection within `timeout`."""
-    sock.settimeout(timeout)
-    received = b''
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            return received, False
-        except ConnectionResetError:
-            return received, True
-        if not chunk:
-            return received, True
-        received += chunk
 
 
 def post_head(path: str, length: int, *extra: str) -> bytes:

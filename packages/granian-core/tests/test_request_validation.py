@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests_support.rawhttp import connect
+from tests_support.sockets import read_until_closed
 
 APPS_DIR = Path(__file__).parent / 'apps'
 
@@ -35,18 +36,7 @@ def talk(server, data: bytes, *, pieces: int = 1, timeout: float = 10.0) -> tupl
             sock.sendall(data[start : start + step])
             if pieces > 1:
                 time.sleep(0.005)
-        received = b''
-        sock.settimeout(1.0)
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                return received, False
-            except ConnectionResetError:
-                return received, True
-            if not chunk:
-                return received, True
-            received += chunk
+        return read_until_closed(sock, timeout=1.0)
 
 
 def statuses(received: bytes) -> list[int]:

@@ -61,13 +61,20 @@ def one_request(sock: socket.socket) -> str:
     return 'closing' if (response.header('connection') or '').lower() == 'close' else 'answered'
 
 
+def open_connection(port: int, tally: Tally) -> socket.socket | None:
+    """A new connection, or None (counted as refused) when the server no longer listens."""
+    try:
+        return socket.create_connection(('127.0.0.1', port), timeout=10)
+    except ConnectionRefusedError:
+        tally.add('refused')
+        time.sleep(0.01)
+        return None
+
+
 def fresh_client(port: int, stop: threading.Event, stop_sent: threading.Event, tally: Tally) -> None:
     while not stop.is_set():
-        try:
-            sock = socket.create_connection(('127.0.0.1', port), timeout=10)
-        except ConnectionRefusedError:
-            tally.add('refused')
-            time.sleep(0.01)
+        sock = open_connection(port, tally)
+        if sock is None:
             continue
         with sock:
             try:
@@ -83,11 +90,8 @@ def keep_alive_client(port: int, stop: threading.Event, stop_sent: threading.Eve
     sock = None
     while not stop.is_set():
         if sock is None:
-            try:
-                sock = socket.create_connection(('127.0.0.1', port), timeout=10)
-            except ConnectionRefusedError:
-                tally.add('refused')
-                time.sleep(0.01)
+            sock = open_connection(port, tally)
+            if sock is None:
                 continue
         try:
             outcome = one_request(sock)

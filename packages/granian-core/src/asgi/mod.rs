@@ -95,7 +95,7 @@ impl AsgiWorker {
         let pyloop = PyLoop::attach(py, event_loop)?;
         let template = scope::ScopeTemplate { root_path: PyString::new(py, &self.root_path).unbind(), state };
         let handler = AsgiHandler { app, pyloop: pyloop.clone(), template };
-        self.slot.start(&self.config, self.listener_fd, pyloop.clone(), PyDispatcher::new(handler, pyloop))
+        self.slot.start(&self.config, self.listener_fd, pyloop.clone(), PyDispatcher::new(handler, pyloop), true)
     }
 
     /// Requests received since the worker started serving (for `workers_max_requests`).

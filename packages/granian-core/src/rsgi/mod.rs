@@ -33,7 +33,7 @@ impl RsgiWorker {
     fn serve(&self, py: Python<'_>, callback: Py<PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
         let pyloop = PyLoop::attach(py, event_loop)?;
         let dispatcher = PyDispatcher::new(dispatch::RsgiHandler::new(callback, pyloop.clone()), pyloop.clone());
-        self.slot.start(&self.config, self.listener_fd, pyloop, dispatcher)
+        self.slot.start(&self.config, self.listener_fd, pyloop, dispatcher, true)
     }
 
     /// Requests received since the worker started serving (for `workers_max_requests`).

@@ -137,7 +137,7 @@ impl WsgiWorker {
         let pool = BlockingPool::new(self.blocking_threads, self.idle_timeout, chores, self.config.metrics.clone());
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.clone());
         let app = Arc::new(WsgiApp { app, template, pyloop: pyloop.clone() });
-        self.slot.start(&self.config, self.listener_fd, pyloop, WsgiDispatcher { app, pool })
+        self.slot.start(&self.config, self.listener_fd, pyloop, WsgiDispatcher { app, pool }, false)
     }
 
     /// Requests received since the worker started serving (for `workers_max_requests`).
