@@ -44,6 +44,7 @@ ROWS = [
         'HTTP/1.1 parsing',
         'RFC 9112 corpus: bare LF, obs-fold, CL+TE, duplicate/list/signed CL, NUL/CTL/non-ASCII in target '
         'and headers, bad versions (505), space before colon, authority/asterisk forms, oversize head (431), '
+        'a request target over 64 KiB (414), '
         'more than 100 headers (431), broken chunk lines and trailers; valid edge cases whole and byte by byte',
         [
             CORE + 'test_request_validation.py::',
@@ -121,7 +122,8 @@ ROWS = [
     Row(
         'HTTP/2 abuse',
         'rapid reset, CONTINUATION flood, SETTINGS and PING floods from a peer that does not read, '
-        'empty DATA flood, zero window, too many streams, oversize header list and frames',
+        'empty DATA flood, zero window, too many streams, oversize header list and frames, HPACK bombs '
+        '(20 MB decoded from 8 KiB refused; 40 streams of 15.6 MB decoded cost no memory per copy)',
         [
             CORE + 'test_http2_abuse.py::',
             CORE + 'test_http_settings.py::test_max_concurrent_streams_is_enforced',

@@ -15,7 +15,16 @@ import h2.settings
 import hpack
 import httpx
 import pytest
-from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, SettingsFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+)
 
 from tests_support.sockets import received
 
@@ -159,3 +168,62 @@ def test_a_peer_that_never_opens_its_window(server):
         _others_are_served(server)
     finally:
         abuser.close()
+
+
+def _bomb(streams: int, copies: int) -> list[bytes]:
+    """HEADERS frames whose few KiB of HPACK decode to `copies` x 4000 bytes each: the header is sent
+    once into the dynamic table, then referred to by its index (one or two bytes per copy)."""
+    encoder = hpack.Encoder()
+    request = [(':method', 'GET'), (':path', '/'), (':scheme', 'http'), (':authority', 'x')]
+    frames = []
+    for index in range(streams):
+        frame = HeadersFrame(1 + 2 * index)
+        frame.data = encoder.encode(request + [('x-bomb', 'a' * 4000)] * copies)
+        frame.flags.add('END_HEADERS')
+        frame.flags.add('END_STREAM')
+        frames.append(frame.serialize())
+    return frames
+
+
+def _answers_to_stream_1(data: bytes) -> tuple[list[str], int]:
+    """The :status values the server sent on stream 1, and how many RST_STREAM/GOAWAY frames it sent."""
+    decoder, statuses, resets = hpack.Decoder(), [], 0
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        if len(data) < 9 + length:
+            break
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        data = data[9 + length :]
+        if isinstance(frame, HeadersFrame) and frame.stream_id == 1:
+            statuses += [value for name, value in decoder.decode(frame.data) if name == ':status']
+        elif isinstance(frame, RstStreamFrame | GoAwayFrame):
+            resets += 1
+    return statuses, resets
+
+
+def test_hpack_bomb_over_the_header_list_limit_is_refused(server):
+    # 5000 x 4000 bytes = 20 MB decoded, over --http2-max-headers-size (16 MiB by default).
+    frames = _bomb(1, 5000)
+    abuser = Abuser(server)
+    try:
+        abuser.send_all(frames)
+        until = time.monotonic() + 2.0
+        answer = b''.join(received(abuser.sock, lambda: time.monotonic() < until, poll=0.2))
+    finally:
+        abuser.close()
+    # The server's SETTINGS and whatever it says about stream 1: never a response from the app.
+    statuses, resets = _answers_to_stream_1(answer)
+    assert statuses in ([], ['431']) and (statuses or resets), (statuses, resets)
+    _others_are_served(server)
+
+
+def test_hpack_bombs_under_the_limit_cost_no_memory_per_copy(server):
+    from tests_support.processes import MIB, rss_bytes, worker_pid
+
+    worker = worker_pid(server)
+    before = rss_bytes(worker)
+    # 40 streams of 15.6 MB decoded each (600 MB if every copy were held): h2 keeps one copy.
+    abuser = _with_abuser(server, _bomb(40, 3900))
+    grown = rss_bytes(worker) - before
+    assert grown < 64 * MIB, f'the worker grew by {grown / MIB:.0f} MiB decoding HPACK references'
+    assert abuser.received > 0

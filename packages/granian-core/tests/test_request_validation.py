@@ -193,6 +193,17 @@ def test_a_head_that_outgrows_the_buffer_gets_431(server_factory):
     assert statuses(received) == [431] and closed
 
 
+def test_a_request_target_over_64_kib_gets_414(server):
+    before = reached(server)
+    long_path = b'/' + b'a' * 70_000
+    received, closed = talk(server, b'GET ' + long_path + b' HTTP/1.1\r\n' + HOST + b'\r\n')
+    assert statuses(received) == [414] and closed
+    # Up to the limit, a long target is served.
+    fine, _ = talk(server, b'GET /' + b'b' * 60_000 + b' HTTP/1.1\r\n' + HOST + b'Connection: close\r\n\r\n')
+    assert statuses(fine) == [200]
+    assert reached(server) == before + 1
+
+
 def test_refusals_are_in_the_access_log(server):
     talk(server, b'GET / HTTP/1.1\r\n' + HOST + b'X: \x01\r\n\r\n')
     deadline = time.monotonic() + 5
