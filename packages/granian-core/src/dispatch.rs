@@ -129,6 +129,7 @@ pub async fn hand_off(
     let disconnected = connection.closed.child_token();
     // If hyper drops this future (the client went away), the app hears about it.
     let guard = disconnected.clone().drop_guard();
+    let client_gone = disconnected.clone();
     let runtime = Handle::current();
     let (parts, body) = request.into_parts();
     let head_only = parts.method == Method::HEAD;
@@ -147,7 +148,7 @@ pub async fn hand_off(
         response = body_too_large(version, Some(response));
     }
     if head_only {
-        without_body(response)
+        without_body(response, &client_gone)
     } else {
         response
     }

@@ -15,6 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::sendfile::{self, FileLedger};
 
@@ -288,16 +289,26 @@ pub fn response(status: StatusCode, mut headers: HeaderMap, body: ResponseBody) 
 
 /// The answer to a HEAD request: the same head, the length the body would have had, no body.
 /// (hyper drops HEAD bodies on HTTP/1 but sends them on HTTP/2.)
-pub fn without_body(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+///
+/// A streaming app keeps sending after the head went out, and its sends must succeed (they would
+/// fail as if the client had gone): what it sends is read and dropped until it ends, or until
+/// `client_gone` is cancelled (then its sends fail, as they should for a client that left).
+pub fn without_body(mut response: Response<ResponseBody>, client_gone: &CancellationToken) -> Response<ResponseBody> {
     if let Some(length) = response.body().size_hint().exact() {
         if !response.headers().contains_key(CONTENT_LENGTH) {
             response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(length));
         }
     }
     if let ResponseBody::Channel { mut chunks, .. } = std::mem::replace(response.body_mut(), ResponseBody::Empty) {
-        // A streaming app keeps sending after the head went out: its sends must succeed (they
-        // would fail as if the client had gone), so what it sends is read and dropped until it ends.
-        tokio::spawn(async move { while chunks.recv().await.is_some() {} });
+        let client_gone = client_gone.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    chunk = chunks.recv() => if chunk.is_none() { break },
+                    _ = client_gone.cancelled() => break,
+                }
+            }
+        });
     }
     response
 }
@@ -469,7 +480,7 @@ mod tests {
     #[test]
     fn head_responses_keep_their_length_but_lose_the_body() {
         let full = response(StatusCode::OK, HeaderMap::new(), ResponseBody::full(Bytes::from_static(b"hello")));
-        let head = without_body(full);
+        let head = without_body(full, &CancellationToken::new());
         assert_eq!(head.headers()[CONTENT_LENGTH], "5");
         assert!(head.body().is_end_stream());
     }

@@ -239,6 +239,20 @@ def test_head_of_a_streamed_response_sends_no_body_and_the_app_sends_on(server):
         assert failed_sends(server) == before
 
 
+def test_head_of_an_endless_stream_ends_the_app_once_the_client_leaves(server):
+    if server.interface == 'wsgi':
+        pytest.skip('WSGI apps stream by returning an iterable: the server stops iterating it')
+    before = failed_sends(server)
+    with connect(server.port) as sock:
+        sock.sendall(b'HEAD /endless HTTP/1.1\r\nHost: x\r\n\r\n')
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b'HTTP/1.1 200 ')
+        time.sleep(0.3)  # the app streams into the void meanwhile, without failing
+        assert failed_sends(server) == before
+    # The client left: the app's next send fails and it stops (it would stream forever otherwise).
+    assert wait_until(lambda: failed_sends(server) == before + 1, timeout=5)
+
+
 def test_head_over_http2_sends_no_data(server):
     headers = [(':method', 'HEAD'), (':path', '/stream'), (':scheme', 'http'), (':authority', 'x')]
     _, final, data = h2_exchange(server.port, headers)

@@ -78,7 +78,7 @@ fn answer(request: &Request<Incoming>, registry: &Registry) -> Response<Response
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
             let page = response(StatusCode::OK, headers, ResponseBody::full(Bytes::from(registry.render())));
             if request.method() == Method::HEAD {
-                without_body(page)
+                without_body(page, &CancellationToken::new())
             } else {
                 page
             }

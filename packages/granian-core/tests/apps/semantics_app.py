@@ -8,6 +8,7 @@
 - `/failures`: how many sends of `/stream` failed so far.
 - `/headers`: answers `headers=<number of request headers>`.
 - `/big`: a streamed response of 256 chunks of 1 MiB (for clients that never read).
+- `/endless`: streams a chunk every 50 ms until a send fails (counted in `/failures`); RSGI and ASGI.
 - `/no-content`: 204 with a body the app (wrongly) gives, which must not be sent.
 - `/path/...`: answers `path=<the decoded path the app sees>`.
 """
@@ -71,6 +72,15 @@ async def rsgi(scope, proto):
                 await transport.send_bytes(MEGABYTE)
             except ProtocolClosed:
                 return
+    elif scope.path == '/endless':
+        transport = proto.response_stream(200, [('content-type', 'text/plain')])
+        while True:
+            await asyncio.sleep(0.05)
+            try:
+                await transport.send_bytes(b'tick')
+            except ProtocolClosed:
+                send_failures += 1
+                return
     elif scope.path == '/stream':
         transport = proto.response_stream(200, [('content-type', 'text/plain')])
         for chunk in CHUNKS:
@@ -120,6 +130,15 @@ async def asgi(scope, receive, send):
             await send({'type': 'http.response.body', 'body': MEGABYTE, 'more_body': True})
         await send({'type': 'http.response.body', 'body': b''})
         return
+    elif path == '/endless':
+        await send({'type': 'http.response.start', 'status': 200, 'headers': []})
+        while True:
+            await asyncio.sleep(0.05)
+            try:
+                await send({'type': 'http.response.body', 'body': b'tick', 'more_body': True})
+            except OSError:
+                send_failures += 1
+                return
     elif path == '/stream':
         await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'content-type', b'text/plain')]})
         for chunk in CHUNKS:
