@@ -43,6 +43,9 @@ class ASGIApplicationWorker:
         if self.lifespan is not None:
             await self.lifespan.shutdown()
 
+    def finish(self) -> None:
+        """Nothing: lifespan shutdown needs the running loop, so `stop()` runs it."""
+
 
 def create_worker(
     app: Any, event_loop: asyncio.AbstractEventLoop, listener_fd: int, settings: Any

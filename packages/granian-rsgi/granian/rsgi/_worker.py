@@ -10,7 +10,12 @@ from granian.log import logger
 
 
 class RSGIApplicationWorker:
-    """Runs one RSGI app: `__rsgi_init__` before serving, `__rsgi_del__` after the drain."""
+    """Runs one RSGI app: `__rsgi_init__` before serving, `__rsgi_del__` after the drain.
+
+    Both hooks get the worker's loop while it is not running (spec/rsgi.md#app-init, #app-del), so an
+    app can run async set-up or clean-up on it with `loop.run_until_complete`; the embedded server,
+    which serves on a loop it does not own, calls them with the loop running.
+    """
 
     def __init__(self, app: Any, event_loop: asyncio.AbstractEventLoop, listener_fd: int, settings: Any) -> None:
         self.app = app
@@ -36,8 +41,11 @@ class RSGIApplicationWorker:
         return self.core.requests_received()
 
     async def stop(self) -> None:
-        """Drain, then call the app's teardown hook."""
+        """Stop accepting and drain in-flight requests."""
         await self.core.shutdown()
+
+    def finish(self) -> None:
+        """Call the app's teardown hook; the worker's loop has stopped serving."""
         teardown = getattr(self.app, '__rsgi_del__', None)
         if teardown is not None:
             try:

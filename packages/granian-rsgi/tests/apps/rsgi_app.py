@@ -268,7 +268,16 @@ class LifecycleApp:
     def __rsgi_del__(self, loop) -> None:
         marker = os.environ.get('RSGI_DEL_MARKER')
         if marker:
-            record = {'pid': os.getpid(), 'init_calls': self.init_calls, 'same_loop_as_init': loop is self.init_loop}
+            running = loop.is_running()
+            if not running:
+                # The loop has stopped serving: an app may finish async clean-up on it.
+                loop.run_until_complete(asyncio.sleep(0))
+            record = {
+                'pid': os.getpid(),
+                'init_calls': self.init_calls,
+                'same_loop_as_init': loop is self.init_loop,
+                'loop_running': running,
+            }
             with open(marker, 'a', encoding='utf-8') as file:
                 file.write(json.dumps(record) + '\n')
 

@@ -36,6 +36,9 @@ class WSGIApplicationWorker:
         """Stop accepting and drain in-flight requests."""
         await self.core.shutdown()
 
+    def finish(self) -> None:
+        """Nothing: WSGI has no shutdown hooks."""
+
 
 def create_worker(
     app: Any, event_loop: asyncio.AbstractEventLoop, listener_fd: int, settings: Any

@@ -159,11 +159,13 @@ class Server:
                     # The socket stays open: connections that arrive meanwhile wait in its backlog.
                     current, worker = worker, None
                     await current.stop()
+                    current.finish()
                     worker = await self._start_worker(interface)
             logger.info('Stopping the embedded server')
         finally:
             if worker is not None:
                 await worker.stop()
+                worker.finish()
             if self.listener is not None:
                 self.listener.close()
             self._loop = self._wake = None

@@ -2,8 +2,9 @@
 
 Each interface package provides `granian.<interface>.create_worker(app, loop, listener_fd, settings)`,
 returning an object with `start()` (begin serving; called with the loop not yet running), `async
-start_serving()` (the same on a running loop, for the embedded server) and `async stop()` (stop
-accepting, drain in-flight requests, run shutdown hooks). Both starts raise
+start_serving()` (the same on a running loop, for the embedded server), `async stop()` (stop
+accepting, drain in-flight requests, run shutdown hooks) and `finish()` (hooks that run once the loop
+has stopped, such as RSGI's `__rsgi_del__`; the embedded server calls it on its running loop). Both starts raise
 `granian.errors.FatalError` with a one-line reason when the app refuses to start (for example an
 ASGI lifespan startup failure).
 """
@@ -45,6 +46,9 @@ class InterfaceWorker(Protocol):
 
     async def stop(self) -> None:
         """Stop accepting, drain, run shutdown hooks."""
+
+    def finish(self) -> None:
+        """Run the hooks that belong after the loop stopped serving."""
 
 
 #: Seconds between two looks at the request count when `workers_max_requests` is set.
@@ -134,6 +138,7 @@ def run_worker(
         event_loop.run_until_complete(stopping)
         logger.info('Stopping %s (pid %d)', name, os.getpid())
         event_loop.run_until_complete(worker.stop())
+        worker.finish()
     finally:
         event_loop.close()
         # The supervisor repeats its stop signal until the process has exited; closing the loop
