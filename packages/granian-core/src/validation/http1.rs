@@ -97,17 +97,12 @@ impl Http1Checker {
             Phase::PassThrough => Step::PassThrough,
             Phase::AwaitUpgrade => Step::AwaitUpgrade,
             Phase::Head { first } => {
-                // Empty lines before a request line are skipped by hyper too (RFC 9112 §2.2).
-                if input.starts_with(b"\r\n") {
-                    return Step::Release(2);
-                }
-                if input == b"\r" {
-                    return Step::NeedMore;
-                }
-                let end = match self.block_end(input) {
-                    Ok(Some(end)) => end,
-                    Ok(None) => return Step::NeedMore,
-                    Err(BareLineFeed) => return Step::RefuseMessage(StatusCode::BAD_REQUEST),
+                let end = match self.block_start(input) {
+                    // Empty lines before a request line are skipped by hyper too (RFC 9112 §2.2).
+                    Block::EmptyLine => return Step::Release(2),
+                    Block::Incomplete => return Step::NeedMore,
+                    Block::BareLineFeed => return Step::RefuseMessage(StatusCode::BAD_REQUEST),
+                    Block::Ends(end) => end,
                 };
                 match check_head(&input[..end]) {
                     Err(status) => Step::RefuseMessage(status),
@@ -169,17 +164,14 @@ impl Http1Checker {
                 _ => Step::BreakBody,
             },
             Phase::Trailers => {
-                if input.starts_with(b"\r\n") {
-                    self.phase = self.message_done(self.upgrade_after_body);
-                    return Step::Release(2);
-                }
-                if input == b"\r" {
-                    return Step::NeedMore;
-                }
-                let end = match self.block_end(input) {
-                    Ok(Some(end)) => end,
-                    Ok(None) => return Step::NeedMore,
-                    Err(BareLineFeed) => return Step::BreakBody,
+                let end = match self.block_start(input) {
+                    Block::EmptyLine => {
+                        self.phase = self.message_done(self.upgrade_after_body);
+                        return Step::Release(2);
+                    }
+                    Block::Incomplete => return Step::NeedMore,
+                    Block::BareLineFeed => return Step::BreakBody,
+                    Block::Ends(end) => end,
                 };
                 if check_trailers(&input[..end]) {
                     self.phase = self.message_done(self.upgrade_after_body);
@@ -188,6 +180,21 @@ impl Http1Checker {
                     Step::BreakBody
                 }
             }
+        }
+    }
+
+    /// What starts `input` in the Head and Trailers phases: an empty line, or a header block.
+    fn block_start(&mut self, input: &[u8]) -> Block {
+        if input.starts_with(b"\r\n") {
+            return Block::EmptyLine;
+        }
+        if input == b"\r" {
+            return Block::Incomplete;
+        }
+        match self.block_end(input) {
+            Ok(Some(end)) => Block::Ends(end),
+            Ok(None) => Block::Incomplete,
+            Err(BareLineFeed) => Block::BareLineFeed,
         }
     }
 
@@ -256,6 +263,18 @@ fn plain_lines(block: &[u8]) -> bool {
 
 /// A line feed without a carriage return before it.
 struct BareLineFeed;
+
+/// The start of the input where a request head or a trailer section may begin.
+enum Block {
+    /// CRLF: a blank line (skipped before a head; the end of an empty trailer section).
+    EmptyLine,
+    /// Not enough bytes to tell.
+    Incomplete,
+    /// A bare LF before the block's end.
+    BareLineFeed,
+    /// A complete block of this many bytes, through its blank line.
+    Ends(usize),
+}
 
 /// tchar (RFC 9110 §5.6.2): the characters of methods, header names and transfer codings.
 const TOKEN: [bool; 256] = {
