@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests_support.conformance import (
+    REPO_ROOT,
     SUITE,
     UPSTREAM_VERSION,
     our_server_cmd,
@@ -34,6 +35,9 @@ def run(name: str, server_cmd: str, save: bool) -> bool:
         target = RESULTS if save else Path(scratch)
         target.mkdir(parents=True, exist_ok=True)
         result, report = run_suite(server_cmd, target / f'{name}.json', target / f'{name}.md')
+        if save:  # saved reports name paths relative to the repository, not this machine's checkout
+            for saved in (target / f'{name}.json', target / f'{name}.md'):
+                saved.write_text(saved.read_text().replace(f'{REPO_ROOT}/', ''))
     print(f'== {name}: {server_cmd}')
     for level, counts in report['totals'].items():
         print(f'   {level:6} ' + ', '.join(f'{count} {status}' for status, count in counts.items()))

@@ -4,6 +4,7 @@
 //! Each interface wraps these in its own objects and turns [`CoreError`]s into its own exceptions
 //! through the [`Settle`] functions it passes in.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::header::HeaderMap;
@@ -37,6 +38,9 @@ pub struct WsConnection {
     outbound: mpsc::Sender<Outbound>,
     ending: Arc<Mutex<Option<Ending>>>,
     finished: CancellationToken,
+    /// Set by `close()`: later sends fail at once instead of queueing behind the close frame,
+    /// where the session would drop them unseen.
+    close_requested: AtomicBool,
     pyloop: Arc<PyLoop>,
     runtime: Handle,
 }
@@ -48,6 +52,7 @@ impl WsConnection {
             outbound: channels.outbound,
             ending: channels.ending,
             finished: channels.finished,
+            close_requested: AtomicBool::new(false),
             pyloop,
             runtime,
         }
@@ -88,6 +93,9 @@ impl WsConnection {
 
     /// Queues a message or close; the awaitable waits while the queue is full.
     pub fn send(&self, py: Python<'_>, item: Outbound, settle: Settle<()>) -> PyResult<Py<PyAny>> {
+        if self.close_requested.load(Ordering::Acquire) {
+            return settle(py, Err(closed()));
+        }
         match self.outbound.try_send(item) {
             Ok(()) => Ok(self.pyloop.done(py)),
             Err(mpsc::error::TrySendError::Closed(_)) => settle(py, Err(closed())),
@@ -114,6 +122,7 @@ impl WsConnection {
 
     /// Asks the session to close, without waiting (used when the app returns or from sync code).
     pub fn close(&self, code: u16, reason: String) {
+        self.close_requested.store(true, Ordering::Release);
         let item = Outbound::Close { code, reason };
         if let Err(mpsc::error::TrySendError::Full(item)) = self.outbound.try_send(item) {
             let outbound = self.outbound.clone();

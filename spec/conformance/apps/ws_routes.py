@@ -171,11 +171,13 @@ async def ws_send_after_close(scope, protocol) -> None:
 
 @route('/ws/send-after-app-close')
 async def ws_send_after_app_close(scope, protocol) -> None:
-    """Accept, close(1000), then send: records `ws-send-after-app-close-<key>`."""
+    """Accept, close(1000), then send at once (the socket is closed once close() returned) or after
+    `wait` seconds: records `ws-send-after-app-close-<key>`."""
     key = query(scope).get('key', 'default')
     transport = await protocol.accept()
     protocol.close(1000)
-    await asyncio.sleep(0.1)
+    if wait := float(query(scope).get('wait', '0')):
+        await asyncio.sleep(wait)
     record(
         f'ws-send-after-app-close-{key}',
         {'send_str': await try_send(transport, 'late'), 'send_bytes': await try_send(transport, b'late')},

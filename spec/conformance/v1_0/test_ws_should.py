@@ -8,6 +8,7 @@ import socket
 import uuid
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 pytestmark = pytest.mark.usefixtures('server')
@@ -56,10 +57,18 @@ def test_send_after_the_client_closed_raises(server):
 
 
 @pytest.mark.requirement('ws-send-after-close')
-def test_send_after_the_app_closed_raises(server):
+@pytest.mark.parametrize('wait', ['0', '0.1'], ids=['at-once', 'later'])
+def test_send_after_the_app_closed_raises(server, wait):
     name = key()
-    with ws_connect(server.ws_url(f'/ws/send-after-app-close?key={name}'), open_timeout=TIMEOUT, close_timeout=2):
+    url = server.ws_url(f'/ws/send-after-app-close?key={name}&wait={wait}')
+    with ws_connect(url, open_timeout=TIMEOUT, close_timeout=2) as ws:
         # How the server closes the socket is ws-close's business: here only the app's sends matter.
         recorded = server.state(f'ws-send-after-app-close-{name}', timeout=TIMEOUT)
+        try:
+            late = ws.recv(timeout=3)
+        except (ConnectionClosed, TimeoutError):
+            pass
+        else:
+            pytest.fail(f'a message sent after close() reached the client: {late!r}')
     assert recorded['send_str']['outcome'] == 'raised', recorded['send_str']
     assert recorded['send_bytes']['outcome'] == 'raised', recorded['send_bytes']
