@@ -12,7 +12,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.Self is Python >= 3.11; annotations are not evaluated at run time
+    from typing import Self
 
 from .waiting import wait_until
 

@@ -9,7 +9,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.Self is Python >= 3.11; annotations are not evaluated at run time
+    from typing import Self
 
 ATTACH_TIMEOUT = 10.0
 

@@ -12,7 +12,10 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Self
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing.Self is Python >= 3.11; annotations are not evaluated at run time
+    from typing import Self
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
