@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests_support.wheels import build_wheels
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / 'packages'
@@ -33,28 +32,8 @@ def _granian_requirements(name: str) -> list[str]:
 
 @pytest.fixture(scope='module')
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFile]:
-    out = tmp_path_factory.mktemp('wheels')
-    maturin = shutil.which('maturin', path=str(Path(sys.executable).parent)) or shutil.which('maturin')
-    if maturin is None:
-        pytest.fail('maturin is needed to build the granian-core wheel (it is in the "build" dependency group)')
-    # Same profile and features as the development install, so cargo reuses its build.
-    subprocess.run(
-        [maturin, 'build', '--release', '--quiet', '-m', str(PACKAGES / 'granian-core' / 'Cargo.toml'), '-o', out],
-        check=True,
-        timeout=1800,
-    )
-    for name in THIN:
-        subprocess.run(
-            [sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '--no-build-isolation', '-w', out, '.'],
-            cwd=PACKAGES / name,
-            check=True,
-            timeout=300,
-        )
-    found = {}
-    for wheel in out.glob('*.whl'):
-        distribution = wheel.name.split('-')[0].replace('_', '-')
-        found[distribution] = zipfile.ZipFile(wheel)
-    return found
+    built = build_wheels(tmp_path_factory.mktemp('wheels'), THIN)
+    return {distribution: zipfile.ZipFile(wheel) for distribution, wheel in built.items()}
 
 
 def test_every_package_builds_a_wheel(wheels: dict[str, zipfile.ZipFile]) -> None:

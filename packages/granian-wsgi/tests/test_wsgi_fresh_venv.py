@@ -19,13 +19,12 @@ import httpx
 import pytest
 
 from tests_support.server import server_env
+from tests_support.wheels import PIP_TIMEOUT, build_wheels
 
 # Building the Rust core can wait for another cargo build of the same workspace to finish.
 pytestmark = pytest.mark.timeout(3000)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-MATURIN_TIMEOUT = 1800
-PIP_TIMEOUT = 600
 PROBED_MODULES = ['granian.wsgi', 'click', 'granian.cli', 'granian.asgi', 'granian.rsgi']
 PROBE = """
 import importlib, json, sys
@@ -84,20 +83,7 @@ def run(argv: list[str | Path], timeout: float, cwd: Path | None = None) -> subp
 @pytest.fixture(scope='module')
 def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
     """Both wheels built and installed (with --no-index) into a new venv; the import probe ran before anything else."""
-    out = tmp_path_factory.mktemp('wsgi-wheels')
-    maturin = Path(sys.executable).parent / 'maturin'
-    if not maturin.exists():
-        pytest.fail('maturin is needed to build the granian-core wheel (it is in the "build" dependency group)')
-    run(
-        [maturin, 'build', '--release', '--quiet', '-m', REPO_ROOT / 'packages/granian-core/Cargo.toml', '-o', out],
-        MATURIN_TIMEOUT,
-    )
-    run(
-        [sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '--no-build-isolation', '-w', out]
-        + [REPO_ROOT / 'packages/granian-wsgi'],
-        PIP_TIMEOUT,
-    )
-    wheels = {wheel.name.split('-')[0].replace('_', '-'): wheel for wheel in out.glob('*.whl')}
+    wheels = build_wheels(tmp_path_factory.mktemp('wsgi-wheels'), ['granian-wsgi'])
     assert sorted(wheels) == ['granian-core', 'granian-wsgi'], sorted(wheels)
 
     workdir = tmp_path_factory.mktemp('fresh-venv')
