@@ -7,23 +7,12 @@ the protocol error and the protocol-closed error are RuntimeError subclasses. Ev
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
-from routing import query, route, send_json
-from state import describe_exception, record
+from routing import outcome_of, query, route, send_json
+from state import record
+from wsutil import ready_until_close, try_send
 
 ERRORS_WAIT = 10.0
-
-
-async def outcome_of(call: Callable[[], Awaitable[object]], timeout: float = 5.0) -> dict:
-    """What `await call()` did: returned, raised (described; the call itself may raise) or hung past `timeout`."""
-    try:
-        await asyncio.wait_for(call(), timeout)
-    except asyncio.TimeoutError:
-        return {'outcome': 'hung'}
-    except Exception as exc:  # noqa: BLE001 - the test wants to see what was raised
-        return {'outcome': 'raised', **describe_exception(exc)}
-    return {'outcome': 'returned'}
 
 
 @route('/errors/body-twice')
@@ -50,17 +39,8 @@ async def body_disconnect(scope, protocol) -> None:
 async def ws_send_after_close(scope, protocol) -> None:
     """The protocol-closed error: send after the client closed; records `errors-ws-closed-<key>`."""
     key = query(scope).get('key', 'default')
-    transport = await protocol.accept()
-    await transport.send_str('ready')
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ERRORS_WAIT
-    closed = False
-    while not closed and (remaining := deadline - loop.time()) > 0:
-        try:
-            closed = (await asyncio.wait_for(transport.receive(), remaining)).kind == 0
-        except asyncio.TimeoutError:
-            break
-    record(f'errors-ws-closed-{key}', {'closed': closed, **await outcome_of(lambda: transport.send_str('late'))})
+    transport, closed = await ready_until_close(protocol, ERRORS_WAIT)
+    record(f'errors-ws-closed-{key}', {'closed': closed is not None, **await try_send(transport, 'late')})
 
 
 @route('/ws/errors-concurrent-receive')

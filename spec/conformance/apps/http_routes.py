@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from routing import TEXT, query, route, send_json
+from routing import TEXT, outcome_of, query, route, send_json
 from state import STATE_DIR, describe_exception, record
 
 # Files served by response_file and response_file_range, written at import time into the state dir so the
@@ -52,14 +52,7 @@ async def body_whole(scope, protocol) -> None:
 async def body_once(scope, protocol) -> None:
     """Read the body whole, then again (bounded): what the second read did."""
     first = await protocol()
-    try:
-        second = await asyncio.wait_for(protocol(), 5)
-    except asyncio.TimeoutError:
-        outcome = {'outcome': 'hung'}
-    except Exception as exc:  # noqa: BLE001 - the test wants to see what was raised
-        outcome = {'outcome': 'raised', **describe_exception(exc)}
-    else:
-        outcome = {'outcome': 'returned', **describe_body(second)}
+    outcome = await outcome_of(protocol, 5, describe_body)
     send_json(protocol, {'first': describe_body(first), 'second': outcome})
 
 
@@ -69,16 +62,10 @@ async def body_disconnect(scope, protocol) -> None:
     key = query(scope).get('key', 'default')
     record(f'body-disconnect-started-{key}', True)
     try:
-        body = await asyncio.wait_for(protocol(), 10)
-    except asyncio.TimeoutError:
-        outcome = {'outcome': 'hung'}
+        outcome = await outcome_of(protocol, 10, describe_body)
     except asyncio.CancelledError:
         record(f'body-disconnect-{key}', {'outcome': 'cancelled'})
         raise
-    except Exception as exc:  # noqa: BLE001 - the test wants to see what was raised
-        outcome = {'outcome': 'raised', **describe_exception(exc)}
-    else:
-        outcome = {'outcome': 'returned', **describe_body(body)}
     record(f'body-disconnect-{key}', outcome)
     send_json(protocol, outcome)
 

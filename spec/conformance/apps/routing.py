@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
+
+from state import describe_exception
 
 Handler = Callable[..., Awaitable[None]]
 ROUTES: dict[str, Handler] = {}
@@ -37,3 +40,17 @@ def probe(fn: Callable[[], object]) -> object:
         return fn()
     except Exception as exc:  # noqa: BLE001 - the test wants to see any failure by name
         return {'raised': type(exc).__name__}
+
+
+async def outcome_of(
+    call: Callable[[], Awaitable[object]], timeout: float = 5.0, describe: Callable[[object], dict] | None = None
+) -> dict:
+    """What `await call()` did: returned (with `describe` of its result), raised (described; the call itself
+    may raise) or hung past `timeout`."""
+    try:
+        result = await asyncio.wait_for(call(), timeout)
+    except asyncio.TimeoutError:
+        return {'outcome': 'hung'}
+    except Exception as exc:  # noqa: BLE001 - the test wants to see what was raised
+        return {'outcome': 'raised', **describe_exception(exc)}
+    return {'outcome': 'returned', **(describe(result) if describe else {})}

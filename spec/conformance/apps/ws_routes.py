@@ -11,44 +11,25 @@ import json
 
 from routing import query, route
 from state import describe_exception, record
-
-WS_WAIT = 10.0  # seconds a route waits for the client's next message
-
-
-def describe_message(message) -> dict:
-    """A received message as JSON: its kind (as an int when it is one), the type of its data and the data."""
-    kind = message.kind
-    described: dict = {'kind': int(kind) if isinstance(kind, int) else repr(kind), 'kind_is_int': isinstance(kind, int)}
-    if isinstance(kind, int) and kind != 0:
-        data = message.data
-        described['type'] = type(data).__name__
-        described['data'] = data.hex() if isinstance(data, bytes) else data
-    return described
+from wsutil import (
+    WS_WAIT,
+    deadline_in,
+    describe_message,
+    ready_until_close,
+    receive_by,
+    receive_until_close,
+    send,
+    try_send,
+)
 
 
-async def receive_until_close(transport, timeout: float = WS_WAIT) -> dict | None:
-    """Receive (bounded) until a message of kind 0; returns it described, or None when none came in time."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (remaining := deadline - loop.time()) > 0:
-        try:
-            message = await asyncio.wait_for(transport.receive(), remaining)
-        except asyncio.TimeoutError:
-            return None
-        if message.kind == 0:
-            return describe_message(message)
-    return None
-
-
-async def try_send(transport, data: str | bytes) -> dict:
-    try:  # the call itself may raise, or the awaitable it returns
-        send = transport.send_str if isinstance(data, str) else transport.send_bytes
-        await asyncio.wait_for(send(data), 5)
-    except asyncio.TimeoutError:
-        return {'outcome': 'hung'}
-    except Exception as exc:  # noqa: BLE001 - the test wants to see what was raised
-        return {'outcome': 'raised', **describe_exception(exc)}
-    return {'outcome': 'returned'}
+def close_as_asked(scope, protocol) -> None:
+    """close(status) with the query's `status`, or close() when the query has none."""
+    status = query(scope).get('status')
+    if status is None:
+        protocol.close()
+    else:
+        protocol.close(int(status))
 
 
 @route('/ws/accept')
@@ -63,11 +44,7 @@ async def ws_accept(scope, protocol) -> None:
 @route('/ws/reject')
 async def ws_reject(scope, protocol) -> None:
     """close(status) before accept(), or close() when the query has no `status`."""
-    status = query(scope).get('status')
-    if status is None:
-        protocol.close()
-    else:
-        protocol.close(int(status))
+    close_as_asked(scope, protocol)
 
 
 @route('/ws/describe')
@@ -75,17 +52,16 @@ async def ws_describe(scope, protocol) -> None:
     """Answer every message with a text message describing it; on kind 0 record `ws-describe-close-<key>`."""
     key = query(scope).get('key', 'default')
     transport = await protocol.accept()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WS_WAIT
-    while (remaining := deadline - loop.time()) > 0:
+    deadline = deadline_in(WS_WAIT)
+    while True:
         try:
-            message = await asyncio.wait_for(transport.receive(), remaining)
-        except asyncio.TimeoutError:
-            record(f'ws-describe-close-{key}', {'outcome': 'timed out'})
-            return
+            message = await receive_by(transport, deadline)
         except Exception as exc:
             record(f'ws-describe-close-{key}', {'outcome': 'raised', **describe_exception(exc)})
             raise
+        if message is None:
+            record(f'ws-describe-close-{key}', {'outcome': 'timed out'})
+            return
         described = describe_message(message)
         if message.kind == 0:
             record(f'ws-describe-close-{key}', {'outcome': 'received', **described})
@@ -97,15 +73,8 @@ async def ws_describe(scope, protocol) -> None:
 async def ws_echo(scope, protocol) -> None:
     """Echo every message back with the kind it came in, until the client closes."""
     transport = await protocol.accept()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WS_WAIT
-    while (remaining := deadline - loop.time()) > 0:
-        try:
-            message = await asyncio.wait_for(transport.receive(), remaining)
-        except asyncio.TimeoutError:
-            return
-        if message.kind == 0:
-            return
+    deadline = deadline_in(WS_WAIT)
+    while (message := await receive_by(transport, deadline)) is not None and message.kind != 0:
         if message.kind == 2:
             await transport.send_str(message.data)
         else:
@@ -120,23 +89,16 @@ async def ws_send(scope, protocol) -> None:
     """Send SEQUENCE (str with send_str, bytes with send_bytes) in order, then wait for the client to close."""
     transport = await protocol.accept()
     for item in SEQUENCE:
-        if isinstance(item, str):
-            await transport.send_str(item)
-        else:
-            await transport.send_bytes(item)
+        await send(transport, item)
     await receive_until_close(transport)
 
 
 @route('/ws/close')
 async def ws_close(scope, protocol) -> None:
     """Accept, send 'open', then close(status), or close() when the query has no `status`."""
-    status = query(scope).get('status')
     transport = await protocol.accept()
     await transport.send_str('open')
-    if status is None:
-        protocol.close()
-    else:
-        protocol.close(int(status))
+    close_as_asked(scope, protocol)
 
 
 @route('/ws/return')
@@ -156,9 +118,7 @@ async def ws_no_accept(scope, protocol) -> None:
 async def ws_send_after_close(scope, protocol) -> None:
     """Send 'ready', wait for the client's close, then send again: records `ws-send-after-close-<key>`."""
     key = query(scope).get('key', 'default')
-    transport = await protocol.accept()
-    await transport.send_str('ready')
-    closed = await receive_until_close(transport)
+    transport, closed = await ready_until_close(protocol)
     record(
         f'ws-send-after-close-{key}',
         {

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from websockets.sync.client import connect as ws_connect
-
-
-def key() -> str:
-    return uuid.uuid4().hex[:12]
+from clients import first_message, key, request_ok
 
 
 @pytest.fixture(scope='module')
@@ -22,15 +17,12 @@ def plain_server(server_factory):
 
 @pytest.mark.requirement('app-callable')
 def test_a_plain_function_is_called_for_a_request(plain_server):
-    response = httpx.get(plain_server.url('/entry'), timeout=10)
-    assert response.status_code == 200
-    assert response.text == 'function'
+    assert request_ok(plain_server, '/entry').text == 'function'
 
 
 @pytest.mark.requirement('app-callable')
 def test_a_plain_function_is_called_for_a_websocket(plain_server):
-    with ws_connect(plain_server.ws_url('/ws/entry'), open_timeout=10) as ws:
-        assert ws.recv(timeout=10) == 'function'
+    assert first_message(plain_server, '/ws/entry') == 'function'
 
 
 @pytest.mark.requirement('app-callable')
@@ -44,15 +36,15 @@ def test_the_returned_awaitable_is_awaited_to_completion(plain_server):
 
 @pytest.mark.requirement('app-rsgi-method')
 def test_rsgi_method_is_preferred_for_a_request(server):
-    response = httpx.get(server.url('/entry'), timeout=10)
-    assert response.status_code == 200
-    assert response.text == 'rsgi', 'the server called the app object itself instead of app.__rsgi__'
+    assert request_ok(server, '/entry').text == 'rsgi', (
+        'the server called the app object itself instead of app.__rsgi__'
+    )
 
 
 @pytest.mark.requirement('app-rsgi-method')
 def test_rsgi_method_is_preferred_for_a_websocket(server):
-    with ws_connect(server.ws_url('/ws/entry'), open_timeout=10) as ws:
-        assert ws.recv(timeout=10) == 'rsgi', 'the server called the app object itself instead of app.__rsgi__'
+    message = first_message(server, '/ws/entry')
+    assert message == 'rsgi', 'the server called the app object itself instead of app.__rsgi__'
 
 
 @pytest.mark.requirement('app-concurrency')

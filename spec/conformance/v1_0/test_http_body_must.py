@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import socket
 
 import httpx
 import pytest
+from clients import body_of, connect, exchange, json_in, request_ok
 
 pytestmark = pytest.mark.usefixtures('server')
 
 
-def body_of(size: int) -> bytes:
-    """Every byte value, not periodic in the size of any usual buffer."""
-    return bytes((i * 13 + (i >> 9)) % 256 for i in range(size))
-
-
 def described(body: bytes) -> dict:
     return {'type': 'bytes', 'length': len(body), 'sha256': hashlib.sha256(body).hexdigest()}
-
-
-def raw_exchange(server, request: bytes) -> tuple[int, bytes]:
-    """Send `request` (with Connection: close) on a new connection; the status and the raw rest of the answer."""
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
-        sock.sendall(request)
-        data = b''
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, rest = data.partition(b'\r\n\r\n')
-    return int(head.split(b' ', 2)[1]), rest
-
-
-def json_of(rest: bytes) -> dict:
-    """The JSON object in a response body, whatever its framing (a JSON object holds no CRLF)."""
-    text = rest.decode()
-    return json.loads(text[text.index('{') : text.rindex('}') + 1])
 
 
 # -- http-body-whole ----------------------------------------------------------------------------------
@@ -45,18 +22,14 @@ def json_of(rest: bytes) -> dict:
 @pytest.mark.parametrize('size', [1, 1000, 300_000])
 def test_content_length_body_is_returned_whole(server, size):
     body = body_of(size)
-    response = httpx.post(server.url('/http/body'), content=body, timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json() == described(body)
+    assert request_ok(server, '/http/body', 'POST', content=body).json() == described(body)
 
 
 @pytest.mark.requirement('http-body-whole')
 def test_chunked_body_is_returned_dechunked(server):
     parts = [body_of(1000), b'x', body_of(70_000), b'', body_of(5)]
     # An iterator without a length makes httpx send Transfer-Encoding: chunked.
-    response = httpx.post(server.url('/http/body'), content=iter(parts), timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json() == described(b''.join(parts))
+    assert request_ok(server, '/http/body', 'POST', content=iter(parts)).json() == described(b''.join(parts))
 
 
 @pytest.mark.requirement('http-body-whole')
@@ -68,36 +41,34 @@ def test_raw_chunked_body_with_hex_sizes_is_returned_dechunked(server):
         + b'12C\r\n' + second + b'\r\n'
         + b'0\r\n\r\n'
     )  # fmt: skip
-    status, rest = raw_exchange(server, request)
+    status, rest = exchange(server, request)
     assert status == 200
-    assert json_of(rest) == described(first + second)
+    assert json_in(rest) == described(first + second)
 
 
 @pytest.mark.requirement('http-body-whole')
 @pytest.mark.parametrize('method', ['GET', 'POST'])
 def test_no_body_gives_empty_bytes(server, method):
-    response = httpx.request(method, server.url('/http/body'), timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json() == described(b'')
+    assert request_ok(server, '/http/body', method).json() == described(b'')
 
 
 @pytest.mark.requirement('http-body-whole')
 def test_zero_content_length_gives_empty_bytes(server):
-    status, rest = raw_exchange(
+    status, rest = exchange(
         server, b'POST /http/body HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
     )
     assert status == 200
-    assert json_of(rest) == described(b'')
+    assert json_in(rest) == described(b'')
 
 
 @pytest.mark.requirement('http-body-whole')
 def test_empty_chunked_body_gives_empty_bytes(server):
-    status, rest = raw_exchange(
+    status, rest = exchange(
         server,
         b'POST /http/body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n',
     )
     assert status == 200
-    assert json_of(rest) == described(b'')
+    assert json_in(rest) == described(b'')
 
 
 # -- http-body-once -----------------------------------------------------------------------------------
@@ -106,9 +77,7 @@ def test_empty_chunked_body_gives_empty_bytes(server):
 @pytest.mark.requirement('http-body-once')
 @pytest.mark.parametrize('body', [b'', b'some body'])
 def test_second_read_raises_instead_of_hanging(server, body):
-    response = httpx.post(server.url('/http/body-once'), content=body, timeout=15)
-    assert response.status_code == 200, response.text
-    result = response.json()
+    result = request_ok(server, '/http/body-once', 'POST', content=body, timeout=15).json()
     assert result['first'] == described(body)
     assert result['second']['outcome'] == 'raised', result['second']
 
@@ -125,9 +94,11 @@ def test_worker_goes_on_serving_after_a_second_read(server):
 # -- http-body-disconnect -----------------------------------------------------------------------------
 
 
-def drop_mid_body(server, key: str, head: bytes, partial: bytes) -> dict:
-    """Send a request head and part of its body, wait until the app reads it, close; what the read did."""
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
+def drop_mid_body(server, key: str, framing: str, partial: bytes) -> dict:
+    """POST a request head with the `framing` field and part of its body, wait until the app reads it, close;
+    what the read did."""
+    head = f'POST /http/body-disconnect?key={key} HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n'.encode()
+    with connect(server) as sock:
         sock.sendall(head + partial)
         server.state(f'body-disconnect-started-{key}', timeout=10)
     return server.state(f'body-disconnect-{key}', timeout=15)
@@ -135,32 +106,18 @@ def drop_mid_body(server, key: str, head: bytes, partial: bytes) -> dict:
 
 @pytest.mark.requirement('http-body-disconnect')
 def test_lost_connection_mid_content_length_body_raises(server):
-    outcome = drop_mid_body(
-        server,
-        'length',
-        b'POST /http/body-disconnect?key=length HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n',
-        b'x' * 1000,
-    )
+    outcome = drop_mid_body(server, 'length', 'Content-Length: 100000', b'x' * 1000)
     assert outcome['outcome'] == 'raised', outcome
 
 
 @pytest.mark.requirement('http-body-disconnect')
 def test_lost_connection_mid_chunked_body_raises(server):
-    outcome = drop_mid_body(
-        server,
-        'chunked',
-        b'POST /http/body-disconnect?key=chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n',
-        b'3e8\r\n' + b'y' * 1000 + b'\r\n' + b'3e8\r\n' + b'z' * 10,
-    )
+    partial = b'3e8\r\n' + b'y' * 1000 + b'\r\n' + b'3e8\r\n' + b'z' * 10
+    outcome = drop_mid_body(server, 'chunked', 'Transfer-Encoding: chunked', partial)
     assert outcome['outcome'] == 'raised', outcome
 
 
 @pytest.mark.requirement('http-body-disconnect')
 def test_lost_connection_before_any_body_byte_raises(server):
-    outcome = drop_mid_body(
-        server,
-        'nobyte',
-        b'POST /http/body-disconnect?key=nobyte HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n',
-        b'',
-    )
+    outcome = drop_mid_body(server, 'nobyte', 'Content-Length: 5000', b'')
     assert outcome['outcome'] == 'raised', outcome

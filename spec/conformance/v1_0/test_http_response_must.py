@@ -2,96 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-from typing import NamedTuple
-
 import httpx
 import pytest
+from clients import raw_get, state_file
 
 pytestmark = pytest.mark.usefixtures('server')
 
 NON_ASCII = 'héllo wörld — ✓ 日本 😀'  # what /http/str sends (apps/http_routes.py)
 SECRET = 'conformance-secret-7f3a9c'  # in the text of the exceptions /http/app-error raises
-
-
-class RawResponse(NamedTuple):
-    status: int
-    headers: list[tuple[str, str]]  # names lower-cased, in the order received
-    body: bytes
-    framing: str  # 'chunked', 'length', 'none' (a status without body) or 'close' (delimited by EOF)
-    complete: bool  # the framing said the body ended: content-length reached or the final chunk received
-
-    def values(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-
-class Reader:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock, self.buffer = sock, b''
-
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        self.buffer += data
-        return bool(data)
-
-    def until(self, separator: bytes) -> bytes | None:
-        while separator not in self.buffer:
-            if not self._fill():
-                return None
-        part, _, self.buffer = self.buffer.partition(separator)
-        return part
-
-    def exactly(self, size: int) -> bytes | None:
-        while len(self.buffer) < size:
-            if not self._fill():
-                return None
-        part, self.buffer = self.buffer[:size], self.buffer[size:]
-        return part
-
-
-def read_response(reader: Reader, head_only: bool = False) -> RawResponse:
-    head = reader.until(b'\r\n\r\n')
-    assert head is not None, 'the connection closed before a response head'
-    status_line, *lines = head.decode('latin-1').split('\r\n')
-    status = int(status_line.split(' ')[1])
-    headers = [(name.strip().lower(), value.strip()) for name, _, value in (line.partition(':') for line in lines)]
-    names = {name: value for name, value in headers}
-    if head_only or status in {204, 304} or status < 200:
-        return RawResponse(status, headers, b'', 'none', True)
-    if 'chunked' in names.get('transfer-encoding', '').lower():
-        body = b''
-        while (size_line := reader.until(b'\r\n')) is not None:
-            size = int(size_line.split(b';')[0], 16)
-            if size == 0:
-                while (trailer := reader.until(b'\r\n')) not in (None, b''):
-                    pass
-                return RawResponse(status, headers, body, 'chunked', trailer is not None)
-            data = reader.exactly(size + 2)
-            if data is None:
-                return RawResponse(status, headers, body + reader.buffer, 'chunked', False)
-            body += data[:-2]
-        return RawResponse(status, headers, body, 'chunked', False)
-    if 'content-length' in names:
-        data = reader.exactly(int(names['content-length']))
-        if data is None:
-            return RawResponse(status, headers, reader.buffer, 'length', False)
-        return RawResponse(status, headers, data, 'length', True)
-    while reader._fill():
-        pass
-    return RawResponse(status, headers, reader.buffer, 'close', True)
-
-
-def raw_get(server, target: str, method: str = 'GET') -> RawResponse:
-    """One request on a new connection (Connection: close), its response read as sent."""
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
-        sock.sendall(f'{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'.encode())
-        return read_response(Reader(sock), head_only=method == 'HEAD')
-
-
-def file_body(server, name: str = 'http-file.bin') -> bytes:
-    """A file the app wrote into the state dir at import time (apps/http_routes.py)."""
-    return (Path(server.state_dir) / name).read_bytes()
 
 
 # -- http-response-status -------------------------------------------------------------------------------
@@ -226,7 +144,7 @@ def test_str_response_gets_no_content_type_from_the_server(server):
 
 @pytest.mark.requirement('http-response-file')
 def test_file_content_is_sent_whole(server):
-    expected = file_body(server)
+    expected = state_file(server)
     assert len(expected) == 300_000
     response = raw_get(server, '/http/file')
     assert response.status == 200
@@ -238,7 +156,7 @@ def test_file_content_is_sent_whole(server):
 
 @pytest.mark.requirement('http-response-file')
 def test_empty_file_gives_an_empty_body(server):
-    assert file_body(server, 'http-file-empty.bin') == b''
+    assert state_file(server, 'http-file-empty.bin') == b''
     response = raw_get(server, '/http/file?which=empty')
     assert response.status == 200
     assert response.complete
@@ -247,7 +165,7 @@ def test_empty_file_gives_an_empty_body(server):
 
 @pytest.mark.requirement('http-response-file')
 def test_file_through_httpx_twice_on_one_connection(server):
-    expected = file_body(server)
+    expected = state_file(server)
     with httpx.Client(timeout=10) as client:
         for _ in range(2):
             response = client.get(server.url('/http/file'))

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 
-import httpx
 import pytest
+from clients import Reader, connect, exchange, first_message, http2_get, json_in, read_response, request_ok
 from rsgi_requirements import load_requirements
-from websockets.sync.client import connect as ws_connect
 
 pytestmark = pytest.mark.usefixtures('server')
 
 
 def get_scope(server, target: str = '/scope', method: str = 'GET', **kwargs) -> dict:
-    response = httpx.request(method, server.url(target), timeout=10, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def raw_request(server, head: bytes) -> tuple[int, bytes]:
-    """Send `head` on a new connection; return the status and the body of the answer (Connection: close)."""
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
-        sock.sendall(head)
-        data = b''
-        while chunk := sock.recv(65536):
-            data += chunk
-    head_part, _, body = data.partition(b'\r\n\r\n')
-    return int(head_part.split(b' ', 2)[1]), body
+    return request_ok(server, target, method, **kwargs).json()
 
 
 @pytest.mark.requirement('scope-proto')
@@ -38,8 +23,7 @@ def test_proto_is_http_for_a_request(server):
 
 @pytest.mark.requirement('scope-proto')
 def test_proto_is_ws_for_a_websocket(server):
-    with ws_connect(server.ws_url('/ws/scope'), open_timeout=10) as ws:
-        scope = json.loads(ws.recv(timeout=10))
+    scope = json.loads(first_message(server, '/ws/scope'))
     assert scope['proto'] == 'ws'
     assert scope['method'] == 'GET'
     assert scope['path'] == '/ws/scope'
@@ -60,19 +44,14 @@ def test_http_version_of_http11(server):
 
 @pytest.mark.requirement('scope-http-version')
 def test_http_version_of_http10(server):
-    status, body = raw_request(server, b'GET /scope HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n')
+    status, body = exchange(server, b'GET /scope HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n')
     assert status == 200
     assert json.loads(body)['http_version'] == '1'
 
 
 @pytest.mark.requirement('scope-http-version')
 def test_http_version_of_http2(server):
-    try:
-        with httpx.Client(http1=False, http2=True, timeout=10) as client:
-            response = client.get(server.url('/scope'))
-    except httpx.HTTPError as exc:
-        pytest.skip(f'the server does not speak HTTP/2 without TLS (h2c prior knowledge): {exc!r}')
-    assert response.json()['http_version'] == '2'
+    assert http2_get(server, '/scope').json()['http_version'] == '2'
 
 
 @pytest.mark.requirement('scope-server')
@@ -82,34 +61,17 @@ def test_server_is_the_local_address(server):
 
 @pytest.mark.requirement('scope-client')
 def test_client_is_the_peer_address(server):
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
+    with connect(server) as sock:
         local_port = sock.getsockname()[1]
         sock.sendall(b'GET /scope HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')
-        data = b''
-        while chunk := sock.recv(65536):
-            data += chunk
-    scope = json.loads(data.partition(b'\r\n\r\n')[2].decode() if b'chunked' not in data else _dechunk(data))
+        scope = json.loads(read_response(Reader(sock)).body)
     assert scope['client'] == f'127.0.0.1:{local_port}'
-
-
-def _dechunk(data: bytes) -> str:
-    body = data.partition(b'\r\n\r\n')[2]
-    out = b''
-    while body:
-        size_line, _, rest = body.partition(b'\r\n')
-        size = int(size_line.split(b';')[0], 16)
-        if size == 0:
-            break
-        out += rest[:size]
-        body = rest[size + 2 :]
-    return out.decode()
 
 
 @pytest.mark.requirement('scope-scheme')
 def test_scheme_is_http_without_tls(server):
     assert get_scope(server)['scheme'] == 'http'
-    with ws_connect(server.ws_url('/ws/scope'), open_timeout=10) as ws:
-        assert json.loads(ws.recv(timeout=10))['scheme'] == 'http'
+    assert json.loads(first_message(server, '/ws/scope'))['scheme'] == 'http'
 
 
 @pytest.mark.requirement('scope-method')
@@ -127,7 +89,7 @@ def test_path_is_percent_decoded_without_query(server):
 
 @pytest.mark.requirement('scope-path')
 def test_path_decodes_utf8_and_reserved_characters(server):
-    status, body = raw_request(server, b'GET /scope%2Fa%20b%C3%A9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    status, body = exchange(server, b'GET /scope%2Fa%20b%C3%A9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
     # No route matches the decoded '/scope/a bé', so the app's 404 body names the path it saw.
     assert status == 404
     assert _body_text(body).endswith('/scope/a bé')
@@ -142,11 +104,9 @@ def _body_text(body: bytes) -> str:
 
 @pytest.mark.requirement('scope-query-string')
 def test_query_string_is_raw(server):
-    status, body = raw_request(server, b'GET /scope?a=1&b=%20x+y&c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    status, body = exchange(server, b'GET /scope?a=1&b=%20x+y&c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
     assert status == 200
-    text = body.decode()
-    scope = json.loads(text[text.index('{') : text.rindex('}') + 1])
-    assert scope['query_string'] == 'a=1&b=%20x+y&c'
+    assert json_in(body)['query_string'] == 'a=1&b=%20x+y&c'
 
 
 @pytest.mark.requirement('scope-query-string')

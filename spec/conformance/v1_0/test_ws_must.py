@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import socket
-import uuid
 
 import pytest
+from clients import TIMEOUT, key, recv_json, websocket, ws_handshake
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect as ws_connect
 
 pytestmark = pytest.mark.usefixtures('server')
-
-TIMEOUT = 10
-
-
-def key() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def connect(server, path: str):
-    return ws_connect(server.ws_url(path), open_timeout=TIMEOUT, close_timeout=TIMEOUT)
-
-
-def recv_json(ws) -> dict:
-    return json.loads(ws.recv(timeout=TIMEOUT))
-
-
-def raw_handshake(server, path: str) -> tuple[socket.socket, bytes]:
-    """Open a WebSocket by hand; returns the socket and the response head (up to the blank line)."""
-    sock = socket.create_connection(('127.0.0.1', server.port), timeout=TIMEOUT)
-    nonce = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f'GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-        f'Sec-WebSocket-Key: {nonce}\r\nSec-WebSocket-Version: 13\r\n\r\n'.encode()
-    )
-    head = b''
-    while b'\r\n\r\n' not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    return sock, head
 
 
 # -- ws-accept ---------------------------------------------------------------------------------------
@@ -51,7 +16,7 @@ def raw_handshake(server, path: str) -> tuple[socket.socket, bytes]:
 
 @pytest.mark.requirement('ws-accept')
 def test_accept_completes_the_handshake(server):
-    with connect(server, '/ws/accept') as ws:
+    with websocket(server, '/ws/accept') as ws:
         assert ws.response.status_code == 101
         methods = recv_json(ws)
     assert methods == {'receive': True, 'send_bytes': True, 'send_str': True}, 'accept() returned no transport'
@@ -63,7 +28,7 @@ def test_accept_completes_the_handshake(server):
 @pytest.mark.requirement('ws-reject')
 @pytest.mark.parametrize('status', [403, 401, 404, 429])
 def test_close_before_accept_refuses_with_the_status(server, status):
-    with pytest.raises(InvalidStatus) as refused, connect(server, f'/ws/reject?status={status}'):
+    with pytest.raises(InvalidStatus) as refused, websocket(server, f'/ws/reject?status={status}'):
         pass
     assert refused.value.response.status_code == status
 
@@ -71,7 +36,7 @@ def test_close_before_accept_refuses_with_the_status(server, status):
 @pytest.mark.requirement('ws-reject')
 def test_close_before_accept_without_status_refuses_with_403(server_factory):
     dedicated = server_factory('conformance_app:app')  # a server that fails here may not survive it
-    with pytest.raises(InvalidStatus) as refused, connect(dedicated, '/ws/reject'):
+    with pytest.raises(InvalidStatus) as refused, websocket(dedicated, '/ws/reject'):
         pass
     assert refused.value.response.status_code == 403
 
@@ -81,7 +46,7 @@ def test_close_before_accept_without_status_refuses_with_403(server_factory):
 
 @pytest.mark.requirement('ws-receive')
 def test_receive_text_and_binary(server):
-    with connect(server, '/ws/describe') as ws:
+    with websocket(server, '/ws/describe') as ws:
         ws.send('héllo ✓')
         assert recv_json(ws) == {'kind': 2, 'kind_is_int': True, 'type': 'str', 'data': 'héllo ✓'}
         ws.send(b'\x00\x01\xfe\xff')
@@ -90,7 +55,7 @@ def test_receive_text_and_binary(server):
 
 @pytest.mark.requirement('ws-receive')
 def test_fragmented_messages_arrive_whole(server):
-    with connect(server, '/ws/describe') as ws:
+    with websocket(server, '/ws/describe') as ws:
         ws.send(['frag', 'men', 'ted ✓'])
         assert recv_json(ws) == {'kind': 2, 'kind_is_int': True, 'type': 'str', 'data': 'fragmented ✓'}
         ws.send([b'\x01\x02', b'\x03', b'\x04\x05'])
@@ -100,7 +65,7 @@ def test_fragmented_messages_arrive_whole(server):
 @pytest.mark.requirement('ws-receive')
 def test_a_large_message_arrives_whole(server):
     data = os.urandom(256 * 1024)
-    with ws_connect(server.ws_url('/ws/echo'), open_timeout=TIMEOUT, max_size=None) as ws:
+    with websocket(server, '/ws/echo', max_size=None) as ws:
         ws.send(data)
         assert ws.recv(timeout=TIMEOUT) == data
 
@@ -111,7 +76,7 @@ def test_a_large_message_arrives_whole(server):
 @pytest.mark.requirement('ws-receive-close')
 def test_client_close_frame_gives_kind_0(server):
     name = key()
-    with connect(server, f'/ws/describe?key={name}') as ws:
+    with websocket(server, f'/ws/describe?key={name}') as ws:
         ws.send('x')
         recv_json(ws)
         ws.close(1000)
@@ -126,7 +91,7 @@ def test_client_close_frame_gives_kind_0(server):
 @pytest.mark.requirement('ws-receive-close')
 def test_lost_connection_ends_receive(server):
     name = key()
-    sock, head = raw_handshake(server, f'/ws/describe?key={name}')
+    sock, head = ws_handshake(server, f'/ws/describe?key={name}')
     try:
         assert head.startswith(b'HTTP/1.1 101'), head
     finally:
@@ -146,7 +111,7 @@ def test_lost_connection_ends_receive(server):
 
 @pytest.mark.requirement('ws-send')
 def test_send_str_and_send_bytes_in_order(server):
-    with connect(server, '/ws/send') as ws:
+    with websocket(server, '/ws/send') as ws:
         received = [ws.recv(timeout=TIMEOUT) for _ in range(4)]
     assert received == ['one', b'two', 'thr€e', b'\x00\xff']
 
@@ -165,21 +130,21 @@ def closed_code(ws) -> int | None:
 @pytest.mark.requirement('ws-close')
 @pytest.mark.parametrize('status', [4001, 1001])
 def test_close_after_accept_sends_the_status(server, status):
-    with connect(server, f'/ws/close?status={status}') as ws:
+    with websocket(server, f'/ws/close?status={status}') as ws:
         assert ws.recv(timeout=TIMEOUT) == 'open'
         assert closed_code(ws) == status
 
 
 @pytest.mark.requirement('ws-close')
 def test_close_after_accept_without_status_sends_1000(server):
-    with connect(server, '/ws/close') as ws:
+    with websocket(server, '/ws/close') as ws:
         assert ws.recv(timeout=TIMEOUT) == 'open'
         assert closed_code(ws) == 1000
 
 
 @pytest.mark.requirement('ws-close')
 def test_returning_after_accept_closes_the_websocket(server):
-    with connect(server, '/ws/return') as ws:
+    with websocket(server, '/ws/return') as ws:
         assert ws.recv(timeout=TIMEOUT) == 'open'
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=TIMEOUT)  # a TimeoutError here: the WebSocket was left open
@@ -190,7 +155,7 @@ def test_returning_after_accept_closes_the_websocket(server):
 
 @pytest.mark.requirement('ws-ping')
 def test_pings_are_answered_and_not_received(server):
-    with connect(server, '/ws/describe') as ws:
+    with websocket(server, '/ws/describe') as ws:
         pong = ws.ping(b'ping-data')
         assert pong.wait(TIMEOUT), 'no pong for the ping'
         ws.pong(b'unsolicited')

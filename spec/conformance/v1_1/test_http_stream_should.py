@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-import struct
-
 import pytest
+from clients import connect, request, reset_on_close
 
 pytestmark = pytest.mark.usefixtures('server')
 
@@ -14,8 +12,8 @@ ENDLESS_CAP = 15.0  # seconds /http/stream-endless sends at most (apps/http_rout
 
 def leave_endless_stream(server, key: str, reset: bool) -> dict:
     """Start /http/stream-endless, read some of it, leave; what the app's sends did afterwards."""
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
-        sock.sendall(f'GET /http/stream-endless?key={key} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
+    with connect(server) as sock:
+        sock.sendall(request(f'/http/stream-endless?key={key}', close=False))
         received = b''
         while len(received) < 16384:
             data = sock.recv(65536)
@@ -24,8 +22,7 @@ def leave_endless_stream(server, key: str, reset: bool) -> dict:
         assert received.startswith(b'HTTP/1.1 200')
         server.state(f'stream-endless-started-{key}', timeout=10)
         if reset:
-            # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            reset_on_close(sock)  # RST instead of FIN
     return server.state(f'stream-endless-{key}', timeout=ENDLESS_CAP + 5)
 
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import socket
-
-import httpx
 import pytest
+from clients import connect, http2_get, json_in, read_all
 
 
 def request_scope(server, head: bytes) -> dict:
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
+    with connect(server) as sock:
         sock.sendall(head)
-        data = b''
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_all(sock)
     text = data.decode()
     assert text.startswith('HTTP/1.1 200'), text
-    return json.loads(text[text.index('{') : text.rindex('}') + 1])
+    return json_in(data)
 
 
 @pytest.mark.requirement('scope-authority')
@@ -36,9 +31,4 @@ def test_authority_of_absolute_form(server):
 
 @pytest.mark.requirement('scope-authority')
 def test_authority_of_http2(server):
-    try:
-        with httpx.Client(http1=False, http2=True, timeout=10) as client:
-            response = client.get(server.url('/scope'))
-    except httpx.HTTPError as exc:
-        pytest.skip(f'the server does not speak HTTP/2 without TLS (h2c prior knowledge): {exc!r}')
-    assert response.json()['authority'] == f'127.0.0.1:{server.port}'
+    assert http2_get(server, '/scope').json()['authority'] == f'127.0.0.1:{server.port}'

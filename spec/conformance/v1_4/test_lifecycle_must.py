@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from clients import request_ok
 
 
 @pytest.mark.requirement('app-init')
@@ -22,9 +23,7 @@ def test_work_scheduled_in_init_runs(server):
 
 @pytest.mark.requirement('app-init')
 def test_requests_run_on_the_loop_given_to_init(server):
-    response = httpx.get(server.url('/lifecycle'), timeout=10)
-    assert response.status_code == 200
-    assert response.text == 'same', 'requests do not run on the loop __rsgi_init__ received'
+    assert request_ok(server, '/lifecycle').text == 'same', 'requests do not run on the loop __rsgi_init__ received'
 
 
 @pytest.mark.requirement('app-init')

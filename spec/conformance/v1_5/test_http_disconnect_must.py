@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-import struct
-
 import pytest
+from clients import connect, request, reset_on_close
 
 pytestmark = pytest.mark.usefixtures('server')
 
@@ -15,12 +13,11 @@ def leave_after_race(server, key: str, reset: bool) -> tuple[dict, dict]:
 
     Returns what the app recorded about the race while connected, and about the wait after the test left.
     """
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
-        sock.sendall(f'GET /http/client-disconnect?key={key} HTTP/1.1\r\nHost: x\r\n\r\n'.encode())
+    with connect(server) as sock:
+        sock.sendall(request(f'/http/client-disconnect?key={key}', close=False))
         connected = server.state(f'client-disconnect-connected-{key}', timeout=10)
         if reset:
-            # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            reset_on_close(sock)  # RST instead of FIN
     return connected, server.state(f'client-disconnect-{key}', timeout=15)
 
 
@@ -34,8 +31,8 @@ def test_client_disconnect_completes_when_the_client_has_gone(server, reset):
 
 @pytest.mark.requirement('http-client-disconnect')
 def test_client_disconnect_does_not_complete_while_the_client_waits(server):
-    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
-        sock.sendall(b'GET /http/client-disconnect?key=waiting HTTP/1.1\r\nHost: x\r\n\r\n')
+    with connect(server) as sock:
+        sock.sendall(request('/http/client-disconnect?key=waiting', close=False))
         assert server.state('client-disconnect-connected-waiting', timeout=10) == {'completed_while_connected': False}
         # Still connected and waiting: no response has been sent yet.
         sock.settimeout(0.3)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
+from clients import state_file
 
 pytestmark = pytest.mark.usefixtures('server')
 
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.usefixtures('server')
 @pytest.fixture(scope='module')
 def file_body(server) -> bytes:
     """The file /http/file-range serves, which the app wrote into the state dir (apps/http_routes.py)."""
-    body = (Path(server.state_dir) / 'http-file.bin').read_bytes()
+    body = state_file(server, 'http-file.bin')
     assert len(body) == 300_000
     return body
 
