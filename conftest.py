@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
+    from tests_support.freshvenv import Distributions
     from tests_support.server import RunningServer
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -86,3 +87,11 @@ def read_marker() -> Callable[[Path], object]:
     from tests_support.pending import read_marker
 
     return read_marker
+
+
+@pytest.fixture(scope='session')
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
+    """Wheels and sdists of all five distributions, built once per run by `tools/dist.py build`."""
+    from tests_support.freshvenv import build_distributions
+
+    return build_distributions(tmp_path_factory.mktemp('dist'))

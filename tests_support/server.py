@@ -172,6 +172,10 @@ class RunningServer:
             return ''
         return self._log_path.read_text(encoding='utf-8', errors='replace')
 
+    def process_env(self) -> dict[str, str]:
+        """The server process's environment: ours minus GRANIAN_* settings, plus `env`."""
+        return server_env(self.env)
+
     def start(self) -> Self:
         """Spawn the server and block until its port accepts TCP connections (bounded by ready_timeout)."""
         fd, name = tempfile.mkstemp(prefix='granian-test-', suffix='.log')
@@ -180,7 +184,7 @@ class RunningServer:
         self.proc = subprocess.Popen(
             self.command,
             cwd=self.working_dir,
-            env=server_env(self.env),
+            env=self.process_env(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

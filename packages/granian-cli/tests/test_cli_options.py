@@ -147,11 +147,23 @@ def test_help_imports_no_server_machinery():
     assert '--http2-max-frame-size' in result.stdout
 
 
-def test_version(run):
+def test_version_names_every_distribution(run):
+    import platform
+
+    import granian
+
     result = run('--version')
     assert result.exit_code == 0
-    assert result.output.startswith('granian ')
-    assert len(result.output.strip().splitlines()) == 1
+    first, *rest = result.output.strip().splitlines()
+    assert first == f'granian {granian.__version__}'  # Granian 2.8's one line comes first
+    assert [line.split() for line in rest] == [
+        ['granian-core', granian.__version__],
+        ['granian-asgi', granian.__version__],
+        ['granian-rsgi', granian.__version__],
+        ['granian-wsgi', granian.__version__],
+        ['granian-cli', granian.__version__],
+        [platform.python_implementation(), platform.python_version()],
+    ]
 
 
 def test_version_is_not_read_from_the_environment(run, fake_server):

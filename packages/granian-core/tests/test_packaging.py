@@ -1,43 +1,38 @@
-"""Every distribution builds a wheel; only granian-core ships granian/__init__.py; versions move in lockstep."""
+"""What tools/dist.py builds: a wheel and an sdist per distribution, each holding only its own files;
+the core's sdist builds in a fresh environment; versions move in lockstep from one source."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests_support.wheels import build_wheels
+from tests_support.freshvenv import DISTRIBUTIONS, Distributions, FreshVenv
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ROOT / 'packages'
 THIN = ['granian-asgi', 'granian-rsgi', 'granian-wsgi', 'granian-cli']
-# Building the wheels links the release core (fat LTO): minutes on 2 busy cores, not the default 120 s.
-pytestmark = pytest.mark.timeout(900)
-
-
-def _version(manifest: Path) -> str:
-    # tomllib is 3.11+; the first `version = "..."` line of these manifests is the package's own.
-    match = re.search(r'^version = "([^"]+)"', manifest.read_text(), re.MULTILINE)
-    assert match, manifest
-    return match.group(1)
-
-
-def _granian_requirements(name: str) -> list[str]:
-    text = (PACKAGES / name / 'pyproject.toml').read_text()
-    block = re.search(r'^dependencies = \[(.*?)\]', text, re.MULTILINE | re.DOTALL)
-    return re.findall(r'"(granian-[^"]+)"', block.group(1)) if block else []
+# Building the distributions links the release core (fat LTO): minutes on 2 busy cores, not the default 120 s.
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope='module')
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, zipfile.ZipFile]:
-    built = build_wheels(tmp_path_factory.mktemp('wheels'), THIN)
-    return {distribution: zipfile.ZipFile(wheel) for distribution, wheel in built.items()}
+def wheels(distributions: Distributions) -> dict[str, zipfile.ZipFile]:
+    return {name: zipfile.ZipFile(distributions.wheel(name)) for name in DISTRIBUTIONS}
 
 
-def test_every_package_builds_a_wheel(wheels: dict[str, zipfile.ZipFile]) -> None:
-    assert sorted(wheels) == ['granian-asgi', 'granian-cli', 'granian-core', 'granian-rsgi', 'granian-wsgi']
+def test_the_build_command_writes_a_wheel_and_an_sdist_of_each(distributions: Distributions) -> None:
+    names = sorted(path.name for path in distributions.directory.iterdir())
+    assert len(names) == 10, names
+    for name in DISTRIBUTIONS:
+        assert distributions.wheel(name).name.startswith(name.replace('-', '_') + '-0.')
+        assert distributions.sdist(name)
 
 
 def test_only_core_ships_the_namespace_init(wheels: dict[str, zipfile.ZipFile]) -> None:
@@ -46,35 +41,124 @@ def test_only_core_ships_the_namespace_init(wheels: dict[str, zipfile.ZipFile]) 
         assert 'granian/__init__.py' not in wheels[name].namelist(), name
 
 
-def test_each_wheel_holds_only_its_own_subpackage(wheels: dict[str, zipfile.ZipFile]) -> None:
-    for name, subpackage in [
-        ('granian-asgi', 'granian/asgi/'),
-        ('granian-rsgi', 'granian/rsgi/'),
-        ('granian-cli', 'granian/cli/'),
-    ]:
-        files = [f for f in wheels[name].namelist() if not f.split('/')[0].endswith('.dist-info')]
-        assert files, name
-        assert all(f.startswith(subpackage) for f in files), (name, files)
-        assert subpackage + 'py.typed' in files
+@pytest.mark.parametrize('name', THIN)
+def test_each_wheel_holds_only_its_own_subpackage(wheels: dict[str, zipfile.ZipFile], name: str) -> None:
+    subpackage = 'granian/' + name.removeprefix('granian-') + '/'
+    files = [f for f in wheels[name].namelist() if not f.split('/')[0].endswith('.dist-info')]
+    assert files, name
+    assert all(f.startswith(subpackage) for f in files), (name, files)
+    assert subpackage + 'py.typed' in files
+    assert subpackage + '_version.py' in files
 
 
 def test_core_wheel_has_the_native_module_and_typing(wheels: dict[str, zipfile.ZipFile]) -> None:
     names = wheels['granian-core'].namelist()
-    assert any(re.fullmatch(r'granian/_core\..*\.so', n) for n in names), names
+    assert any(n.startswith('granian/_core.') and n.endswith('.so') for n in names), names
     assert 'granian/py.typed' in names
     assert 'granian/_core.pyi' in names
 
 
-def test_versions_are_in_lockstep_with_exact_pins() -> None:
+def test_core_wheel_is_tagged_for_this_interpreter_and_manylinux(distributions: Distributions) -> None:
+    tag = f'cp{sys.version_info.major}{sys.version_info.minor}'
+    name = distributions.wheel('granian-core').name
+    assert f'-{tag}-{tag}-' in name, name
+    if sys.platform == 'linux':
+        assert '-manylinux_' in name, name
+
+
+@pytest.mark.parametrize('name', THIN)
+def test_each_thin_sdist_holds_its_package_readme_and_changelog(distributions: Distributions, name: str) -> None:
+    with tarfile.open(distributions.sdist(name)) as sdist:
+        files = {member.name.split('/', 1)[1] for member in sdist.getmembers() if '/' in member.name}
+    module = name.removeprefix('granian-')
+    assert {'pyproject.toml', 'README.md', 'CHANGELOG.md', 'PKG-INFO', f'granian/{module}/__init__.py'} <= files
+    assert 'granian/__init__.py' not in files
+
+
+def test_core_sdist_holds_the_crate_the_lock_file_and_the_python_sources(distributions: Distributions) -> None:
+    with tarfile.open(distributions.sdist('granian-core')) as sdist:
+        files = {member.name.split('/', 1)[1] for member in sdist.getmembers() if '/' in member.name}
+    assert {'Cargo.toml', 'Cargo.lock', 'pyproject.toml', 'python/granian/__init__.py'} <= files
+    assert 'packages/granian-core/src/lib.rs' in files
+
+
+def test_core_sdist_builds_with_only_python_and_a_rust_toolchain(distributions: Distributions, tmp_path: Path) -> None:
+    """pip builds the sdist in an isolated build environment (maturin from PyPI) in a venv holding nothing else.
+
+    CARGO_TARGET_DIR points at the workspace's target/ only as a compile cache for the crates.io
+    dependencies; the crate itself is compiled from the unpacked sdist.
+    """
+    venv = FreshVenv(tmp_path)
+    out = tmp_path / 'built'
+    venv.run(
+        'python',
+        '-m',
+        'pip',
+        'wheel',
+        '--quiet',
+        '--no-deps',
+        '-w',
+        out,
+        distributions.sdist('granian-core'),
+        timeout=1800,
+        env={'CARGO_TARGET_DIR': str(ROOT / 'target')},
+    )
+    (wheel,) = out.glob('granian_core-*.whl')
+    venv.pip_install('--no-index', wheel)
+    version = venv.run('python', '-c', 'import granian._core as c, granian; print(c.__version__, granian.__version__)')
+    assert version.stdout.split() == [_version_of_the_source()] * 2
+
+
+def _version_of_the_source() -> str:
+    result = subprocess.run(
+        [sys.executable, ROOT / 'tools' / 'dist.py', 'version'], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def test_every_copy_of_the_version_matches_the_source() -> None:
+    result = subprocess.run(
+        [sys.executable, ROOT / 'tools' / 'dist.py', 'check'], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
     import granian
     import granian._core
 
-    cargo = _version(ROOT / 'Cargo.toml')
-    assert granian.__version__ == cargo == granian._core.__version__
-    for name in ['granian-core', *THIN]:
-        assert _version(PACKAGES / name / 'pyproject.toml') == cargo, name
-        for requirement in _granian_requirements(name):
-            assert requirement.endswith('==' + cargo), (name, requirement)
+    assert granian.__version__ == granian._core.__version__ == _version_of_the_source()
+
+
+def _copy_version_sites(into: Path) -> Path:
+    """The build script and every file holding a version, copied into a tree of the same shape."""
+    paths = [Path('tools/dist.py'), Path('Cargo.toml'), Path('Cargo.lock')]
+    paths += [p.relative_to(ROOT) for p in PACKAGES.glob('*/pyproject.toml')]
+    paths += [p.relative_to(ROOT) for p in PACKAGES.glob('*/**/_version.py')]
+    for path in paths:
+        (into / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, into / path)
+    return into / 'tools' / 'dist.py'
+
+
+def test_set_version_writes_every_copy_and_check_catches_a_hand_edit(tmp_path: Path) -> None:
+    script = _copy_version_sites(tmp_path)
+    subprocess.run([sys.executable, script, 'set-version', '7.8.9rc1'], check=True, capture_output=True)
+    check = subprocess.run([sys.executable, script, 'check'], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    assert 'granian-core[all]==7.8.9rc1' in (tmp_path / 'packages/granian-cli/pyproject.toml').read_text()
+    assert "__version__ = '7.8.9rc1'" in (tmp_path / 'packages/granian-wsgi/granian/wsgi/_version.py').read_text()
+    assert 'name = "granian-core"\nversion = "7.8.9rc1"' in (tmp_path / 'Cargo.lock').read_text()
+
+    pyproject = tmp_path / 'packages/granian-rsgi/pyproject.toml'
+    pyproject.write_text(pyproject.read_text().replace('granian-core==7.8.9rc1', 'granian-core==7.8.8'))
+    check = subprocess.run([sys.executable, script, 'check'], capture_output=True, text=True, check=False)
+    assert check.returncode == 1
+    assert check.stderr.strip() == 'packages/granian-rsgi/pyproject.toml: 7.8.8, expected 7.8.9rc1'
+
+
+def test_an_interface_package_refuses_a_core_of_another_version() -> None:
+    from granian._version import require_same_core
+
+    with pytest.raises(ImportError, match=r'^granian-wsgi 9\.9\.9 needs granian-core 9\.9\.9, but granian-core '):
+        require_same_core('granian-wsgi', '9.9.9')
 
 
 # Crates whose older releases have published fixes the server relies on, and the lowest release we

@@ -1,11 +1,7 @@
 """Version of granian-asgi, which must equal granian-core's."""
 
-from granian import __version__ as _core_version
+from granian._version import require_same_core
 
 __version__ = '0.1.0'
 
-if _core_version != __version__:
-    raise ImportError(
-        f'granian-asgi {__version__} needs granian-core {__version__}, but granian-core {_core_version} is installed; '
-        f'install matching versions: pip install "granian-core=={__version__}"'
-    )
+require_same_core('granian-asgi', __version__)

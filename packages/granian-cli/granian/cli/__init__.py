@@ -15,7 +15,9 @@ import click
 from granian.errors import ConfigurationError, FatalError
 from granian.options import GROUPS, OPTIONS, OPTIONS_BY_NAME, Option, OptionError
 
-__all__ = ['cli', 'entrypoint']
+from ._version import __version__
+
+__all__ = ['__version__', 'cli', 'entrypoint']
 
 
 class OptionValueError(click.BadParameter):
@@ -99,26 +101,31 @@ class GroupedCommand(click.Command):
             formatter.write_dl([row for row in others if row is not None])
 
 
-def _granian_version() -> str:
-    import granian
+DISTRIBUTIONS = ['granian-core', 'granian-asgi', 'granian-rsgi', 'granian-wsgi', 'granian-cli']
 
-    version = getattr(granian, '__version__', None)
-    if version:
-        return str(version)
+
+def _versions() -> list[str]:
+    """``granian <version>``, then one line per distribution with its installed version."""
+    import platform
     from importlib import metadata
 
-    for distribution in ('granian-core', 'granian-cli'):
+    from granian import __version__
+
+    lines = [f'granian {__version__}']
+    for distribution in DISTRIBUTIONS:
         try:
-            return metadata.version(distribution)
+            installed = metadata.version(distribution)
         except metadata.PackageNotFoundError:
-            continue
-    return 'unknown'
+            installed = 'not installed'
+        lines.append(f'  {distribution} {installed}')
+    lines.append(f'  {platform.python_implementation()} {platform.python_version()}')
+    return lines
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    click.echo(f'granian {_granian_version()}')
+    click.echo('\n'.join(_versions()))
     ctx.exit()
 
 
