@@ -111,7 +111,27 @@ def render_reference() -> str:
                 note += f' Interfaces: {", ".join(sorted(option.interfaces))}.'
             out.append(f'- `{option.switches[0]}`: {option.help}{note}')
         out.append('')
-    return '\n'.join(out)
+    return '\n'.join(out + _command_only_lines())
+
+
+def _command_only_lines() -> list[str]:
+    """The `granian` command's own options (granian-cli), which have no keyword argument."""
+    from granian.cli import cli
+
+    registered = {option.name for option in OPTIONS}
+    out = [
+        '## The `granian` command only',
+        '',
+        '| flag | environment variable | what it does |',
+        '|---|---|---|',
+    ]
+    for param in cli.params:
+        if param.param_type_name != 'option' or param.name in registered:
+            continue
+        flags = ' / '.join(f'`{flag}`' for flag in [*param.opts, *param.secondary_opts])
+        env = f'`{param.envvar}`' if param.envvar else ''
+        out.append(f'| {flags} | {env} | {_markdown_cell(param.help or "")} |')
+    return [*out, '', '`--help` lists every option, grouped as on this page.', '']
 
 
 def generated_files() -> dict[Path, str]:

@@ -137,13 +137,21 @@ def _fail(ctx: click.Context, message: str, exit_code: int) -> NoReturn:
 
 
 @click.pass_context
-def _serve(ctx: click.Context, app: str, **values: Any) -> None:
+def _serve(ctx: click.Context, app: str, venv: str | None, **values: Any) -> None:
     """Run a granian server for APP with the given options."""
     from granian.options import kwargs_from_values
 
     # Imported here so that `granian --help` does not pay for loading the server machinery.
     from granian.server import Server
 
+    from . import _venv
+
+    try:
+        project_venv = _venv.find(venv, values.get('working_dir'))
+    except _venv.VenvError as exc:
+        _fail(ctx, str(exc), 1)
+    if project_venv is not None:
+        _venv.activate(project_venv)
     try:
         Server(app, **kwargs_from_values(values)).serve()
     except FatalError as exc:
@@ -160,6 +168,16 @@ cli = GroupedCommand(
     params=[
         click.Argument(['app'], required=True),
         *(click_option(option) for option in OPTIONS),
+        click.Option(
+            ['--venv'],
+            type=click.Path(file_okay=False),
+            envvar='GRANIAN_VENV',
+            show_envvar=True,
+            help=(
+                "The project's virtualenv, whose packages the app imports when granian is installed elsewhere "
+                '(pipx). Default: an active $VIRTUAL_ENV, else .venv in the working directory.'
+            ),
+        ),
         click.Option(
             ['--version'],
             is_flag=True,
