@@ -59,6 +59,29 @@ def granian_command(
     ]
 
 
+# Runs the rest of its argv as Python after putting the sockets named in argv[1] on descriptors 3, 4, ...
+# and setting LISTEN_PID/LISTEN_FDS, as systemd does for the process it activates.
+_ACTIVATE = """
+import fcntl, os, sys
+sources = [int(fd) for fd in sys.argv[1].split(',')]
+high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in sources]
+for number, fd in enumerate(high):
+    os.dup2(fd, 3 + number)
+    os.close(fd)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS=str(len(high)))
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+def socket_activated(python_args: Iterable[str | Path], sockets: Iterable[socket.socket]) -> list[str]:
+    """The argv that runs `python *python_args` the way systemd starts a socket-activated service.
+
+    The sockets must be passed to the child (`pass_fds`); they land on descriptors 3, 4, ...
+    """
+    fds = ','.join(str(sock.fileno()) for sock in sockets)
+    return [sys.executable, '-c', _ACTIVATE, fds, *map(str, python_args)]
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

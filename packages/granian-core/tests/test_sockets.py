@@ -22,23 +22,17 @@ import httpx
 import pytest
 import trustme
 
-from tests_support.server import HOST, RunningServer, free_port, get_fresh_connection, run_granian
+from tests_support.server import (
+    HOST,
+    RunningServer,
+    free_port,
+    get_fresh_connection,
+    run_granian,
+    socket_activated,
+)
 from tests_support.waiting import wait_until
 
 APPS_DIR = Path(__file__).parent / 'apps'
-
-# Runs the rest of its argv as Python after putting the sockets named in argv[1] on descriptors 3, 4, ...
-# and setting LISTEN_PID/LISTEN_FDS, as systemd does for the process it activates.
-ACTIVATE = """
-import fcntl, os, sys
-sources = [int(fd) for fd in sys.argv[1].split(',')]
-high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in sources]
-for number, fd in enumerate(high):
-    os.dup2(fd, 3 + number)
-    os.close(fd)
-os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS=str(len(high)))
-os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
-"""
 
 
 class ActivatedServer(RunningServer):
@@ -50,9 +44,7 @@ class ActivatedServer(RunningServer):
 
     @property
     def command(self) -> list[str]:
-        granian = super().command
-        fds = ','.join(str(sock.fileno()) for sock in self.sockets)
-        return [sys.executable, '-c', ACTIVATE, fds, *granian[1:]]
+        return socket_activated(super().command[1:], self.sockets)
 
 
 class UnixFdServer(RunningServer):

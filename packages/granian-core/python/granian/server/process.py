@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +91,18 @@ class EnvFiles:
             self.loaded[key] = value
 
 
-def process_title(settings: Any) -> str:
-    """The supervisor's title: `process_name`, or `granian INTERFACE HOST:PORT TARGET` (`unix:PATH`, `fd:N`)."""
+def process_title(settings: Any, listener: socket.socket) -> str:
+    """The supervisor's title: `process_name`, or `granian INTERFACE ADDRESS TARGET`, where ADDRESS is
+    where `listener` listens (`HOST:PORT`, `unix:PATH`): the port actually bound, also for port 0, an
+    inherited socket or socket activation."""
     if settings.process_name:
         return settings.process_name
-    if settings.fd is not None:
-        where = f'fd:{settings.fd}'
-    elif settings.uds is not None:
-        where = f'unix:{settings.uds}'
+    name = listener.getsockname()
+    if listener.family == socket.AF_UNIX:
+        where = f'unix:{name}'
     else:
-        where = f'{settings.address}:{settings.port}'
+        host = f'[{name[0]}]' if listener.family == socket.AF_INET6 else name[0]
+        where = f'{host}:{name[1]}'
     return f'granian {settings.interface} {where} {settings.target}'
 
 

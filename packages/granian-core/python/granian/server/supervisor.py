@@ -296,7 +296,6 @@ class Server:
         self._env_files = EnvFiles(settings.env_files) if settings.env_files else None
         if self._env_files is not None:
             self._env_files.load()
-        set_process_title(process_title(settings))
         self._reloader = Reloader(settings, self._files_changed) if settings.reload else None
         pid_file = PidFile(settings.pid_file) if settings.pid_file else None
         if pid_file is not None:
@@ -310,6 +309,7 @@ class Server:
     def _serve(self, config: ServerConfig) -> None:
         bound = self._bind(config)
         listener = bound.socket
+        set_process_title(process_title(config.worker, listener))
         if config.worker.metrics_enabled:
             try:
                 self._metrics = SupervisorMetrics(config)

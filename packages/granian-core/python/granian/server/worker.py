@@ -88,7 +88,7 @@ def run_worker(
         settings = settings.replace(metrics_slot=metrics_slot)
     configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
     name = f'worker-{index}'
-    set_process_title(f'{process_title(settings)} {name}')
+    set_process_title(f'{process_title(settings, listener)} {name}')
     try:
         interface = load_interface(settings.interface)
         prepare_import_path(settings.working_dir)
