@@ -119,7 +119,9 @@ def test_streamed_head_slow_and_failed_responses(server: RunningServer):
     assert wait_for_record(server, ua='stream')['size'] == STREAM_SIZE
     head = wait_for_record(server, ua='head')
     assert (head['method'], head['status'], head['size']) == ('HEAD', 200, 0)
-    assert wait_for_record(server, ua='slow')['dt'] >= 300
+    # the app waits 0.3 s; asyncio may fire a timer up to its clock resolution early, and the access
+    # log measures with the server's clock, so a few milliseconds under 300 are the same wait
+    assert wait_for_record(server, ua='slow')['dt'] >= 295
     boom = wait_for_record(server, ua='boom')
     assert (boom['status'], boom['trace']) == (500, '-')
 
