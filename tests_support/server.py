@@ -316,6 +316,27 @@ class RunningServer:
         return f'<RunningServer {self.target} at {self.base_url} pid={self.proc.pid if self.proc else None}>'
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (read from /proc)."""
+    found = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def command_line(pid: int) -> str:
+    """The command line (or process title) of `pid`, its arguments joined by spaces; '' once it is gone."""
+    try:
+        return Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace').strip()
+    except OSError:
+        return ''
+
+
 def get_fresh_connection(port: int, path: str, timeout: float = 10.0) -> tuple[int, str]:
     """GET `path` on a new TCP connection that is closed afterwards; return (status, body)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests_support.freshvenv import CommandServer, Distributions, FreshVenv
-from tests_support.server import socket_activated
+from tests_support.server import child_pids, command_line, socket_activated
 from tests_support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -108,16 +108,7 @@ def _workers_start(pid: int, count: int) -> bool:
 
 def _spawned_children(pid: int) -> list[int]:
     """Worker processes of the supervisor `pid`: its children but multiprocessing's resource tracker."""
-    children = []
-    for stat in Path('/proc').glob('[0-9]*/stat'):
-        try:
-            fields = stat.read_text().rsplit(')', 1)[1].split()
-            cmdline = (stat.parent / 'cmdline').read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and b'resource_tracker' not in cmdline:
-            children.append(int(stat.parent.name))
-    return children
+    return [child for child in child_pids(pid) if 'resource_tracker' not in command_line(child)]
 
 
 # systemd
@@ -188,8 +179,7 @@ def test_the_socket_activated_service_serves_and_stops_in_time(tmp_path: Path) -
         assert client.get(server.url('/')).text == 'activated'
         assert server.proc is not None
         # the process title names the socket it serves, not the --port default
-        title = Path(f'/proc/{server.proc.pid}/cmdline').read_bytes().rstrip(b'\0').decode()
-        assert title == f'granian asgi {server.host}:{server.port} main:app'
+        assert command_line(server.proc.pid) == f'granian asgi {server.host}:{server.port} main:app'
         assert _workers_start(server.proc.pid, int(args[args.index('--workers') + 1]))
         # systemd stops it with KillSignal and SIGKILLs after TimeoutStopSec: it must exit cleanly before
         assert server.stop(timeout=float(service['Service.TimeoutStopSec'][0])) == 0

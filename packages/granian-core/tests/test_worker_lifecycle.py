@@ -20,7 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests_support.server import HOST, RunningServer, collect_worker_pids, free_port, run_granian, server_env
+from tests_support.server import (
+    HOST,
+    RunningServer,
+    child_pids,
+    collect_worker_pids,
+    command_line,
+    free_port,
+    run_granian,
+    server_env,
+)
 from tests_support.waiting import wait_until
 
 APP = 'rsgi_app:app'
@@ -433,14 +442,10 @@ def test_an_option_without_its_package_names_the_extra(tmp_path: Path, module: s
     assert f'pip install granian-core[{extra}]' in output and 'Traceback' not in output
 
 
-def _cmdline(pid: int) -> str:
-    return Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode().strip()
-
-
 def test_process_name_titles_the_supervisor_and_workers():
     with RunningServer('env_app:app', working_dir=APPS_DIR, extra_args=['--process-name', 'shop-api']) as server:
         assert server.proc is not None
-        assert _cmdline(server.proc.pid) == 'shop-api'
+        assert command_line(server.proc.pid) == 'shop-api'
         pid = server.proc.pid
         assert wait_until(lambda: 'shop-api worker-1' in _child_titles(pid), 20), _child_titles(pid)
 
@@ -449,26 +454,13 @@ def test_default_titles_name_interface_address_and_target():
     with RunningServer('env_app:app', working_dir=APPS_DIR) as server:
         assert server.proc is not None
         title = f'granian rsgi {HOST}:{server.port} env_app:app'
-        assert _cmdline(server.proc.pid) == title
+        assert command_line(server.proc.pid) == title
         pid = server.proc.pid
         assert wait_until(lambda: f'{title} worker-1' in _child_titles(pid), 20), _child_titles(pid)
 
 
 def _child_titles(pid: int) -> list[str]:
-    return [_cmdline(child) for child in _children(pid)]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path('/proc').iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / 'stat').read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(')') + 2 :].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return [command_line(child) for child in child_pids(pid)]
 
 
 def test_hooks_run_in_the_supervisor_in_order(rsgi_apps_dir: Path, tmp_path: Path):

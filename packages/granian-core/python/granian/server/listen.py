@@ -50,10 +50,15 @@ class BindSpec:
         return tcp_url(self.address, self.port)
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port`, with brackets around IPv6 hosts."""
+    shown = f'[{host}]' if ':' in host else host
+    return f'{shown}:{port}'
+
+
 def tcp_url(host: str, port: int) -> str:
     """`http://host:port`, with brackets around IPv6 hosts."""
-    shown = f'[{host}]' if ':' in host else host
-    return f'http://{shown}:{port}'
+    return f'http://{host_port(host, port)}'
 
 
 def read_somaxconn() -> int | None:
@@ -89,12 +94,19 @@ def migrate_req_notice(path: str = MIGRATE_REQ_PATH) -> str | None:
     )
 
 
-def describe(sock: socket.socket) -> str:
-    """Where an open listening socket listens, for humans."""
+def socket_address(sock: socket.socket) -> str:
+    """Where a socket is bound: `HOST:PORT` (brackets around IPv6 hosts) or `unix:PATH`."""
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
-        return f'unix:{name}' if name else 'an unnamed Unix socket'
-    return tcp_url(name[0], name[1])
+        return f'unix:{name}'
+    return host_port(name[0], name[1])
+
+
+def describe(sock: socket.socket) -> str:
+    """Where an open listening socket listens, for humans."""
+    if sock.family == socket.AF_UNIX:
+        return socket_address(sock) if sock.getsockname() else 'an unnamed Unix socket'
+    return f'http://{socket_address(sock)}'
 
 
 def systemd_sockets(environ: dict[str, str] | None = None) -> list[int]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, FatalError, PidFileError
+from .listen import socket_address
+
+if TYPE_CHECKING:
+    import socket
 
 
 def process_alive(pid: int) -> bool:
@@ -97,13 +100,7 @@ def process_title(settings: Any, listener: socket.socket) -> str:
     inherited socket or socket activation."""
     if settings.process_name:
         return settings.process_name
-    name = listener.getsockname()
-    if listener.family == socket.AF_UNIX:
-        where = f'unix:{name}'
-    else:
-        host = f'[{name[0]}]' if listener.family == socket.AF_INET6 else name[0]
-        where = f'{host}:{name[1]}'
-    return f'granian {settings.interface} {where} {settings.target}'
+    return f'granian {settings.interface} {socket_address(listener)} {settings.target}'
 
 
 def require_process_titles(settings: Any) -> None:
