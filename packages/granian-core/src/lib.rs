@@ -12,6 +12,7 @@ mod dispatch;
 mod errors;
 mod http;
 mod loopwatch;
+mod malloc;
 mod metrics;
 mod net;
 mod observe;

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 use crate::errors::CoreError;
 use crate::http::ResponseIntent;
@@ -186,13 +188,22 @@ impl ReadyAwaitable {
     }
 }
 
-type Delivery = (tokio::sync::oneshot::Sender<ResponseIntent>, ResponseIntent);
+/// A response on its way to the request waiting for it on `runtime`.
+struct Delivery {
+    runtime: Handle,
+    sender: oneshot::Sender<ResponseIntent>,
+    intent: ResponseIntent,
+}
 
 /// Responses produced during one event-loop iteration, handed to tokio together.
 ///
-/// Waking a tokio thread costs a system call and, on a busy core, a context switch; sending each
-/// response as it is produced would pay that once per request. The first response of an iteration
-/// schedules a flush with `loop.call_soon`, which runs after every other ready callback.
+/// Waking a tokio thread costs a system call and, on a busy core, a context switch. Completing a
+/// response's channel from the Python thread wakes the runtime once per response (tokio writes
+/// its driver's eventfd for every task scheduled from outside). So the first response of an
+/// iteration schedules a flush with `loop.call_soon`, which runs after every other ready callback,
+/// and the flush hands each runtime its responses in one task: one wake-up per runtime and
+/// iteration; the channels are then completed on the runtime's own thread, where waking the
+/// waiting requests costs no system call.
 #[derive(Default)]
 struct Outbox {
     deliveries: Mutex<Vec<Delivery>>,
@@ -200,11 +211,26 @@ struct Outbox {
 
 impl Outbox {
     fn flush(&self) {
-        let deliveries = std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
-        for (sender, intent) in deliveries {
-            // The receiver is gone only when the client is: nothing left to tell.
-            let _ = sender.send(intent);
+        let mut pending = std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
+        while let Some(first) = pending.first() {
+            let runtime = first.runtime.clone();
+            let id = runtime.id();
+            let batch: Vec<Delivery>;
+            (batch, pending) = pending.into_iter().partition(|delivery| delivery.runtime.id() == id);
+            if batch.len() == 1 {
+                complete(batch);
+            } else {
+                // Dropped unrun only when the runtime is gone, and with it every waiting request.
+                drop(runtime.spawn(async move { complete(batch) }));
+            }
         }
+    }
+}
+
+fn complete(batch: Vec<Delivery>) {
+    for Delivery { sender, intent, .. } in batch {
+        // The receiver is gone only when the client is: nothing left to tell.
+        let _ = sender.send(intent);
     }
 }
 
@@ -287,15 +313,17 @@ impl PyLoop {
     }
 
     /// Hands a response to the tokio side at the end of this event-loop iteration.
+    /// `runtime` is the one the request arrived on (its [`crate::dispatch::RequestIo::runtime`]).
     pub fn deliver(
         &self,
         py: Python<'_>,
-        sender: tokio::sync::oneshot::Sender<ResponseIntent>,
+        runtime: &Handle,
+        sender: oneshot::Sender<ResponseIntent>,
         intent: ResponseIntent,
     ) {
         let first = {
             let mut deliveries = self.outbox.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-            deliveries.push((sender, intent));
+            deliveries.push(Delivery { runtime: runtime.clone(), sender, intent });
             deliveries.len() == 1
         };
         if first && self.call_soon.call1(py, (self.outbox_flush.clone_ref(py),)).is_err() {

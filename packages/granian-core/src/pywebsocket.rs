@@ -220,7 +220,7 @@ impl WsHandshake {
         let Some(responder) = lock(&self.responder).take() else {
             return settle(py, Err(CoreError::Protocol("the WebSocket was already accepted or closed")));
         };
-        self.pyloop.deliver(py, responder, ResponseIntent::Ready(response));
+        self.pyloop.deliver(py, &self.runtime, responder, ResponseIntent::Ready(response));
         let Some(upgraded) = lock(&self.upgraded).take() else {
             return settle(py, Err(CoreError::Protocol("the WebSocket was already accepted or closed")));
         };
@@ -246,7 +246,7 @@ impl WsHandshake {
     pub fn deny(&self, py: Python<'_>, response: Response<ResponseBody>) -> bool {
         match lock(&self.responder).take() {
             Some(responder) => {
-                self.pyloop.deliver(py, responder, ResponseIntent::Ready(response));
+                self.pyloop.deliver(py, &self.runtime, responder, ResponseIntent::Ready(response));
                 self.open.settle(None);
                 true
             }

@@ -42,6 +42,7 @@ impl WorkerSlot {
         if running.is_some() {
             return Err(PyRuntimeError::new_err("this worker is already serving"));
         }
+        crate::malloc::tune_for_serving();
         let listener = Listener::from_fd(listener_fd).map_err(CoreError::from)?;
         let reporter = pyloop.clone();
         let report = Arc::new(move |message: String| reporter.log_error_from_any_thread(message));

@@ -149,6 +149,7 @@ impl HttpProtocol {
             SendState::AwaitingStart(responder) | SendState::Started { responder, .. } => {
                 self.pyloop.deliver(
                     py,
+                    &self.runtime,
                     responder,
                     ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)),
                 );
@@ -175,12 +176,17 @@ impl HttpProtocol {
                 if !more {
                     drop(state);
                     let response = response(status, headers, ResponseBody::full(body));
-                    self.pyloop.deliver(py, responder, ResponseIntent::Ready(response));
+                    self.pyloop.deliver(py, &self.runtime, responder, ResponseIntent::Ready(response));
                     self.complete_response();
                     return Ok(self.pyloop.done(py));
                 }
                 let (stream, body_stream) = stream_body(STREAM_QUEUE);
-                self.pyloop.deliver(py, responder, ResponseIntent::Ready(response(status, headers, body_stream)));
+                self.pyloop.deliver(
+                    py,
+                    &self.runtime,
+                    responder,
+                    ResponseIntent::Ready(response(status, headers, body_stream)),
+                );
                 *state = SendState::Streaming(stream.clone());
                 drop(state);
                 self.push_chunk(py, &stream, body)
@@ -317,7 +323,12 @@ impl HttpProtocol {
                 match std::mem::replace(&mut *state, SendState::Finished) {
                     SendState::Started { responder, status, headers } => {
                         drop(state);
-                        self.pyloop.deliver(py, responder, ResponseIntent::File { status, headers, path, range: None });
+                        self.pyloop.deliver(
+                            py,
+                            &self.runtime,
+                            responder,
+                            ResponseIntent::File { status, headers, path, range: None },
+                        );
                         self.complete_response();
                         Ok(self.pyloop.done(py))
                     }

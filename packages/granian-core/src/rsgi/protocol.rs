@@ -74,7 +74,7 @@ impl HttpProtocol {
                 }
             }
         };
-        self.pyloop.deliver(py, sender, intent);
+        self.pyloop.deliver(py, &self.runtime, sender, intent);
     }
 
     fn respond_full(
@@ -283,7 +283,7 @@ impl HttpProtocol {
         };
         let (chunks, body) = stream_body(STREAM_QUEUE);
         *lock(&self.stream) = Some(chunks);
-        self.pyloop.deliver(py, sender, ResponseIntent::Ready(response(status, headers, body)));
+        self.pyloop.deliver(py, &self.runtime, sender, ResponseIntent::Ready(response(status, headers, body)));
         Py::new(
             py,
             StreamTransport { pyloop: self.pyloop.clone(), runtime: self.runtime.clone(), stream: self.stream.clone() },
