@@ -3,6 +3,10 @@
 
     python benchmarks/run.py [run] [--quick] [--interfaces rsgi,asgi] [--scenarios get-10b,echo-1k] [--list]
     python benchmarks/run.py setup      # create benchmarks/.venv-peers and install the peers
+    python benchmarks/run.py ab COMMIT [--quick] [--repeats 5] [--interfaces ...] [--scenarios ...]
+                                        # A/B: this tree's build vs COMMIT's, alternating repeats
+    python benchmarks/run.py count [--interfaces ...] [--scenarios ...] [--servers ours,granian-2.8.1]
+                                        # system calls and context switches per request, per thread
     python benchmarks/run.py report     # regenerate README.md and the charts from results/latest.json
     python benchmarks/run.py websocket [--quick] [--interfaces rsgi] [--no-memory]
                                         # WebSocket echo and idle-connection memory (results/websocket.json)
@@ -11,7 +15,9 @@
 
 Each server runs one worker on 127.0.0.1 pinned to CPU 0; the load generator (wrk, h2load) runs
 pinned to CPU 1. A full run writes results/latest.json, the charts and README.md; other runs write
-results/<name>.json and only print, unless --publish. See benchmarks/README.md.
+results/<name>.json and only print, unless --publish. Each run is compared with the previous saved
+results (the file it replaces, else results/latest.json) and flags every cell of ours that fell by
+more than 5%. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -20,17 +26,18 @@ import argparse
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import environment, peers, reference, static
+from harness import accounting, compare, environment, peers, reference, static
 from harness import websocket as ws
 from harness.plan import PLANS
 from harness.report import latest_latency_save, write_readme
 from harness.runner import INTERFACES, Runner, estimate
 from harness.scenarios import SCENARIOS
-from harness.servers import BENCHMARKS, DEFAULT_SERVERS, PEERS_PYTHON, SERVERS
+from harness.servers import BENCHMARKS, DEFAULT_SERVERS, OURS, PEERS_PYTHON, REF, SERVERS
 
 RESULTS = BENCHMARKS / 'results'
 RAW = RESULTS / 'raw'
@@ -39,7 +46,8 @@ WEBSOCKET = RESULTS / 'websocket.json'
 STATIC = RESULTS / 'static.json'
 TEMPLATE = BENCHMARKS / 'README.template.md'
 README = BENCHMARKS / 'README.md'
-COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'ref')
+COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'ref', 'ab', 'count')
+AB = RESULTS / 'ab.json'
 
 
 def _names(text: str | None, known: list[str] | tuple[str, ...], what: str) -> list[str] | None:
@@ -110,11 +118,70 @@ def command_run(options: argparse.Namespace) -> int:
     partial = scenarios is not None or servers is not None or options.interfaces is not None
     name = options.output or (LATEST if plan.name == 'full' and not partial else RESULTS / f'{plan.name}.json')
     output = Path(name)
+    flag_regressions(results, _load(output) or _load(LATEST), output if output.exists() else LATEST)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=1) + '\n')
     print(f'results: {output}')
     if options.publish or (output == LATEST and not options.no_publish):
         publish(results)
+    return 0
+
+
+def flag_regressions(results: dict, previous: dict | None, source: Path) -> None:
+    """Records in `results` (and prints) the cells of ours that fell against `previous`."""
+    if previous is None:
+        return
+    flagged = compare.regressions(previous, results)
+    results['previous'] = {
+        'file': str(source.relative_to(BENCHMARKS.parent)) if source.is_relative_to(BENCHMARKS.parent) else str(source),
+        'commit': previous.get('revision', {}).get('commit', ''),
+        'date': previous.get('date', ''),
+    }
+    results['regressions'] = flagged
+    where = f'{results["previous"]["file"]} (commit {results["previous"]["commit"][:10]})'
+    if not flagged:
+        print(f'no cell fell more than {compare.REGRESSION_THRESHOLD:.0%} against {where}')
+        return
+    print(f'{len(flagged)} cell(s) fell more than {compare.REGRESSION_THRESHOLD:.0%} against {where}:')
+    for item in flagged:
+        print(f'  REGRESSION {compare.describe(item)}')
+
+
+def command_ab(options: argparse.Namespace) -> int:
+    plan = PLANS['quick' if options.quick else 'full']
+    if options.repeats:
+        plan = replace(plan, repeats=options.repeats)
+    interfaces = _names(options.interfaces, INTERFACES, 'interfaces') or list(INTERFACES)
+    scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios')
+    plan = plan.restricted(set(scenarios) if scenarios else None)
+    wanted = reference.resolve(options.commit)
+    if wanted is None:
+        print(f'not a commit of this repository: {options.commit}', file=sys.stderr)
+        return 1
+    if reference.built_commit() != wanted and reference.build(wanted) != 0:
+        return 1
+    for tool in ('wrk', 'h2load', 'taskset'):
+        if shutil.which(tool) is None:
+            sys.exit(f'{tool} is needed: apt-get install -y { {"h2load": "nghttp2-client"}.get(tool, tool) }')
+    results = Runner(plan, RAW, interfaces, [OURS, REF], memory=False).run()
+    output = Path(options.output or AB)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=1) + '\n')
+    print(f'\nours (this tree, {results["revision"].get("commit", "")[:10]}) vs ours-ref ({wanted[:10]}):\n')
+    print(compare.ab_table(results, OURS, REF))
+    print(f'\nresults: {output}')
+    return 0
+
+
+def command_count(options: argparse.Namespace) -> int:
+    interfaces = _names(options.interfaces, INTERFACES, 'interfaces') or list(INTERFACES)
+    scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios') or ['get-10b', 'echo-1k', 'h2-get-1k']
+    servers = _names(options.servers, list(SERVERS), 'servers') or [OURS, 'granian-2.8.1']
+    rows = accounting.run(interfaces, scenarios, servers, options.connections, options.seconds, options.rounds, RAW)
+    print()
+    print(accounting.table(rows))
+    if options.output:
+        Path(options.output).write_text(json.dumps(rows, indent=1) + '\n')
     return 0
 
 
@@ -181,6 +248,21 @@ def main() -> int:
     commands.add_parser('setup', help='create benchmarks/.venv-peers and install the peers')
     ref = commands.add_parser('ref', help='build another commit of ours into benchmarks/.venv-ref (server ours-ref)')
     ref.add_argument('commit', help='the commit to build, such as HEAD~1 or a tag')
+    ab = commands.add_parser('ab', help='A/B: this tree vs another commit of ours, alternating repeats')
+    ab.add_argument('commit', help='the commit to compare with (built into benchmarks/.venv-ref if needed)')
+    ab.add_argument('--quick', action='store_true', help='the short plan (1 x 1 s per cell)')
+    ab.add_argument('--repeats', type=int, help="measured runs per server and cell (default: the plan's)")
+    ab.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
+    ab.add_argument('--scenarios', help=f'comma-separated subset of {",".join(SCENARIOS)}')
+    ab.add_argument('--output', help='results file (default: results/ab.json)')
+    counting = commands.add_parser('count', help='system calls and context switches per request, per worker thread')
+    counting.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
+    counting.add_argument('--scenarios', help='comma-separated scenarios (default: get-10b,echo-1k,h2-get-1k)')
+    counting.add_argument('--servers', help='comma-separated servers (default: ours,granian-2.8.1)')
+    counting.add_argument('--connections', type=int, default=64, help='concurrent connections (default: 64)')
+    counting.add_argument('--seconds', type=float, default=3.0, help='seconds counted per run (default: 3)')
+    counting.add_argument('--rounds', type=int, default=1, help='runs per server and scenario (default: 1)')
+    counting.add_argument('--output', help='also write the figures to this JSON file')
     report = commands.add_parser('report', help='regenerate README.md and the charts from a results file')
     report.add_argument('input', nargs='?', default=str(LATEST), help='results file (default: results/latest.json)')
     websocket = commands.add_parser('websocket', help='WebSocket echo rates and idle-connection memory')
@@ -199,6 +281,10 @@ def main() -> int:
         return command_websocket(options)
     if options.command == 'ref':
         return reference.build(options.commit)
+    if options.command == 'ab':
+        return command_ab(options)
+    if options.command == 'count':
+        return command_count(options)
     if options.command == 'setup':
         return peers.setup()
     if options.command == 'report':

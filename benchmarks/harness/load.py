@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import http.client
 import re
+import resource
 import statistics
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,11 +40,24 @@ class LoadResult:
     errors: int
     #: CPU time the server used during the run (set by the runner), in seconds.
     server_cpu_s: float | None = None
+    #: CPU time the load generator used, and the wall time it ran, in seconds.
+    client_cpu_s: float | None = None
+    client_wall_s: float | None = None
 
     @property
     def rps_per_cpu(self) -> float | None:
         """Requests per second of server CPU time."""
         return self.requests / self.server_cpu_s if self.server_cpu_s else None
+
+    @property
+    def client_busy(self) -> float | None:
+        """Share of its core the load generator used (near 1.0: the client, not the server, set the pace)."""
+        return self.client_cpu_s / self.client_wall_s if self.client_cpu_s and self.client_wall_s else None
+
+    def timed(self, tool: ToolRun) -> LoadResult:
+        """This result with the load generator's CPU and wall time from `tool`."""
+        self.client_cpu_s, self.client_wall_s = round(tool.cpu_s, 3), round(tool.wall_s, 3)
+        return self
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Plain data for the results file."""
@@ -100,16 +115,36 @@ def _url(scenario: Scenario, port: int) -> str:
     return f'{"https" if scenario.tls else "http"}://{HOST}:{port}{scenario.path}'
 
 
-def run_pinned(argv: list[str], timeout: float) -> str:
-    """Runs a load tool on the load CPU; its standard output, or LoadError when it fails or overruns."""
+@dataclass
+class ToolRun:
+    """What a load tool printed and what it cost."""
+
+    stdout: str
+    #: CPU time (user + system) of the tool.
+    cpu_s: float
+    wall_s: float
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_pinned(argv: list[str], timeout: float) -> ToolRun:
+    """Runs a load tool on the load CPU; LoadError when it fails or overruns.
+
+    Its CPU time is the growth of this process's reaped-children usage across the run: `taskset`
+    execs the tool in place, and the servers (also children) are reaped only when they stop.
+    """
     command = ['taskset', '-c', str(LOAD_CPU), *argv]
+    cpu_before, began = _children_cpu(), time.monotonic()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise LoadError(f'{argv[0]} did not finish within {timeout:.0f} s') from None
     if done.returncode != 0:
         raise LoadError(f'{argv[0]} exited with {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}')
-    return done.stdout
+    return ToolRun(done.stdout, _children_cpu() - cpu_before, time.monotonic() - began)
 
 
 def _wrk_time(text: str) -> float:
@@ -128,7 +163,8 @@ def run_wrk(workspace: Workspace, scenario: Scenario, port: int, connections: in
         argv += ['-s', str(script)]
     if scenario.reconnect:
         argv += ['-H', 'Connection: close']
-    out = run_pinned([*argv, _url(scenario, port)], duration + MARGIN)
+    tool = run_pinned([*argv, _url(scenario, port)], duration + MARGIN)
+    out = tool.stdout
     rps = re.search(r'^Requests/sec:\s+([\d.]+)', out, re.MULTILINE)
     total = re.search(r'^\s*(\d+) requests in', out, re.MULTILINE)
     if rps is None or total is None:
@@ -143,12 +179,12 @@ def run_wrk(workspace: Workspace, scenario: Scenario, port: int, connections: in
         p99_ms=_wrk_time(percentiles['99']) if '99' in percentiles else None,
         requests=int(total.group(1)),
         errors=errors,
-    )
+    ).timed(tool)
 
 
 def _h2load_argv(workspace: Workspace, scenario: Scenario, http1: bool, connections: int) -> list[str]:
     argv = ['h2load', '-t1', f'-c{connections}']
-    argv += ['--h1', '-m1'] if http1 else [f'-m{scenario.streams}']
+    argv += ['--h1', f'-m{scenario.pipeline}'] if http1 else [f'-m{scenario.streams}']
     if scenario.request_size:
         argv += ['-d', str(workspace.body_file(scenario.request_size)), '-H', 'content-type: application/octet-stream']
     return argv
@@ -169,21 +205,20 @@ def _h2load_summary(out: str) -> tuple[float, int, int]:
     return float(rps.group(1)), done, errors
 
 
-def run_h2load(
-    workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float, http1: bool = False
-) -> LoadResult:
-    """Timed load with h2load (HTTP/2 prior knowledge unless `http1`); latency percentiles from its log file."""
+def run_h2load(workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float) -> LoadResult:
+    """Timed load with h2load (HTTP/2 prior knowledge, or HTTP/1.1 for HTTP/1.1 scenarios); latency
+    percentiles from its log file."""
     log = workspace.path / f'h2load-{scenario.name}.log'
-    argv = [*_h2load_argv(workspace, scenario, http1, connections), f'-D{int(seconds * 1000)}ms']
-    out = run_pinned([*argv, '--log-file', str(log), _url(scenario, port)], seconds + MARGIN)
-    rps, done, errors = _h2load_summary(out)
+    argv = [*_h2load_argv(workspace, scenario, not scenario.http2, connections), f'-D{int(seconds * 1000)}ms']
+    tool = run_pinned([*argv, '--log-file', str(log), _url(scenario, port)], seconds + MARGIN)
+    rps, done, errors = _h2load_summary(tool.stdout)
     latencies = sorted(int(fields[2]) for line in log.read_text().splitlines() if len(fields := line.split('\t')) >= 3)
     log.unlink()
     p50 = p99 = None
     if latencies:
         p50 = latencies[len(latencies) // 2] / 1000
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000
-    return LoadResult(rps=rps, p50_ms=p50, p99_ms=p99, requests=done, errors=errors)
+    return LoadResult(rps=rps, p50_ms=p50, p99_ms=p99, requests=done, errors=errors).timed(tool)
 
 
 def run_counted(
@@ -191,13 +226,14 @@ def run_counted(
 ) -> LoadResult:
     """Exactly `requests` requests with h2load (HTTP/1.1 for HTTP/1.1 scenarios); no latency figures."""
     argv = [*_h2load_argv(workspace, scenario, not scenario.http2, connections), f'-n{requests}']
-    rps, done, errors = _h2load_summary(run_pinned([*argv, _url(scenario, port)], timeout))
-    return LoadResult(rps=rps, p50_ms=None, p99_ms=None, requests=done, errors=errors)
+    tool = run_pinned([*argv, _url(scenario, port)], timeout)
+    rps, done, errors = _h2load_summary(tool.stdout)
+    return LoadResult(rps=rps, p50_ms=None, p99_ms=None, requests=done, errors=errors).timed(tool)
 
 
 def warm_up(workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float) -> LoadResult:
     """A timed run whose figures are thrown away (h2load: it takes sub-second durations)."""
-    return run_h2load(workspace, scenario, port, connections, seconds, http1=not scenario.http2)
+    return run_h2load(workspace, scenario, port, connections, seconds)
 
 
 Driver = Callable[[Workspace, Scenario, int, int, float], LoadResult]

@@ -74,7 +74,7 @@ FULL = Plan(
     primer_requests=500,
     primer_connections=4,
     pair_matrix={64: ALL, 128: ('get-10b', 'get-10k', 'echo-1k', 'stream-100k', 'h2-get-1k', 'https-get-1k')},
-    peer_matrix={64: ('get-10b', 'get-10k', 'echo-1k', 'h2-get-1k')},
+    peer_matrix={64: ('get-10b', 'pipe-get-10b', 'get-10k', 'echo-1k', 'h2-get-1k')},
     memory_requests=1_000_000,
     memory_warmup_requests=20_000,
     budget_seconds=19 * 60,
@@ -90,6 +90,7 @@ QUICK = Plan(
     pair_matrix={
         64: (
             'get-10b',
+            'pipe-get-10b',
             'get-10k',
             'get-100k',
             'echo-1k',

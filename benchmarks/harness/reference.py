@@ -31,13 +31,10 @@ def _run(argv: list[str], **kwargs: object) -> bool:
 
 def build(commit: str) -> int:
     """Build `commit` into benchmarks/.venv-ref; returns a process exit code."""
-    resolved = subprocess.run(
-        ['git', 'rev-parse', '--verify', f'{commit}^{{commit}}'], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if resolved.returncode != 0:
+    sha = resolve(commit)
+    if sha is None:
         print(f'not a commit of this repository: {commit}', file=sys.stderr)
         return 1
-    sha = resolved.stdout.strip()
     maturin = shutil.which('maturin', path=str(OURS_PYTHON.parent)) or shutil.which('maturin')
     if maturin is None:
         print('maturin is needed: python3 tools/dev.py build installs it into .venv', file=sys.stderr)
@@ -63,6 +60,14 @@ def build(commit: str) -> int:
     REF_COMMIT.write_text(sha + '\n')
     print(f'benchmarks/.venv-ref serves {sha[:12]}: python benchmarks/run.py run --servers ours,ours-ref')
     return 0
+
+
+def resolve(commit: str) -> str | None:
+    """The full hash of `commit` (a hash, branch, tag or expression such as HEAD~1), if it names one."""
+    resolved = subprocess.run(
+        ['git', 'rev-parse', '--verify', f'{commit}^{{commit}}'], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return resolved.stdout.strip() if resolved.returncode == 0 else None
 
 
 def built_commit() -> str | None:

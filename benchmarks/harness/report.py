@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from . import websocket as websocket_report
+from .compare import REGRESSION_THRESHOLD, describe
 from .scenarios import SCENARIOS, target_ratio
 from .servers import BASELINE, OURS, SERVERS
 
@@ -19,6 +20,8 @@ INTERFACE_TITLES = {'rsgi': 'RSGI', 'asgi': 'ASGI', 'wsgi': 'WSGI'}
 #: Worker RSS growth over the memory run that still counts as "no growth" (allocator noise), in KiB.
 GROWTH_ALLOWANCE_KIB = 1024
 WSGI_TARGET_PEER = 'bjoern'
+#: Share of its core from which the load generator counts as saturated.
+SATURATED = 0.9
 
 
 def _rps(value: float | None) -> str:
@@ -33,6 +36,12 @@ def _ms(value: float | None) -> str:
 
 def _mib(kib: int | None) -> str:
     return f'{kib / 1024:.1f} MiB' if kib is not None else '-'
+
+
+def _busy(value: float | None) -> str:
+    if value is None:
+        return '-'
+    return f'**{value:.0%} sat**' if value >= SATURATED else f'{value:.0%}'
 
 
 def _tool(version: str | None, name: str) -> str:
@@ -137,8 +146,8 @@ def _header(results: dict) -> list[str]:
 
 def _pair_table(report: Report, interface: str) -> list[str]:
     wsgi = interface == 'wsgi'
-    head = '| scenario | conns | ours req/s | 2.8.1 req/s | ratio | target | ours p99 | 2.8.1 p99 |'
-    rule = '|---|---:|---:|---:|---:|---:|---:|---:|'
+    head = '| scenario | conns | ours req/s | 2.8.1 req/s | ratio | target | ours p99 | 2.8.1 p99 | load CPU |'
+    rule = '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
     if wsgi:
         head += ' bjoern req/s |'
         rule += '---:|'
@@ -157,12 +166,21 @@ def _pair_table(report: Report, interface: str) -> list[str]:
         row = (
             f'| {SCENARIOS[scenario].title} | {concurrency} | {rps_ours} | {rps_base}'
             f' | {f"**{ratio:.2f}x**" if ratio is not None else "-"} | {target_ratio(interface, scenario):.2f}x'
-            f' | {_ms(ours.get("p99_ms"))} | {_ms(base.get("p99_ms"))} |'
+            f' | {_ms(ours.get("p99_ms"))} | {_ms(base.get("p99_ms"))}'
+            f' | {_busy(ours.get("client_busy"))} / {_busy(base.get("client_busy"))} |'
         )
         if wsgi:
             peer = report.run(interface, scenario, concurrency, WSGI_TARGET_PEER) or {}
             row += f' {_rps(peer.get("rps"))} |'
         lines.append(row + f' {verdict} |')
+    lines += [
+        '',
+        (
+            'load CPU: the share of its core the load generator used while measuring ours / granian 2.8.1.'
+            f' From {SATURATED:.0%} up the client, not the server, set the pace (marked **sat**), and the ratio'
+            ' understates the faster server. "-": not recorded in this run.'
+        ),
+    ]
     if client_bound:
         lines += [
             '',
@@ -258,6 +276,20 @@ def _summary(report: Report) -> list[str]:
     return lines
 
 
+def _regressions(results: dict) -> list[str]:
+    """The comparison with the previous saved run, when the run made one."""
+    previous = results.get('previous')
+    if not previous:
+        return []
+    flagged = results.get('regressions') or []
+    against = f'`{previous["file"]}` (commit `{previous["commit"][:10]}`, {previous["date"]})'
+    lines = ['### Against the previous saved run', '']
+    if not flagged:
+        return [*lines, f'No cell of ours fell more than {REGRESSION_THRESHOLD:.0%} against {against}.', '']
+    lines += [f'Cells of ours that fell more than {REGRESSION_THRESHOLD:.0%} against {against}:', '']
+    return [*lines, *(f'- {describe(item)}' for item in flagged), '']
+
+
 def _latency_table(save: Path | None) -> list[str]:
     """Medians of the newest pytest-benchmark save of the latency suite, ours vs granian 2.8.1."""
     if save is None:
@@ -302,6 +334,7 @@ def render(results: dict, charts: list[str], latency: Path | None = None) -> str
     """The generated Markdown for `results`; `charts` are PNG paths relative to benchmarks/."""
     report = Report(results)
     lines = ['## Results', '', *_header(results), '', '### Targets', '', *_summary(report), '']
+    lines += _regressions(results)
     for interface in report.interfaces():
         title = INTERFACE_TITLES[interface]
         lines += [f'### {title}: ours vs granian 2.8.1', '', *_pair_table(report, interface), '']

@@ -210,9 +210,10 @@ class Runner:
                 runs[server.name].append(result)
                 p99 = f'{result.p99_ms:.2f} ms' if result.p99_ms is not None else '-'
                 errors = f'  {result.errors} errors' if result.errors else ''
+                busy = f'{result.client_busy:.0%}' if result.client_busy is not None else '-'
                 self.say(
                     f'{interface:<4} {name:<12} c{concurrency:<4} {server.name:<17} {result.rps:>10,.0f} req/s'
-                    f'  p99 {p99:>9}  ({repeat + 1}/{plan.repeats}){errors}'
+                    f'  p99 {p99:>9}  load CPU {busy:>4}  ({repeat + 1}/{plan.repeats}){errors}'
                 )
         for server_name, results in runs.items():
             if not results:
@@ -228,6 +229,7 @@ class Runner:
                     'p99_ms': median([r.p99_ms for r in results]),
                     'errors': sum(r.errors for r in results),
                     'rps_per_cpu': median([r.rps_per_cpu for r in results]),
+                    'client_busy': median([r.client_busy for r in results]),
                     'repeats': [r.as_dict() for r in results],
                 }
             )

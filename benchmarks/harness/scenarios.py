@@ -52,6 +52,9 @@ class Scenario:
     http2: bool = False
     #: h2load streams per connection (HTTP/2 only).
     streams: int = 4
+    #: HTTP/1.1 requests written back to back on a connection before their answers are read (h2load
+    #: `--h1 -m`): with 16 in flight per connection the server, not the one-core client, sets the pace.
+    pipeline: int = 1
     #: Served over HTTPS (the servers run with a test certificate; see Runner).
     tls: bool = False
     #: A new connection (and TLS handshake) per request instead of keep-alive.
@@ -74,6 +77,16 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario('get-1k', 'GET 1 KiB', Kind.GET, 'GET', '/b/1k', response_size=KIB),
         Scenario('get-10k', 'GET 10 KiB', Kind.GET, 'GET', '/b/10k', response_size=10 * KIB),
         Scenario('get-100k', 'GET 100 KiB', Kind.GET, 'GET', '/b/100k', response_size=100 * KIB),
+        Scenario(
+            'pipe-get-10b',
+            'GET 10 B, 16 pipelined',
+            Kind.GET,
+            'GET',
+            '/b/10',
+            driver='h2load',
+            response_size=10,
+            pipeline=16,
+        ),
         Scenario('echo-1k', 'POST echo 1 KiB (whole body)', Kind.ECHO, 'POST', '/echo', request_size=KIB),
         Scenario('stream-100k', 'POST echo 100 KiB (streamed)', Kind.STREAM, 'POST', '/stream', request_size=100 * KIB),
         Scenario('file-50k', 'GET file 50 KiB', Kind.FILE, 'GET', '/file', response_size=50 * KIB),

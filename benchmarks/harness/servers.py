@@ -37,6 +37,8 @@ STOP_TIMEOUT = 10.0
 
 OURS = 'ours'
 BASELINE = 'granian-2.8.1'
+#: Ours built from another commit, for A/B runs.
+REF = 'ours-ref'
 
 
 def _granian(interface: str, port: int) -> list[str]:
@@ -144,9 +146,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(BASELINE, ('rsgi', 'asgi', 'wsgi'), _granian, 'granian', 'granian', http2=True),
         _variant('ours-access-log', _granian_access_log, 'ours with --access-log (default format)'),
         _variant('ours-metrics', _granian_metrics, 'ours with --metrics (endpoint on the next port)'),
-        _variant(
-            'ours-ref', _granian, 'ours built from another commit (python benchmarks/run.py ref COMMIT)', REF_PYTHON
-        ),
+        _variant(REF, _granian, 'ours built from another commit (python benchmarks/run.py ref COMMIT)', REF_PYTHON),
         ServerSpec('uvicorn', ('asgi',), _uvicorn, 'uvicorn', 'uvicorn', note='httptools + uvloop'),
         ServerSpec('hypercorn', ('asgi',), _hypercorn, 'hypercorn', 'hypercorn', http2=True, note='uvloop worker'),
         ServerSpec(

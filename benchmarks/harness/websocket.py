@@ -87,7 +87,7 @@ def run_echo(port: int, connections: int, size: int, seconds: float, deflate: bo
     """One timed echo load; returns wsload's figures (rate, p50_ms, p99_ms, messages, errors)."""
     argv = [str(WSLOAD), 'echo', '--host', HOST, '--port', str(port), '--connections', str(connections)]
     argv += ['--size', str(size), '--seconds', str(seconds)] + (['--deflate'] if deflate else [])
-    result = _parse(run_pinned(argv, seconds + MARGIN))
+    result = _parse(run_pinned(argv, seconds + MARGIN).stdout)
     if result['errors'] and not result['messages']:
         raise LoadError(f'no message was echoed: {result["first_error"]}')
     return result

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -188,49 +189,74 @@ impl ReadyAwaitable {
     }
 }
 
-/// A response on its way to the request waiting for it on `runtime`.
-struct Delivery {
-    runtime: Handle,
-    sender: oneshot::Sender<ResponseIntent>,
-    intent: ResponseIntent,
+/// Work for a tokio runtime, produced on the Python thread.
+enum Errand {
+    /// A response for the request waiting on the channel.
+    Deliver(oneshot::Sender<ResponseIntent>, ResponseIntent),
+    /// A future to run (the tokio side of an awaitable).
+    Run(Pin<Box<dyn Future<Output = ()> + Send>>),
 }
 
-/// Responses produced during one event-loop iteration, handed to tokio together.
-///
-/// Waking a tokio thread costs a system call and, on a busy core, a context switch. Completing a
-/// response's channel from the Python thread wakes the runtime once per response (tokio writes
-/// its driver's eventfd for every task scheduled from outside). So the first response of an
-/// iteration schedules a flush with `loop.call_soon`, which runs after every other ready callback,
-/// and the flush hands each runtime its responses in one task: one wake-up per runtime and
-/// iteration; the channels are then completed on the runtime's own thread, where waking the
-/// waiting requests costs no system call.
-#[derive(Default)]
-struct Outbox {
-    deliveries: Mutex<Vec<Delivery>>,
-}
+impl Errand {
+    /// Does the errand; on the runtime's own thread this wakes nobody through the kernel.
+    fn run_here(self) {
+        match self {
+            // The receiver is gone only when the client is: nothing left to tell.
+            Errand::Deliver(sender, intent) => drop(sender.send(intent)),
+            Errand::Run(future) => drop(tokio::spawn(future)),
+        }
+    }
 
-impl Outbox {
-    fn flush(&self) {
-        let mut pending = std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
-        while let Some(first) = pending.first() {
-            let runtime = first.runtime.clone();
-            let id = runtime.id();
-            let batch: Vec<Delivery>;
-            (batch, pending) = pending.into_iter().partition(|delivery| delivery.runtime.id() == id);
-            if batch.len() == 1 {
-                complete(batch);
-            } else {
-                // Dropped unrun only when the runtime is gone, and with it every waiting request.
-                drop(runtime.spawn(async move { complete(batch) }));
-            }
+    /// Does the errand from a thread outside `runtime`.
+    fn run_from_outside(self, runtime: &Handle) {
+        match self {
+            Errand::Deliver(sender, intent) => drop(sender.send(intent)),
+            Errand::Run(future) => drop(runtime.spawn(future)),
         }
     }
 }
 
-fn complete(batch: Vec<Delivery>) {
-    for Delivery { sender, intent, .. } in batch {
-        // The receiver is gone only when the client is: nothing left to tell.
-        let _ = sender.send(intent);
+/// Everything the Python thread hands to tokio during one event-loop iteration, grouped by
+/// runtime and handed over together.
+///
+/// Waking a tokio thread costs a system call and, on a busy core, a context switch: tokio writes
+/// its driver's eventfd for every task scheduled from outside the runtime, whether by completing
+/// a response's channel or by spawning the future behind an awaitable (a body read, a stream
+/// write waiting for room). So the first errand of an iteration schedules a flush with
+/// `loop.call_soon`, which runs after every other ready callback, and the flush gives each runtime
+/// its errands in one task: one wake-up per runtime and iteration. Inside that task, completing
+/// channels and spawning futures are local operations that need no system call.
+#[derive(Default)]
+struct Outbox {
+    /// One entry per runtime that has errands (a worker has one runtime per runtime thread).
+    queues: Mutex<Vec<(Handle, Vec<Errand>)>>,
+}
+
+impl Outbox {
+    /// Queues an errand for `runtime`; true when it is the first of this iteration.
+    fn push(&self, runtime: &Handle, errand: Errand) -> bool {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let first = queues.is_empty();
+        let id = runtime.id();
+        match queues.iter_mut().find(|(handle, _)| handle.id() == id) {
+            Some((_, errands)) => errands.push(errand),
+            None => queues.push((runtime.clone(), vec![errand])),
+        }
+        first
+    }
+
+    fn flush(&self) {
+        let queues = std::mem::take(&mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()));
+        for (runtime, mut errands) in queues {
+            if errands.len() == 1 {
+                if let Some(errand) = errands.pop() {
+                    errand.run_from_outside(&runtime);
+                }
+            } else {
+                // Dropped unrun only when the runtime is gone, and with it every waiting request.
+                drop(runtime.spawn(async move { errands.into_iter().for_each(Errand::run_here) }));
+            }
+        }
     }
 }
 
@@ -321,13 +347,13 @@ impl PyLoop {
         sender: oneshot::Sender<ResponseIntent>,
         intent: ResponseIntent,
     ) {
-        let first = {
-            let mut deliveries = self.outbox.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-            deliveries.push(Delivery { runtime: runtime.clone(), sender, intent });
-            deliveries.len() == 1
-        };
-        if first && self.call_soon.call1(py, (self.outbox_flush.clone_ref(py),)).is_err() {
-            // The loop is closing: deliver now rather than never.
+        self.send_errand(py, runtime, Errand::Deliver(sender, intent));
+    }
+
+    /// Queues `errand` in the outbox and makes sure a flush is on its way.
+    fn send_errand(&self, py: Python<'_>, runtime: &Handle, errand: Errand) {
+        if self.outbox.push(runtime, errand) && self.call_soon.call1(py, (self.outbox_flush.clone_ref(py),)).is_err() {
+            // The loop is closing: hand it over now rather than never.
             self.outbox.flush();
         }
     }
@@ -433,7 +459,8 @@ impl PyLoop {
         self.bridge.push(Box::new(move |py| this.log_error(py, &message, None)));
     }
 
-    /// Runs `work` on tokio and returns an asyncio future settled with its outcome.
+    /// Runs `work` on tokio (started at the end of this event-loop iteration, with the other
+    /// errands for `runtime`) and returns an asyncio future settled with its outcome.
     pub fn spawn_awaitable<T, F>(
         self: &Arc<Self>,
         py: Python<'_>,
@@ -448,10 +475,11 @@ impl PyLoop {
         let future = self.create_future.call0(py)?;
         let target = future.clone_ref(py);
         let bridge = self.bridge.clone();
-        runtime.spawn(async move {
+        let run = async move {
             let outcome = work.await;
-            bridge.push(Box::new(move |py| resolve_future(py, target.bind(py), settle(py, outcome))));
-        });
+            bridge.push_batched(Box::new(move |py| resolve_future(py, target.bind(py), settle(py, outcome))));
+        };
+        self.send_errand(py, runtime, Errand::Run(Box::pin(run)));
         Ok(future)
     }
 }

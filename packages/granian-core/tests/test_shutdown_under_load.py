@@ -61,11 +61,17 @@ def one_request(sock: socket.socket) -> str:
     return 'closing' if (response.header('connection') or '').lower() == 'close' else 'answered'
 
 
-def open_connection(port: int, tally: Tally) -> socket.socket | None:
-    """A new connection, or None (counted as refused) when the server no longer listens."""
+def open_connection(port: int, stop_sent: threading.Event, tally: Tally) -> socket.socket | None:
+    """A new connection, or None (counted as refused) when the server no longer listens.
+
+    A connect that is reset rather than refused is a handshake the kernel had begun for the
+    listening socket as the supervisor closed it: refused too, once the stop was sent.
+    """
     try:
         return socket.create_connection(('127.0.0.1', port), timeout=10)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError) as exc:
+        if isinstance(exc, ConnectionResetError) and not stop_sent.is_set():
+            raise
         tally.add('refused')
         time.sleep(0.01)
         return None
@@ -73,7 +79,7 @@ def open_connection(port: int, tally: Tally) -> socket.socket | None:
 
 def fresh_client(port: int, stop: threading.Event, stop_sent: threading.Event, tally: Tally) -> None:
     while not stop.is_set():
-        sock = open_connection(port, tally)
+        sock = open_connection(port, stop_sent, tally)
         if sock is None:
             continue
         with sock:
@@ -90,7 +96,7 @@ def keep_alive_client(port: int, stop: threading.Event, stop_sent: threading.Eve
     sock = None
     while not stop.is_set():
         if sock is None:
-            sock = open_connection(port, tally)
+            sock = open_connection(port, stop_sent, tally)
             if sock is None:
                 continue
         try:

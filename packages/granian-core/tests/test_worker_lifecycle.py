@@ -200,6 +200,34 @@ def test_pid_file_holds_the_server_pid_and_goes_with_it(rsgi_apps_dir: Path, tmp
     assert not pid_file.exists()
 
 
+def test_sigterm_as_soon_as_the_port_accepts_is_a_graceful_stop(tmp_path: Path):
+    """The socket accepts connections (the kernel queues them) before any worker serves; a stop
+    signal from then on (a supervisor probing the port, then stopping) ends the server cleanly."""
+    (tmp_path / 'slow_start.py').write_text(
+        textwrap.dedent(
+            """
+            import time
+
+            time.sleep(2)  # a slow import: the worker is not serving yet
+
+
+            async def app(scope, protocol):
+                protocol.response_str(200, [], 'ok')
+            """
+        )
+    )
+    pid_file = tmp_path / 'granian.pid'
+    server = RunningServer('slow_start:app', working_dir=tmp_path, extra_args=['--pid-file', str(pid_file)])
+    with server:
+        assert server.proc is not None
+        assert pid_file.exists()
+        started = time.monotonic()
+        assert server.stop() == 0, server.output
+        assert time.monotonic() - started < 15
+    assert not pid_file.exists()
+    assert 'Traceback' not in server.output
+
+
 def test_a_stale_pid_file_is_replaced(rsgi_apps_dir: Path, tmp_path: Path):
     pid_file = tmp_path / 'granian.pid'
     pid_file.write_text(f'{_dead_pid()}\n')

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::blocking::{BlockingPool, Deliveries};
-use crate::dispatch::{hand_off, PendingRequest, RequestIo};
+use crate::dispatch::{hand_off, BodyPrefetch, PendingRequest, RequestIo};
 use crate::http::ResponseBody;
 use crate::pyconfig::{seconds, worker_config};
 use crate::pyloop::PyLoop;
@@ -43,7 +43,7 @@ impl Dispatcher for WsgiDispatcher {
     ) -> Response<ResponseBody> {
         let app = self.app.clone();
         let pool = self.pool.clone();
-        hand_off(request, connection, permit, move |pending| {
+        hand_off(request, connection, permit, BodyPrefetch::Never, move |pending| {
             pool.push(Box::new(move |py, deliveries| run_request(py, &app, pending, deliveries)));
         })
         .await

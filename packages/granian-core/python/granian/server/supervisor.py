@@ -297,16 +297,33 @@ class Server:
         if self._env_files is not None:
             self._env_files.load()
         self._reloader = Reloader(settings, self._files_changed) if settings.reload else None
+        # The stop signals are ours before the pid file exists and the socket is bound: from the
+        # moment a client can connect, SIGTERM is a graceful stop that removes the pid file, never
+        # the default action (death with the pid file left behind).
+        wakeup, self._signal_write = socket.socketpair()
+        wakeup.setblocking(False)
+        self._signal_write.setblocking(False)
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        signal.signal(signal.SIGINT, self.signal_handler_interrupt)
+        signal.signal(signal.SIGTERM, self.signal_handler_interrupt)
+        signal.signal(signal.SIGHUP, self.signal_handler_reload)
         pid_file = PidFile(settings.pid_file) if settings.pid_file else None
-        if pid_file is not None:
-            pid_file.claim()
         try:
-            self._serve(config)
-        finally:
             if pid_file is not None:
-                pid_file.release()
+                pid_file.claim()
+            try:
+                self._serve(config, wakeup)
+            finally:
+                if pid_file is not None:
+                    pid_file.release()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            wakeup.close()
+            self._signal_write.close()
+            self._signal_write = None
 
-    def _serve(self, config: ServerConfig) -> None:
+    def _serve(self, config: ServerConfig, wakeup: socket.socket) -> None:
         bound = self._bind(config)
         listener = bound.socket
         set_process_title(process_title(config.worker, listener))
@@ -320,13 +337,6 @@ class Server:
             config = config.with_worker(metrics_region=self._metrics.region)
         context = multiprocessing.get_context('spawn')
         workers: dict[int, WorkerProcess] = {}
-        wakeup, self._signal_write = socket.socketpair()
-        wakeup.setblocking(False)
-        self._signal_write.setblocking(False)
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-        signal.signal(signal.SIGINT, self.signal_handler_interrupt)
-        signal.signal(signal.SIGTERM, self.signal_handler_interrupt)
-        signal.signal(signal.SIGHUP, self.signal_handler_reload)
         failure: FatalError | None = None
         try:
             for hook in self._startup_hooks:
@@ -357,14 +367,9 @@ class Server:
             # in the backlog), new clients are refused at once rather than queued and then reset.
             bound.close()
             self._finish(workers.values(), config)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             if self._metrics is not None:
                 self._metrics.close()
                 self._metrics = None
-            wakeup.close()
-            self._signal_write.close()
-            self._signal_write = None
         for hook in self._shutdown_hooks:
             hook()
         if failure is not None:

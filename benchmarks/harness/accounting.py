@@ -1,0 +1,148 @@
+"""Per-request accounting: system calls and context switches per request, per thread of the worker.
+
+`python benchmarks/run.py count` loads each server as a measured run does (server on CPU 0, load
+generator on CPU 1) while `perf stat --per-thread` counts, on the worker process, the system calls
+that mark wake-ups and I/O. Dividing by the requests the load generator completed meanwhile gives
+figures such as "the Python thread writes 1.0 times per request": the question a profile answers
+badly ("who wakes whom, how often") answered by counting.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from .load import DRIVERS, LoadError, Workspace, check, warm_up
+from .scenarios import SCENARIOS
+from .servers import SERVERS, RunningServer, ServerError, _children, _cmdline
+
+#: What is counted: the system calls of waking another thread (eventfd and socket-pair writes,
+#: futex), of waiting (epoll_wait), of socket I/O, and the context switches.
+EVENTS = (
+    'write',
+    'writev',
+    'sendto',
+    'read',
+    'recvfrom',
+    'epoll_wait',
+    'futex',
+)
+COUNTERS = (*(f'syscalls:sys_enter_{name}' for name in EVENTS), 'context-switches')
+
+
+def _worker_pid(server: RunningServer) -> int:
+    assert server.process is not None
+    children = [pid for pid in _children(server.process.pid) if 'resource_tracker' not in _cmdline(pid)]
+    return children[0] if children else server.process.pid
+
+
+def _parse(text: str) -> dict[str, dict[str, float]]:
+    """`perf stat --per-thread -x,` output: counts by thread name (the thread id dropped) and event."""
+    threads: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        fields = line.strip().split(',')
+        if len(fields) < 4 or not re.fullmatch(r'[\d.]+', fields[1]):
+            continue
+        thread = re.sub(r'-\d+$', '', fields[0])
+        event = fields[3].removeprefix('syscalls:sys_enter_')
+        counts = threads.setdefault(thread, {})
+        counts[event] = counts.get(event, 0.0) + float(fields[1])
+    return threads
+
+
+def count(server: RunningServer, workspace: Workspace, scenario: str, connections: int, seconds: float) -> dict:
+    """One counted run: req/s and, per busy thread of the worker, each counter per request."""
+    spec = SCENARIOS[scenario]
+    warm_up(workspace, spec, server.port, connections, 1.0)
+    output = workspace.path / 'perf-stat.txt'
+    perf = subprocess.Popen(
+        ['perf', 'stat', '--per-thread', '-x,', '-e', ','.join(COUNTERS), '-p', str(_worker_pid(server)),
+         '-o', str(output), '--', 'sleep', str(seconds)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        result = DRIVERS[spec.driver](workspace, spec, server.port, connections, seconds)
+    finally:
+        try:
+            perf.wait(seconds + 20)
+        except subprocess.TimeoutExpired:
+            perf.kill()
+            perf.wait()
+    threads = _parse(output.read_text()) if output.exists() else {}
+    if not threads:
+        raise LoadError(f'perf stat counted nothing: {(perf.stderr.read() if perf.stderr else b"").decode()[-200:]}')
+    per_request = {
+        thread: {event: value / result.requests for event, value in counts.items()}
+        for thread, counts in threads.items()
+        # Threads that did next to nothing (the supervisor's helpers, idle pools) only add rows.
+        if sum(counts.values()) >= result.requests * 0.01
+    }
+    return {'server': server.name, 'rps': result.rps, 'requests': result.requests, 'threads': per_request}
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per server, run and thread."""
+    names = [*EVENTS, 'context-switches']
+    lines = [
+        '| interface | scenario | server | req/s | thread | ' + ' | '.join(names) + ' |',
+        '|---|---|---|---:|---|' + '---:|' * len(names),
+    ]
+    for row in rows:
+        for thread, counts in sorted(row['threads'].items()):
+            cells = ' | '.join(f'{counts.get(name, 0.0):.3f}' for name in names)
+            lines.append(
+                f'| {row["interface"]} | {row["scenario"]} c{row["connections"]} | {row["server"]}'
+                f' | {row["rps"]:,.0f} | {thread} | {cells} |'
+            )
+    return '\n'.join(lines)
+
+
+def run(
+    interfaces: Iterable[str],
+    scenarios: Iterable[str],
+    servers: Iterable[str],
+    connections: int,
+    seconds: float,
+    rounds: int,
+    raw: Path,
+) -> list[dict]:
+    """Counted runs of every server on every scenario, `rounds` times, alternating servers."""
+    if shutil.which('perf') is None:
+        raise SystemExit('perf is needed: apt-get install -y linux-perf (and kernel.perf_event_paranoid <= 1)')
+    rows: list[dict] = []
+    workspace = Workspace()
+    try:
+        for interface in interfaces:
+            started = []
+            for name in servers:
+                spec = SERVERS[name]
+                if interface not in spec.interfaces:
+                    continue
+                try:
+                    started.append(RunningServer(spec, interface, raw / f'{interface}-{name}-count.log').start())
+                except ServerError as error:
+                    print(f'{name} ({interface}) did not start: {error}')
+            try:
+                for scenario in scenarios:
+                    spec = SCENARIOS[scenario]
+                    for _ in range(rounds):
+                        for server in started:
+                            if spec.http2 and not server.spec.http2:
+                                continue
+                            problem = check(workspace, spec, server.port)
+                            if problem is not None:
+                                print(f'{server.name} ({interface}) {scenario} skipped: {problem}')
+                                continue
+                            row = count(server, workspace, scenario, connections, seconds)
+                            row.update(interface=interface, scenario=scenario, connections=connections)
+                            rows.append(row)
+                            print(f'{interface} {scenario} c{connections} {server.name}: {row["rps"]:,.0f} req/s')
+            finally:
+                for server in started:
+                    server.stop()
+    finally:
+        workspace.close()
+    return rows

@@ -1,0 +1,118 @@
+"""Comparisons between results: a run against the previous saved one, and ours against another commit.
+
+A run is compared with the previous saved results cell by cell (interface, scenario, connections).
+Where both runs measured granian 2.8.1 in that cell, the figure compared is ours / granian 2.8.1,
+which cancels most of the drift of a shared machine between the two runs; otherwise it is ours'
+req/s. A cell that fell by more than `REGRESSION_THRESHOLD` is flagged.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from .scenarios import SCENARIOS
+from .servers import BASELINE, OURS
+
+REGRESSION_THRESHOLD = 0.05
+Cell = tuple[str, str, int]
+
+
+def _by_cell(results: dict) -> dict[Cell, dict[str, dict]]:
+    cells: dict[Cell, dict[str, dict]] = {}
+    for run in results.get('runs', []):
+        cells.setdefault((run['interface'], run['scenario'], run['concurrency']), {})[run['server']] = run
+    return cells
+
+
+def _figure(runs: dict[str, dict], server: str, scenario: str) -> float | None:
+    """`server`'s throughput in the cell: req/s, or req/s per CPU-second for a client-bound scenario."""
+    field = 'rps_per_cpu' if scenario in SCENARIOS and SCENARIOS[scenario].client_bound else 'rps'
+    return runs.get(server, {}).get(field) or None
+
+
+def regressions(previous: dict, current: dict, threshold: float = REGRESSION_THRESHOLD) -> list[dict]:
+    """Cells where ours fell by more than `threshold` against `previous`, worst first."""
+    before, now = _by_cell(previous), _by_cell(current)
+    flagged = []
+    for cell, runs in now.items():
+        old = before.get(cell, {})
+        mine, theirs = _figure(runs, OURS, cell[1]), _figure(old, OURS, cell[1])
+        if not mine or not theirs:
+            continue
+        base_now, base_before = _figure(runs, BASELINE, cell[1]), _figure(old, BASELINE, cell[1])
+        relative = bool(base_now and base_before)
+        if relative:
+            mine, theirs = mine / base_now, theirs / base_before
+        change = mine / theirs - 1
+        if change < -threshold:
+            interface, scenario, concurrency = cell
+            flagged.append(
+                {
+                    'interface': interface,
+                    'scenario': scenario,
+                    'concurrency': concurrency,
+                    'measure': 'ratio to granian 2.8.1' if relative else 'req/s',
+                    'before': round(theirs, 3 if relative else 0),
+                    'now': round(mine, 3 if relative else 0),
+                    'change': round(change, 3),
+                }
+            )
+    return sorted(flagged, key=lambda item: item['change'])
+
+
+def describe(flagged: dict) -> str:
+    """One line for a flagged cell."""
+    title = SCENARIOS[flagged['scenario']].title if flagged['scenario'] in SCENARIOS else flagged['scenario']
+    return (
+        f'{flagged["interface"].upper()} {title} ({flagged["concurrency"]} conns): {flagged["measure"]}'
+        f' {flagged["before"]:,} -> {flagged["now"]:,} ({flagged["change"]:+.1%})'
+    )
+
+
+def ab_rows(results: dict, a: str, b: str) -> list[dict]:
+    """Per cell: median req/s of `a` and `b`, their ratio, and the lowest and highest ratio of paired repeats.
+
+    Repeats alternate between the servers, so repeat i of `a` and repeat i of `b` ran under the
+    same conditions; the spread of their ratios shows how much of a difference is noise.
+    """
+    rows = []
+    order = list(SCENARIOS)
+    for (interface, scenario, concurrency), runs in _by_cell(results).items():
+        if a not in runs or b not in runs:
+            continue
+        first, second = runs[a], runs[b]
+        paired = [
+            x['rps'] / y['rps']
+            for x, y in zip(first['repeats'], second['repeats'], strict=False)
+            if x['rps'] and y['rps']
+        ]
+        rows.append(
+            {
+                'interface': interface,
+                'scenario': scenario,
+                'concurrency': concurrency,
+                a: first['rps'],
+                b: second['rps'],
+                'ratio': first['rps'] / second['rps'] if second['rps'] else None,
+                'low': min(paired) if paired else None,
+                'high': max(paired) if paired else None,
+                'median_paired': statistics.median(paired) if paired else None,
+            }
+        )
+    return sorted(rows, key=lambda r: (r['interface'], r['concurrency'], order.index(r['scenario'])))
+
+
+def ab_table(results: dict, a: str, b: str) -> str:
+    """`ab_rows` as a Markdown table."""
+    lines = [
+        f'| interface | scenario | conns | {a} req/s | {b} req/s | {a} / {b} | paired repeats |',
+        '|---|---|---:|---:|---:|---:|---|',
+    ]
+    for row in ab_rows(results, a, b):
+        spread = f'{row["low"]:.2f} - {row["high"]:.2f}' if row['low'] is not None else '-'
+        ratio = f'{row["ratio"]:.3f}' if row['ratio'] is not None else '-'
+        lines.append(
+            f'| {row["interface"]} | {SCENARIOS[row["scenario"]].title} | {row["concurrency"]}'
+            f' | {row[a]:,.0f} | {row[b]:,.0f} | {ratio} | {spread} |'
+        )
+    return '\n'.join(lines)

@@ -1,0 +1,145 @@
+"""The benchmark harness's own logic: the comparison with the previous run, A/B tables, load commands.
+
+No load is generated here; these check the arithmetic and the commands the harness builds.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import accounting, compare, load, report
+from harness.scenarios import SCENARIOS
+
+
+def _run(server: str, rps: float, scenario: str = 'get-10b', concurrency: int = 64, **extra) -> dict:
+    return {
+        'interface': 'rsgi',
+        'scenario': scenario,
+        'concurrency': concurrency,
+        'server': server,
+        'rps': rps,
+        'repeats': [{'rps': rps}],
+        **extra,
+    }
+
+
+def _results(*runs: dict) -> dict:
+    return {'runs': list(runs), 'revision': {'commit': 'abc123'}, 'date': '2026-12-01'}
+
+
+def test_a_cell_that_fell_against_granian_is_flagged():
+    before = _results(_run('ours', 100_000), _run('granian-2.8.1', 80_000))
+    # The machine got slower for both (80% of before) and ours lost a further 10%.
+    now = _results(_run('ours', 72_000), _run('granian-2.8.1', 64_000))
+    [flagged] = compare.regressions(before, now)
+    assert flagged['measure'] == 'ratio to granian 2.8.1'
+    assert flagged['before'] == 1.25 and flagged['now'] == 1.125
+    assert flagged['change'] == -0.1
+    assert 'RSGI GET 10 B (64 conns)' in compare.describe(flagged)
+
+
+def test_drift_shared_with_granian_is_not_a_regression():
+    before = _results(_run('ours', 100_000), _run('granian-2.8.1', 80_000))
+    now = _results(_run('ours', 80_000), _run('granian-2.8.1', 64_000))
+    assert compare.regressions(before, now) == []
+
+
+def test_within_the_threshold_is_not_flagged_and_beyond_it_is():
+    before = _results(_run('ours', 100_000))
+    assert compare.regressions(before, _results(_run('ours', 95_500))) == []
+    [flagged] = compare.regressions(before, _results(_run('ours', 94_000)))
+    assert flagged['measure'] == 'req/s' and flagged['change'] == -0.06
+
+
+def test_client_bound_cells_compare_server_cpu_throughput():
+    cell = {'scenario': 'https-handshake'}
+    before = _results(_run('ours', 1_000, rps_per_cpu=5_000, **cell))
+    # Same req/s (the client set the pace) but the server needs 20% more CPU per request.
+    now = _results(_run('ours', 1_000, rps_per_cpu=4_000, **cell))
+    [flagged] = compare.regressions(before, now)
+    assert flagged['change'] == -0.2
+
+
+def test_cells_missing_on_either_side_are_skipped():
+    before = _results(_run('ours', 100_000, scenario='get-1k'))
+    now = _results(_run('ours', 10_000, scenario='get-10k'))
+    assert compare.regressions(before, now) == []
+
+
+def test_ab_rows_pair_repeats_and_show_their_spread():
+    a = _run('ours', 110, repeats=[{'rps': 100}, {'rps': 110}, {'rps': 130}])
+    b = _run('ours-ref', 100, repeats=[{'rps': 100}, {'rps': 100}, {'rps': 100}])
+    [row] = compare.ab_rows(_results(a, b), 'ours', 'ours-ref')
+    assert row['ratio'] == 1.1
+    assert (row['low'], row['high']) == (1.0, 1.3)
+    assert '| 1.100 | 1.00 - 1.30 |' in compare.ab_table(_results(a, b), 'ours', 'ours-ref')
+
+
+def test_pipelined_scenario_sends_its_requests_back_to_back():
+    workspace = load.Workspace()
+    try:
+        pipelined = load._h2load_argv(workspace, SCENARIOS['pipe-get-10b'], True, 64)
+        plain = load._h2load_argv(workspace, SCENARIOS['get-10b'], True, 64)
+        http2 = load._h2load_argv(workspace, SCENARIOS['h2-get-1k'], False, 64)
+    finally:
+        workspace.close()
+    assert pipelined[-2:] == ['--h1', '-m16']
+    assert plain[-2:] == ['--h1', '-m1']
+    assert '--h1' not in http2 and '-m4' in http2
+
+
+def test_load_generator_cpu_share_is_measured_and_reported():
+    tool = load.run_pinned(
+        [sys.executable, '-c', 'import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass'],
+        30,
+    )
+    assert tool.cpu_s >= 0.25 and tool.wall_s >= tool.cpu_s * 0.9
+    result = load.LoadResult(rps=1, p50_ms=None, p99_ms=None, requests=1, errors=0).timed(tool)
+    assert 0.5 < result.client_busy <= 1.05
+    assert report._busy(0.95) == '**95% sat**' and report._busy(0.5) == '50%'
+
+
+def test_readme_lists_regressions_against_the_previous_run():
+    now = _results(_run('ours', 90_000), _run('granian-2.8.1', 80_000))
+    now['previous'] = {'file': 'benchmarks/results/latest.json', 'commit': 'feedface00', 'date': '2026-11-30'}
+    now['regressions'] = compare.regressions(_results(_run('ours', 100_000), _run('granian-2.8.1', 80_000)), now)
+    text = '\n'.join(report._regressions(now))
+    assert 'feedface00' in text and 'ratio to granian 2.8.1 1.25 -> 1.125 (-10.0%)' in text
+    now['regressions'] = []
+    assert 'No cell of ours fell more than 5%' in '\n'.join(report._regressions(now))
+
+
+PERF_STAT = """# started on Tue Dec  1 10:21:21 2026
+
+python-15421,41569,,syscalls:sys_enter_write,961987200,100.00,,
+granian-rt-0-15422,4160,,syscalls:sys_enter_write,2001153656,100.00,,
+granian-rt-0-15422,39684,,syscalls:sys_enter_writev,2001153656,100.00,,
+granian-loop-wa-15423,0,,syscalls:sys_enter_writev,198489,100.00,,
+granian-rt-0-15422,<not counted>,,syscalls:sys_enter_futex,0,0.00,,
+python-15421,3300,,context-switches,961941243,100.00,,
+"""
+
+
+def test_perf_stat_counts_are_read_per_thread_name():
+    threads = accounting._parse(PERF_STAT)
+    assert threads['python'] == {'write': 41569.0, 'context-switches': 3300.0}
+    assert threads['granian-rt-0'] == {'write': 4160.0, 'writev': 39684.0}
+    assert threads['granian-loop-wa'] == {'writev': 0.0}
+
+
+def test_accounting_table_has_one_line_per_thread():
+    row = {
+        'interface': 'asgi',
+        'scenario': 'echo-1k',
+        'connections': 64,
+        'server': 'ours',
+        'rps': 40_000.0,
+        'threads': {'python': {'write': 0.034}, 'granian-rt-0': {'writev': 0.98, 'context-switches': 0.03}},
+    }
+    lines = accounting.table([row]).splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith('| asgi | echo-1k c64 | ours | 40,000 | granian-rt-0 | 0.000 | 0.980 |')
+    assert lines[3].endswith('| 0.000 |') and '| python | 0.034 |' in lines[3]
