@@ -16,31 +16,32 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::http::ResponseIntent;
 use crate::metrics::{Field, WorkerMetrics};
-use crate::pyloop::Chores;
+use crate::pyloop::{Chores, Errand, Errands};
 
 /// How long queued work may see no progress before the pool adds a thread.
 pub const STALL: Duration = Duration::from_millis(2);
 
-/// Responses produced by one thread, handed to tokio in a batch.
+/// Responses produced by one thread, handed to tokio in a batch (one task per runtime).
 #[derive(Default)]
 pub struct Deliveries {
-    pending: Vec<(oneshot::Sender<ResponseIntent>, ResponseIntent)>,
+    pending: Errands,
 }
 
 impl Deliveries {
-    pub fn push(&mut self, responder: oneshot::Sender<ResponseIntent>, intent: ResponseIntent) {
-        self.pending.push((responder, intent));
+    /// Queues the response for the request waiting on `runtime`.
+    pub fn push(&mut self, runtime: &Handle, responder: oneshot::Sender<ResponseIntent>, intent: ResponseIntent) {
+        self.pending.push(runtime, Errand::Deliver(responder, intent));
     }
 
     /// Sends everything queued (before the thread blocks, or a streamed body starts).
     pub fn flush(&mut self) {
-        for (responder, intent) in self.pending.drain(..) {
-            // The receiver is gone only when the client is.
-            let _ = responder.send(intent);
+        if !self.pending.is_empty() {
+            self.pending.flush();
         }
     }
 }

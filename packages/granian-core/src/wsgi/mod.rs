@@ -57,7 +57,7 @@ fn run_request(py: Python<'_>, app: &WsgiApp, pending: PendingRequest, deliverie
         // The client left while the request was queued: nobody is waiting for an answer.
         return;
     }
-    let exchange = response::Exchange::new(responder);
+    let exchange = response::Exchange::new(responder, runtime.clone());
     let outcome = (|| -> PyResult<()> {
         let input = Py::new(py, input::WsgiInput::new(body, runtime))?.into_bound(py).into_any();
         let environ = environ::build(py, &app.template, &parts, &connection, input)?;

@@ -14,6 +14,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::blocking::Deliveries;
@@ -74,11 +75,13 @@ struct State {
 /// One request's response, shared by `start_response`, `write()` and the runner.
 pub struct Exchange {
     state: Mutex<State>,
+    /// The runtime the request arrived on, where its response is delivered.
+    runtime: Handle,
 }
 
 impl Exchange {
-    pub fn new(responder: oneshot::Sender<ResponseIntent>) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(State { responder: Some(responder), head: None, stream: None }) })
+    pub fn new(responder: oneshot::Sender<ResponseIntent>, runtime: Handle) -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(State { responder: Some(responder), head: None, stream: None }), runtime })
     }
 
     /// The Content-Length the app declared, if any.
@@ -124,7 +127,7 @@ impl Exchange {
             .ok_or_else(|| PyRuntimeError::new_err("the application returned without calling start_response()"))?;
         let responder =
             state.responder.take().ok_or_else(|| PyRuntimeError::new_err("the response was already sent"))?;
-        deliveries.push(responder, make(status, headers));
+        deliveries.push(&self.runtime, responder, make(status, headers));
         Ok(())
     }
 
@@ -132,7 +135,11 @@ impl Exchange {
     pub fn finish(&self, deliveries: &mut Deliveries, ok: bool) {
         let mut state = lock(&self.state);
         if let Some(responder) = state.responder.take() {
-            deliveries.push(responder, ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)));
+            deliveries.push(
+                &self.runtime,
+                responder,
+                ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)),
+            );
         }
         if let Some(stream) = state.stream.take() {
             if ok {
