@@ -60,6 +60,13 @@ def _names(text: str | None, known: list[str] | tuple[str, ...], what: str) -> l
     return names
 
 
+def require_load_tools() -> None:
+    """Exit with one line naming the Debian package of the first load tool that is missing."""
+    for tool, package in (('wrk', 'wrk'), ('h2load', 'nghttp2-client'), ('taskset', 'util-linux')):
+        if shutil.which(tool) is None:
+            sys.exit(f'{tool} is needed: apt-get install -y {package}')
+
+
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -108,9 +115,7 @@ def command_run(options: argparse.Namespace) -> int:
         parts = estimate(plan, interfaces, [s for s in specs if not availability[s.name]['problem']])
         print('estimated: ' + ', '.join(f'{name} {seconds / 60:.1f} min' for name, seconds in parts.items()))
         return 0
-    for tool in ('wrk', 'h2load', 'taskset'):
-        if shutil.which(tool) is None:
-            sys.exit(f'{tool} is needed: apt-get install -y { {"h2load": "nghttp2-client"}.get(tool, tool) }')
+    require_load_tools()
     if not PEERS_PYTHON.exists() and peers.setup() != 0:
         return 1
     runner = Runner(plan, RAW, interfaces, servers, memory=not options.no_memory)
@@ -160,9 +165,7 @@ def command_ab(options: argparse.Namespace) -> int:
         return 1
     if reference.built_commit() != wanted and reference.build(wanted) != 0:
         return 1
-    for tool in ('wrk', 'h2load', 'taskset'):
-        if shutil.which(tool) is None:
-            sys.exit(f'{tool} is needed: apt-get install -y { {"h2load": "nghttp2-client"}.get(tool, tool) }')
+    require_load_tools()
     results = Runner(plan, RAW, interfaces, [OURS, REF], memory=False).run()
     output = Path(options.output or AB)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -206,9 +209,7 @@ def command_websocket(options: argparse.Namespace) -> int:
 
 def command_static(options: argparse.Namespace) -> int:
     plan = static.PLANS['quick' if options.quick else 'full']
-    for tool in ('wrk', 'h2load', 'taskset'):
-        if shutil.which(tool) is None:
-            sys.exit(f'{tool} is needed (apt-get install -y wrk nghttp2-client util-linux)')
+    require_load_tools()
     if not PEERS_PYTHON.exists() and peers.setup() != 0:
         return 1
     results = static.run(plan, RAW)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .load import DRIVERS, LoadError, Workspace, check, warm_up
 from .scenarios import SCENARIOS
-from .servers import SERVERS, RunningServer, ServerError, _children, _cmdline
+from .servers import SERVERS, RunningServer, ServerError
 
 #: What is counted: the system calls of waking another thread (eventfd and socket-pair writes,
 #: futex), of waiting (epoll_wait), of socket I/O, and the context switches.
@@ -35,7 +35,7 @@ COUNTERS = (*(f'syscalls:sys_enter_{name}' for name in EVENTS), 'context-switche
 
 def _worker_pid(server: RunningServer) -> int:
     assert server.process is not None
-    children = [pid for pid in _children(server.process.pid) if 'resource_tracker' not in _cmdline(pid)]
+    children = server.worker_pids()
     return children[0] if children else server.process.pid
 
 

@@ -299,6 +299,12 @@ class RunningServer:
         )
         return ticks / CLOCK_TICKS
 
+    def worker_pids(self) -> list[int]:
+        """The supervisor's children other than multiprocessing's resource tracker (none: no supervisor)."""
+        if self.process is None:
+            raise ServerError('not started')
+        return [pid for pid in _children(self.process.pid) if 'resource_tracker' not in _cmdline(pid)]
+
     def memory(self) -> dict[str, int]:
         """RSS in KiB: `worker`, `supervisor`, `supervisor_worker` (their sum), `group` (every process), `worker_peak`.
 
@@ -308,7 +314,7 @@ class RunningServer:
         if self.process is None:
             raise ServerError('not started')
         supervisor = self.process.pid
-        children = [pid for pid in _children(supervisor) if 'resource_tracker' not in _cmdline(pid)]
+        children = self.worker_pids()
         supervisor_status = _status(supervisor)
         statuses = {pid: _status(pid) for pid in children}
         statuses = {pid: status for pid, status in statuses.items() if status}
