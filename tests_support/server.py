@@ -24,12 +24,37 @@ READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 
 
+# Ports handed to servers come from a band below Linux's ephemeral range (32768-60999), one band per
+# pytest-xdist worker: a port we pick is then never another worker's pick, nor the local port of some
+# client connection that the kernel chose (a server binding such a port fails with EADDRINUSE).
+_PORT_BAND_START = 12000
+_PORT_BAND_SIZE = 2500
+_next_port: list[int] = []
+
+
+def _port_band() -> range:
+    worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')
+    number = int(worker[2:]) if worker[2:].isdigit() else 0
+    start = _PORT_BAND_START + (number % 8) * _PORT_BAND_SIZE
+    return range(start, start + _PORT_BAND_SIZE)
+
+
 def free_port(host: str = HOST) -> int:
-    """Return a TCP port that was free on `host` a moment ago (bind port 0, read it, close)."""
+    """Return a TCP port that was free on `host` a moment ago (bound and closed), from this worker's band."""
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    band = _port_band()
+    if not _next_port:
+        _next_port.append(band.start + os.getpid() % len(band))
+    for _ in range(len(band)):
+        port = _next_port[0]
+        _next_port[0] = band.start + (port + 1 - band.start) % len(band)
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f'no free port in {band.start}-{band.stop - 1} on {host}')
 
 
 def server_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -83,10 +83,20 @@ def serve(extra: list[str]) -> None:
     os.execv(str(PYTHON), [str(PYTHON), '-m', 'granian', *args])
 
 
+def parallel(extra: list[str]) -> list[str]:
+    """pytest-xdist arguments for `extra`: one test process per core (at most 4), each taking whole
+    files, so a module's server fixture starts once. Most tests wait on servers and sockets, so two
+    processes halve the run even on two cores. `-n` in `extra` (`-n 0`: one process) overrides it."""
+    if any(arg == '-n' or arg.startswith(('-n', '--numprocesses')) for arg in extra):
+        return extra
+    jobs = max(2, min(os.cpu_count() or 1, 4))
+    return ['-n', str(jobs), '--dist', 'loadfile', *extra]
+
+
 def test(extra: list[str]) -> None:
     """Run the Rust unit tests, then the Python test suite against the built packages."""
     run('cargo', 'test', '--quiet', '--workspace')
-    run(PYTHON, '-m', 'pytest', *extra)
+    run(PYTHON, '-m', 'pytest', *parallel(extra))
 
 
 def test_python(version: str, extra: list[str]) -> None:
@@ -101,7 +111,7 @@ def test_python(version: str, extra: list[str]) -> None:
         print(f'*** test-python {version} SKIPPED: {message}', flush=True)
         return
     python = build(ROOT / f'.venv-{version}', interpreter, groups=('build', 'test'))
-    run(python, '-m', 'pytest', *extra)
+    run(python, '-m', 'pytest', *parallel(extra))
 
 
 def main() -> None:
