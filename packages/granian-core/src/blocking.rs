@@ -10,7 +10,9 @@
 //! it is never joined by threads that would only fight it for the GIL. Threads idle for
 //! `idle_timeout` exit, down to one.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -19,31 +21,59 @@ use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::errands::{Errand, Errands, TokioWork};
 use crate::http::ResponseIntent;
 use crate::metrics::{Field, WorkerMetrics};
-use crate::pyloop::{Chores, Errand, Errands};
+use crate::pyloop::Chores;
 
 /// How long queued work may see no progress before the pool adds a thread.
 pub const STALL: Duration = Duration::from_millis(2);
 
-/// Responses produced by one thread, handed to tokio in a batch (one task per runtime).
-#[derive(Default)]
+thread_local! {
+    /// This thread's responses not yet handed to tokio (empty on threads outside the pool).
+    static HELD: RefCell<Errands> = RefCell::new(Errands::default());
+}
+
+/// The responses a pool thread produces, handed to tokio in a batch (one task per runtime). Only
+/// the pool makes one, and hands it to each job: holding it means running on a pool thread, which
+/// flushes what it holds before it waits for work.
 pub struct Deliveries {
-    pending: Errands,
+    _pool_thread_only: PhantomData<*const ()>,
 }
 
 impl Deliveries {
     /// Queues the response for the request waiting on `runtime`.
     pub fn push(&mut self, runtime: &Handle, responder: oneshot::Sender<ResponseIntent>, intent: ResponseIntent) {
-        self.pending.push(runtime, Errand::Deliver(responder, intent));
+        HELD.with_borrow_mut(|held| held.push(runtime, Errand::Deliver(responder, intent)));
     }
 
-    /// Sends everything queued (before the thread blocks, or a streamed body starts).
+    /// Sends everything queued (before the thread waits, or a streamed body starts).
     pub fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            self.pending.flush();
-        }
+        HELD.with_borrow_mut(|held| {
+            if !held.is_empty() {
+                held.flush();
+            }
+        });
     }
+
+    fn held(&self) -> usize {
+        HELD.with_borrow(Errands::len)
+    }
+}
+
+/// Runs `work` on `runtime` for a thread that is about to wait for its outcome (a request body
+/// read): the responses this thread holds go in the same hand-over, one wake-up for both, and
+/// none of them waits behind the read.
+pub fn run_before_waiting(runtime: &Handle, work: TokioWork) {
+    HELD.with(|held| match held.try_borrow_mut() {
+        Ok(mut held) => {
+            held.push(runtime, Errand::Run(work));
+            held.flush();
+        }
+        // Reached from Python code run while the queue is being handed over (an object's
+        // finalizer reading a request body): the held responses are on their way already.
+        Err(_) => drop(runtime.spawn(work)),
+    });
 }
 
 /// Work for a pool thread: runs with the GIL held.
@@ -130,7 +160,7 @@ impl Shared {
 
 fn run_thread(shared: Arc<Shared>) {
     Python::attach(|py| {
-        let mut deliveries = Deliveries::default();
+        let mut deliveries = Deliveries { _pool_thread_only: PhantomData };
         loop {
             let next = shared.take(&mut shared.lock());
             let job = match next {
@@ -155,7 +185,7 @@ fn run_thread(shared: Arc<Shared>) {
             if let (Some(metrics), Some(busy)) = (&shared.metrics, busy) {
                 metrics.add_duration(Field::BlockingBusyMicros, busy.elapsed());
             }
-            if deliveries.pending.len() >= DELIVERY_BATCH {
+            if deliveries.held() >= DELIVERY_BATCH {
                 deliveries.flush();
                 shared.chores.run(py);
             }

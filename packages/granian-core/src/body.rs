@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 
+use crate::errands::TokioWork;
 use crate::errors::CoreError;
 use crate::pyloop::{PyLoop, Settle};
 
@@ -80,8 +81,7 @@ impl LimitedBody {
         if !small || self.prefetched.is_some() || self.body.is_end_stream() {
             return;
         }
-        let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Ready(polled) = self.poll_incoming(&mut cx) {
+        if let Poll::Ready(polled) = poll_now(self) {
             self.prefetched = Some(polled);
         }
     }
@@ -289,8 +289,9 @@ impl RequestBody {
         pyloop.spawn_awaitable(py, runtime, work, settle)
     }
 
-    /// The next chunk, waiting for it on this (non-tokio) thread with the GIL released.
-    pub fn next_chunk_blocking(&self, py: Python<'_>, runtime: &Handle) -> Result<Chunk, CoreError> {
+    /// The next chunk, waiting for it on this (non-tokio) thread with the GIL released. When it is
+    /// not there yet, `run` hands the read to the body's runtime.
+    pub fn next_chunk_blocking(&self, py: Python<'_>, run: impl FnOnce(TokioWork)) -> Result<Chunk, CoreError> {
         let end = Chunk { data: None, more: false };
         let Some(mut body) = self.take()? else {
             self.put_back(None);
@@ -321,7 +322,7 @@ impl RequestBody {
             }
         }
         let (done, result) = tokio::sync::oneshot::channel();
-        runtime.spawn(async move {
+        run(Box::pin(async move {
             let next = loop {
                 match body.frame().await {
                     Some(Ok(frame)) => {
@@ -334,7 +335,7 @@ impl RequestBody {
                 }
             };
             let _ = done.send((body, next));
-        });
+        }));
         let received = py.detach(|| result.blocking_recv());
         let Ok((body, next)) = received else {
             self.put_back(None);

@@ -9,6 +9,7 @@ mod asgi;
 mod blocking;
 mod body;
 mod dispatch;
+mod errands;
 mod errors;
 mod http;
 mod loopwatch;

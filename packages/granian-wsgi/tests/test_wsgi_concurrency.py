@@ -7,6 +7,7 @@ handed to Python at once.
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 import uuid
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests_support.rawhttp import connect, read_response
+from tests_support.rawhttp import connect, get_request, read_response
 from tests_support.waiting import wait_until
 
 LONG_STREAMS = 3
@@ -116,3 +117,29 @@ def test_blocking_threads_and_backpressure_bound_concurrency(bounded_server):
 def test_more_blocking_threads_run_more_requests_at_once(wide_server):
     peak = peak_concurrency(wide_server, 6)
     assert peak > 2, f'with --blocking-threads 8, only {peak} of 6 sleeping requests ran at once'
+
+
+@pytest.fixture(scope='module')
+def single_thread_server(start_wsgi_app):
+    return start_wsgi_app('--blocking-threads', '1')
+
+
+def test_answered_requests_do_not_wait_behind_a_body_that_has_not_arrived(single_thread_server):
+    # A blocking thread that finds more work queued runs it before handing the responses it made to tokio (they
+    # go in batches). When the next request's app waits for a body that has not arrived, the responses it holds
+    # must leave first: a client that is slow to send its body must not hold up other clients' answers.
+    port = single_thread_server.port
+    with connect(port, timeout=15) as busy, connect(port, timeout=15) as answered, connect(port, timeout=15) as upload:
+        busy.sendall(get_request('/sleep?seconds=1.5&group=held-batch'))
+        time.sleep(0.3)  # the only thread is in /sleep; the next two requests queue behind it, in this order
+        answered.sendall(get_request('/hello'))
+        time.sleep(0.3)
+        upload.sendall(b'POST /digest HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n')
+        # The thread finishes /sleep, answers /hello, then waits in /digest for a body still unsent.
+        for sock, body in ((busy, b'slept'), (answered, b'hello')):
+            response = read_response(sock.makefile('rb'))
+            assert (response.status, response.body) == (200, body)
+        upload.sendall(b'12345')
+        response = read_response(upload.makefile('rb'))
+    assert response.status == 200
+    assert json.loads(response.body)['length'] == 5

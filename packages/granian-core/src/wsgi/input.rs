@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use tokio::runtime::Handle;
 
+use crate::blocking;
 use crate::body::{LimitedBody, RequestBody};
 use crate::errors::CoreError;
 
@@ -49,7 +50,10 @@ impl WsgiInput {
         if buffered.ended {
             return Ok(false);
         }
-        let chunk = self.body.next_chunk_blocking(py, &self.runtime).map_err(io_error)?;
+        let chunk = self
+            .body
+            .next_chunk_blocking(py, |read| blocking::run_before_waiting(&self.runtime, read))
+            .map_err(io_error)?;
         match chunk.data {
             Some(data) => buffered.data.extend_from_slice(&data),
             None => buffered.ended = true,
