@@ -54,6 +54,20 @@ def test_within_the_threshold_is_not_flagged_and_beyond_it_is():
     assert flagged['measure'] == 'req/s' and flagged['change'] == -0.06
 
 
+def test_a_drop_inside_the_runs_own_scatter_is_not_flagged():
+    before = _results(_run('ours', 100_000), _run('granian-2.8.1', 80_000))  # ratio 1.25
+    rounds = [(84_000, 80_000), (90_000, 80_000), (130_000, 100_000)]  # paired ratios 1.05, 1.125, 1.30
+    ours = _run('ours', 90_000, repeats=[{'rps': mine} for mine, _ in rounds])
+    theirs = _run('granian-2.8.1', 80_000, repeats=[{'rps': base} for _, base in rounds])
+    assert compare.regressions(before, _results(ours, theirs)) == []
+    # Every round below the previous ratio: flagged even though one round came close.
+    rounds = [(84_000, 80_000), (90_000, 80_000), (98_000, 80_000)]
+    ours = _run('ours', 90_000, repeats=[{'rps': mine} for mine, _ in rounds])
+    theirs = _run('granian-2.8.1', 80_000, repeats=[{'rps': base} for _, base in rounds])
+    [flagged] = compare.regressions(before, _results(ours, theirs))
+    assert flagged['now'] == 1.125
+
+
 def test_client_bound_cells_compare_server_cpu_throughput():
     cell = {'scenario': 'https-handshake'}
     before = _results(_run('ours', 1_000, rps_per_cpu=5_000, **cell))
