@@ -143,3 +143,25 @@ def test_answered_requests_do_not_wait_behind_a_body_that_has_not_arrived(single
         response = read_response(upload.makefile('rb'))
     assert response.status == 200
     assert json.loads(response.body)['length'] == 5
+
+
+def test_answered_requests_do_not_wait_behind_a_slow_app(single_thread_server):
+    # Same batching, but the next app takes long (a sleep standing for a database query): the responses the
+    # thread holds are handed over while it runs, not after.
+    port = single_thread_server.port
+    with connect(port, timeout=15) as busy, connect(port, timeout=15) as answered, connect(port, timeout=15) as slow:
+        busy.sendall(get_request('/sleep?seconds=1&group=held-slow'))
+        time.sleep(0.3)
+        answered.sendall(get_request('/hello'))
+        time.sleep(0.3)
+        slow.sendall(get_request('/sleep?seconds=4&group=held-slow'))
+        for sock, body in ((busy, b'slept'), (answered, b'hello')):
+            response = read_response(sock.makefile('rb'))
+            assert (response.status, response.body) == (200, body)
+        # Both arrived while the thread is still in the 4 s sleep, which has not answered yet.
+        slow.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            slow.recv(1)
+        slow.setblocking(True)
+        response = read_response(slow.makefile('rb'))
+    assert (response.status, response.body) == (200, b'slept')

@@ -17,7 +17,7 @@ use pyo3::types::{PyList, PyString, PyTuple};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::blocking::Deliveries;
+use crate::blocking::{self, Deliveries};
 use crate::errors::ClientDisconnected;
 use crate::http::{error_response, response, stream_body, ResponseBody, ResponseIntent, StreamSender};
 
@@ -156,9 +156,12 @@ fn send_chunk(py: Python<'_>, stream: &StreamSender, chunk: Bytes) -> PyResult<(
     }
     match stream.try_send(chunk) {
         Ok(()) => Ok(()),
-        Err(mpsc::error::TrySendError::Full(chunk)) => py
-            .detach(|| stream.blocking_send(chunk))
-            .map_err(|_| ClientDisconnected::new_err("the client disconnected")),
+        Err(mpsc::error::TrySendError::Full(chunk)) => {
+            // Other requests' responses this thread holds must not wait on this client.
+            blocking::flush_before_waiting();
+            py.detach(|| stream.blocking_send(chunk))
+                .map_err(|_| ClientDisconnected::new_err("the client disconnected"))
+        }
         Err(mpsc::error::TrySendError::Closed(_)) => Err(ClientDisconnected::new_err("the client disconnected")),
     }
 }

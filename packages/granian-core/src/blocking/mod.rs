@@ -2,7 +2,8 @@
 //!
 //! Each thread keeps one Python thread state for its life and holds the GIL while it has work:
 //! consecutive requests cost no GIL hand-over, and the responses of a run of requests are handed to
-//! tokio together. The GIL is released while a thread waits for work or for the network.
+//! tokio together, never held longer than about a millisecond behind another app ([`held`]). The
+//! GIL is released while a thread waits for work or for the network.
 //!
 //! The pool grows on demand, up to `max_threads`, but only when work stalls: a request that waits
 //! while no thread took any work for [`STALL`] means every thread is blocked (in I/O, a sleep, a
@@ -10,71 +11,24 @@
 //! it is never joined by threads that would only fight it for the GIL. Threads idle for
 //! `idle_timeout` exit, down to one.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 
-use crate::errands::{Errand, Errands, TokioWork};
-use crate::http::ResponseIntent;
+mod held;
+
+pub use held::{flush_before_waiting, run_before_waiting, Deliveries};
+
+use held::{Holders, BATCH};
+
 use crate::metrics::{Field, WorkerMetrics};
 use crate::pyloop::Chores;
 
 /// How long queued work may see no progress before the pool adds a thread.
 pub const STALL: Duration = Duration::from_millis(2);
-
-thread_local! {
-    /// This thread's responses not yet handed to tokio (empty on threads outside the pool).
-    static HELD: RefCell<Errands> = RefCell::new(Errands::default());
-}
-
-/// The responses a pool thread produces, handed to tokio in a batch (one task per runtime). Only
-/// the pool makes one, and hands it to each job: holding it means running on a pool thread, which
-/// flushes what it holds before it waits for work.
-pub struct Deliveries {
-    _pool_thread_only: PhantomData<*const ()>,
-}
-
-impl Deliveries {
-    /// Queues the response for the request waiting on `runtime`.
-    pub fn push(&mut self, runtime: &Handle, responder: oneshot::Sender<ResponseIntent>, intent: ResponseIntent) {
-        HELD.with_borrow_mut(|held| held.push(runtime, Errand::Deliver(responder, intent)));
-    }
-
-    /// Sends everything queued (before the thread waits, or a streamed body starts).
-    pub fn flush(&mut self) {
-        HELD.with_borrow_mut(|held| {
-            if !held.is_empty() {
-                held.flush();
-            }
-        });
-    }
-
-    fn held(&self) -> usize {
-        HELD.with_borrow(Errands::len)
-    }
-}
-
-/// Runs `work` on `runtime` for a thread that is about to wait for its outcome (a request body
-/// read): the responses this thread holds go in the same hand-over, one wake-up for both, and
-/// none of them waits behind the read.
-pub fn run_before_waiting(runtime: &Handle, work: TokioWork) {
-    HELD.with(|held| match held.try_borrow_mut() {
-        Ok(mut held) => {
-            held.push(runtime, Errand::Run(work));
-            held.flush();
-        }
-        // Reached from Python code run while the queue is being handed over (an object's
-        // finalizer reading a request body): the held responses are on their way already.
-        Err(_) => drop(runtime.spawn(work)),
-    });
-}
 
 /// Work for a pool thread: runs with the GIL held.
 pub type BlockingJob = Box<dyn FnOnce(Python<'_>, &mut Deliveries) + Send>;
@@ -97,6 +51,8 @@ struct Shared {
     wake_scheduled: AtomicBool,
     /// Done after each run of requests, while the thread still holds the GIL.
     chores: Arc<Chores>,
+    /// The threads' batches of responses.
+    holders: Arc<Holders>,
     metrics: Option<WorkerMetrics>,
 }
 
@@ -105,9 +61,6 @@ struct Shared {
 pub struct BlockingPool {
     shared: Arc<Shared>,
 }
-
-/// Most responses a thread holds back before handing them to tokio.
-const DELIVERY_BATCH: usize = 16;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
@@ -160,7 +113,7 @@ impl Shared {
 
 fn run_thread(shared: Arc<Shared>) {
     Python::attach(|py| {
-        let mut deliveries = Deliveries { _pool_thread_only: PhantomData };
+        let mut deliveries = shared.holders.join();
         loop {
             let next = shared.take(&mut shared.lock());
             let job = match next {
@@ -185,7 +138,7 @@ fn run_thread(shared: Arc<Shared>) {
             if let (Some(metrics), Some(busy)) = (&shared.metrics, busy) {
                 metrics.add_duration(Field::BlockingBusyMicros, busy.elapsed());
             }
-            if deliveries.held() >= DELIVERY_BATCH {
+            if deliveries.len() >= BATCH {
                 deliveries.flush();
                 shared.chores.run(py);
             }
@@ -211,6 +164,7 @@ impl BlockingPool {
                 stall_check_running: AtomicBool::new(false),
                 wake_scheduled: AtomicBool::new(false),
                 chores,
+                holders: Holders::new(),
                 metrics,
             }),
         }
@@ -238,7 +192,12 @@ impl BlockingPool {
         } else if state.threads < self.shared.max_threads {
             drop(state);
             self.watch_for_stall();
+        } else {
+            drop(state);
         }
+        // The thread that takes this job may hold other requests' responses while it runs it.
+        let shared = self.shared.clone();
+        self.shared.holders.watch(move || !shared.lock().queue.is_empty());
     }
 
     /// Wakes an idle thread from a task queued behind the runnable ones, so the requests read in
