@@ -77,7 +77,7 @@ FULL = Plan(
     peer_matrix={64: ('get-10b', 'pipe-get-10b', 'get-10k', 'echo-1k', 'h2-get-1k')},
     memory_requests=1_000_000,
     memory_warmup_requests=20_000,
-    budget_seconds=19 * 60,
+    budget_seconds=28 * 60,
 )
 
 QUICK = Plan(

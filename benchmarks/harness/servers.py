@@ -39,6 +39,8 @@ OURS = 'ours'
 BASELINE = 'granian-2.8.1'
 #: Ours built from another commit, for A/B runs.
 REF = 'ours-ref'
+#: The one other peer with a target: WSGI over HTTP/1.1 should reach its figure.
+TARGET_PEER = 'bjoern'
 
 
 def _granian(interface: str, port: int) -> list[str]:
