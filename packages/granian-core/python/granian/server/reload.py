@@ -36,6 +36,11 @@ def check_pattern(value: str) -> str:
     return value
 
 
+#: How long watchfiles waits for a change before returning empty-handed; the first such return
+#: shows that the watch is in place.
+READY_PROBE_MS = 200
+
+
 class Reloader:
     """Watches the files of `settings` and calls `on_change(paths)` for each batch of changes."""
 
@@ -54,8 +59,7 @@ class Reloader:
         self._thread = threading.Thread(target=self._watch, name='granian-reload', daemon=True)
 
     def start(self) -> None:
-        """Start watching."""
-        logger.info('Watching %s for changes', ', '.join(self.paths))
+        """Start watching; 'Watching ...' is logged once the watch is in place."""
         self._thread.start()
 
     def stop(self) -> None:
@@ -70,6 +74,15 @@ class Reloader:
             step=self.tick_ms,
             stop_event=self._stop,
             raise_interrupt=False,
+            rust_timeout=READY_PROBE_MS,
+            yield_on_timeout=True,
         )
+        announced = False
         for batch in changes:
-            self.on_change(sorted({path for _, path in batch}))
+            # The first empty batch (a timeout) tells that the watch is set up: a change made after
+            # the 'Watching' line is seen, one made before it may not be.
+            if not announced:
+                announced = True
+                logger.info('Watching %s for changes', ', '.join(self.paths))
+            if batch:
+                self.on_change(sorted({path for _, path in batch}))
