@@ -4,12 +4,12 @@
 //! run of requests costs one tokio wake-up per batch (of up to [`BATCH`]) instead of one per
 //! response. What it holds must not wait on the next app, though: the thread hands its batch over
 //! before it waits for work, for a request body or for a slow reader of a streamed response, and
-//! a courier task on the runtime takes over a batch held longer than [`HOLD_MAX`] (the app the
-//! thread runs meanwhile sleeps, queries a database or computes).
+//! the pool's watcher task on the runtime takes over a batch held longer than [`HOLD_MAX`] (the app
+//! the thread runs meanwhile sleeps, queries a database or computes).
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::http::ResponseIntent;
 pub const BATCH: usize = 16;
 
 /// Longest a finished response waits in a batch while its thread runs another app (plus up to one
-/// courier period).
+/// watcher period).
 pub const HOLD_MAX: Duration = Duration::from_millis(1);
 
 thread_local! {
@@ -69,16 +69,15 @@ impl Held {
     }
 }
 
-/// The batches of one pool's threads, and the courier that hands over those held too long.
+/// The batches of one pool's threads; the pool's watcher hands over those held too long.
 pub struct Holders {
     epoch: Instant,
     threads: Mutex<Vec<Arc<Held>>>,
-    courier_running: AtomicBool,
 }
 
 impl Holders {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self { epoch: Instant::now(), threads: Mutex::default(), courier_running: AtomicBool::new(false) })
+        Arc::new(Self { epoch: Instant::now(), threads: Mutex::default() })
     }
 
     fn now(&self) -> u64 {
@@ -93,39 +92,13 @@ impl Holders {
         Deliveries { held, holders: self.clone(), len: 0, _pool_thread_only: PhantomData }
     }
 
-    /// Makes sure the courier runs while `work_queued` says a thread may yet hold responses behind
-    /// an app. Called from a runtime thread whenever work is queued (costs an atomic operation while
-    /// the courier runs, one local task spawn when it does not).
-    pub fn watch(self: &Arc<Self>, work_queued: impl Fn() -> bool + Send + 'static) {
-        if self.courier_running.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let Ok(runtime) = Handle::try_current() else {
-            self.courier_running.store(false, Ordering::SeqCst);
-            return;
-        };
-        let holders = self.clone();
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(HOLD_MAX).await;
-                if holders.deliver_overdue() || work_queued() {
-                    continue;
-                }
-                holders.courier_running.store(false, Ordering::SeqCst);
-                // Work queued or a response held between the check and the store went unwatched.
-                if !(holders.holding() || work_queued()) || holders.courier_running.swap(true, Ordering::SeqCst) {
-                    return;
-                }
-            }
-        });
-    }
-
-    fn holding(&self) -> bool {
+    /// True when some thread holds responses.
+    pub(super) fn holding(&self) -> bool {
         lock(&self.threads).iter().any(|held| held.since.load(Ordering::Acquire) != 0)
     }
 
     /// Hands over every batch held longer than [`HOLD_MAX`]; true when some thread holds responses.
-    fn deliver_overdue(&self) -> bool {
+    pub(super) fn deliver_overdue(&self) -> bool {
         let now = self.now();
         let limit = HOLD_MAX.as_micros() as u64;
         let mut holding = false;
@@ -151,7 +124,7 @@ impl Holders {
 pub struct Deliveries {
     held: Arc<Held>,
     holders: Arc<Holders>,
-    /// Responses queued since this thread's last hand-over (the courier may have taken them since).
+    /// Responses queued since this thread's last hand-over (the watcher may have taken them since).
     len: usize,
     _pool_thread_only: PhantomData<*const ()>,
 }

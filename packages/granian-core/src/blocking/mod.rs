@@ -10,6 +10,10 @@
 //! long streaming response), and a new thread helps. A busy CPU-bound thread keeps taking work, so
 //! it is never joined by threads that would only fight it for the GIL. Threads idle for
 //! `idle_timeout` exit, down to one.
+//!
+//! One watcher task per pool does both periodic checks on the runtime: it runs every [`HOLD_MAX`]
+//! while work is queued or a thread holds responses, hands over batches held too long and adds a
+//! thread when the queue stalls, and stops when there is nothing left to watch.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +26,7 @@ mod held;
 
 pub use held::{flush_before_waiting, run_before_waiting, Deliveries};
 
-use held::{Holders, BATCH};
+use held::{Holders, BATCH, HOLD_MAX};
 
 use crate::metrics::{Field, WorkerMetrics};
 use crate::pyloop::Chores;
@@ -45,15 +49,21 @@ struct Shared {
     work_ready: Condvar,
     max_threads: usize,
     idle_timeout: Duration,
-    /// Jobs taken so far: the stall check watches it move.
+    /// Jobs taken so far: the watcher checks that it moves.
     taken: AtomicU64,
-    stall_check_running: AtomicBool,
+    watcher_running: AtomicBool,
     wake_scheduled: AtomicBool,
     /// Done after each run of requests, while the thread still holds the GIL.
     chores: Arc<Chores>,
     /// The threads' batches of responses.
     holders: Arc<Holders>,
     metrics: Option<WorkerMetrics>,
+}
+
+/// The pool's job count as last seen by the watcher, and when it last moved.
+struct Progress {
+    taken: u64,
+    at: Instant,
 }
 
 /// The blocking thread pool of one worker.
@@ -161,7 +171,7 @@ impl BlockingPool {
                 max_threads: max_threads.max(1),
                 idle_timeout,
                 taken: AtomicU64::new(0),
-                stall_check_running: AtomicBool::new(false),
+                watcher_running: AtomicBool::new(false),
                 wake_scheduled: AtomicBool::new(false),
                 chores,
                 holders: Holders::new(),
@@ -189,15 +199,11 @@ impl BlockingPool {
             self.wake_idle_thread();
         } else if state.threads == 0 {
             self.spawn_thread(&mut state);
-        } else if state.threads < self.shared.max_threads {
-            drop(state);
-            self.watch_for_stall();
         } else {
             drop(state);
         }
-        // The thread that takes this job may hold other requests' responses while it runs it.
-        let shared = self.shared.clone();
-        self.shared.holders.watch(move || !shared.lock().queue.is_empty());
+        // Until a thread takes it, and while that thread holds other requests' responses.
+        self.watch();
     }
 
     /// Wakes an idle thread from a task queued behind the runnable ones, so the requests read in
@@ -217,34 +223,53 @@ impl BlockingPool {
         }
     }
 
-    /// While work is queued, add a thread whenever no job was taken for [`STALL`].
-    fn watch_for_stall(&self) {
-        if self.shared.stall_check_running.swap(true, Ordering::AcqRel) {
+    /// Makes sure the watcher runs (an atomic operation while it does, one local task spawn when
+    /// it does not).
+    fn watch(&self) {
+        if self.shared.watcher_running.swap(true, Ordering::SeqCst) {
             return;
         }
-        let pool = self.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            pool.shared.stall_check_running.store(false, Ordering::Release);
+            self.shared.watcher_running.store(false, Ordering::SeqCst);
             return;
         };
+        let pool = self.clone();
         runtime.spawn(async move {
+            let mut progress = Progress { taken: pool.shared.taken.load(Ordering::Relaxed), at: Instant::now() };
             loop {
-                let before = pool.shared.taken.load(Ordering::Relaxed);
-                tokio::time::sleep(STALL).await;
-                let mut state = pool.shared.lock();
-                if state.queue.is_empty() || state.closed {
-                    pool.shared.stall_check_running.store(false, Ordering::Release);
-                    return;
+                tokio::time::sleep(HOLD_MAX).await;
+                let holding = pool.shared.holders.deliver_overdue();
+                if pool.check_progress(&mut progress) || holding {
+                    continue;
                 }
-                if pool.shared.taken.load(Ordering::Relaxed) == before {
-                    if state.idle > 0 {
-                        pool.shared.work_ready.notify_one();
-                    } else if state.threads < pool.shared.max_threads {
-                        pool.spawn_thread(&mut state);
-                    }
+                pool.shared.watcher_running.store(false, Ordering::SeqCst);
+                // Work queued or a response held between the checks and the store went unwatched.
+                let missed = pool.shared.holders.holding() || !pool.shared.lock().queue.is_empty();
+                if !missed || pool.shared.watcher_running.swap(true, Ordering::SeqCst) {
+                    return;
                 }
             }
         });
+    }
+
+    /// True while work is queued; adds a thread (or wakes an idle one) when no job was taken for
+    /// [`STALL`].
+    fn check_progress(&self, last: &mut Progress) -> bool {
+        let taken = self.shared.taken.load(Ordering::Relaxed);
+        let mut state = self.shared.lock();
+        if state.queue.is_empty() || taken != last.taken {
+            *last = Progress { taken, at: Instant::now() };
+            return !state.queue.is_empty();
+        }
+        if last.at.elapsed() >= STALL {
+            last.at = Instant::now();
+            if state.idle > 0 {
+                self.shared.work_ready.notify_one();
+            } else if state.threads < self.shared.max_threads && !state.closed {
+                self.spawn_thread(&mut state);
+            }
+        }
+        true
     }
 
     /// Lets the threads exit once the queue is empty.
