@@ -8,6 +8,7 @@ mod accesslog;
 mod asgi;
 mod blocking;
 mod body;
+mod coalesce;
 mod dispatch;
 mod errands;
 mod errors;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accesslog::{automatic_response_status, AccessFormat, AccessLog, Record};
+use crate::coalesce::{Coalesced, WriteBatch};
 use crate::http::{
     body_too_large, connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode,
     ResponseBody,
@@ -341,14 +342,15 @@ async fn serve_connection<D: Dispatcher, S: SendfileTarget>(accepted: Accepted<S
             let info = ConnectionInfo::new(local, peer, None, ledger.clone(), engine.context.clone());
             let exchanges = Arc::new(Exchanges::default());
             let stream = engine.checked(SendfileStream::new(stream, ledger), &exchanges);
-            serve_http(stream, info, engine, exchanges).await;
+            serve_http(stream, false, info, engine, exchanges).await;
         }
         Some(tls) => match tls.handshake(stream).await {
             Ok((stream, facts)) => {
                 let info = ConnectionInfo::new(local, peer, Some(facts), None, engine.context.clone());
                 let exchanges = Arc::new(Exchanges::default());
+                let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let stream = engine.checked(stream, &exchanges);
-                serve_http(stream, info, engine, exchanges).await;
+                serve_http(stream, http2, info, engine, exchanges).await;
             }
             // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.
             Err(reason) => {
@@ -366,8 +368,14 @@ async fn serve_connection<D: Dispatcher, S: SendfileTarget>(accepted: Accepted<S
     }
 }
 
-async fn serve_http<D, S>(stream: S, info: ConnectionInfo, engine: Arc<Engine<D>>, exchanges: Arc<Exchanges>)
-where
+/// Serves HTTP on `stream`; `http2` when the connection is known to speak HTTP/2 (negotiated by TLS).
+async fn serve_http<D, S>(
+    stream: S,
+    http2: bool,
+    info: ConnectionInfo,
+    engine: Arc<Engine<D>>,
+    exchanges: Arc<Exchanges>,
+) where
     D: Dispatcher,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -403,21 +411,24 @@ where
             }
         })
     };
+    let (stream, writes) = Coalesced::new(stream, http2 || engine.http_mode == HttpMode::Http2);
     let io = TokioIo::new(stream);
     // hyper-util's auto connection with upgrades ignores an HTTP/1-only or HTTP/2-only choice, so
     // those modes use hyper's own connections (HTTP/2 extended CONNECT needs no upgrade support).
     let failure = match engine.http_mode {
         HttpMode::Auto => {
             let connection = pin!(engine.builder.serve_connection_with_upgrades(io, service));
-            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await.and_then(Result::err)
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info, &writes).await.and_then(Result::err)
         }
         HttpMode::Http1 => {
             let connection = pin!(engine.http1.serve_connection(io, service).with_upgrades());
-            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await.and_then(|r| r.err().map(Into::into))
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info, &writes)
+                .await
+                .and_then(|r| r.err().map(Into::into))
         }
         HttpMode::Http2 => {
             let connection = pin!(engine.builder.serve_connection(io, service));
-            drive(connection, |c| c.graceful_shutdown(), &engine, &info).await.and_then(Result::err)
+            drive(connection, |c| c.graceful_shutdown(), &engine, &info, &writes).await.and_then(Result::err)
         }
     };
     info.closed.cancel();
@@ -500,18 +511,27 @@ fn begin_record<D: Dispatcher>(
 
 /// Serves a connection until it ends; on shutdown, lets its in-flight requests finish first.
 /// Returns how the connection ended, or None when the drain timeout closed it.
-async fn drive<C: Future, D: Dispatcher>(
+async fn drive<C: Future, D: Dispatcher, T: AsyncWrite + Unpin>(
     mut connection: Pin<&mut C>,
     graceful_shutdown: impl FnOnce(Pin<&mut C>),
     engine: &Engine<D>,
     info: &ConnectionInfo,
+    writes: &WriteBatch<T>,
 ) -> Option<C::Output> {
+    // Every poll of the connection goes through `writes`: an HTTP/2 connection's writes made
+    // during one poll leave together.
+    fn batched<'a, C: Future, T: AsyncWrite + Unpin>(
+        mut connection: Pin<&'a mut C>,
+        writes: &'a WriteBatch<T>,
+    ) -> impl Future<Output = C::Output> + 'a {
+        std::future::poll_fn(move |cx| writes.around(cx, |cx| connection.as_mut().poll(cx)))
+    }
     tokio::select! {
-        ended = connection.as_mut() => Some(ended),
+        ended = batched(connection.as_mut(), writes) => Some(ended),
         _ = engine.shutdown.cancelled() => {
             if !info.first_request.load(Ordering::Acquire) {
                 tokio::select! {
-                    ended = connection.as_mut() => return Some(ended),
+                    ended = batched(connection.as_mut(), writes) => return Some(ended),
                     _ = info.first_request_arrived.notified() => {}
                     _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
                 }
@@ -519,7 +539,7 @@ async fn drive<C: Future, D: Dispatcher>(
             graceful_shutdown(connection.as_mut());
             // Dropping the connection at the drain timeout closes its socket.
             tokio::select! {
-                ended = connection => Some(ended),
+                ended = batched(connection, writes) => Some(ended),
                 _ = engine.abort.cancelled() => None,
             }
         }
