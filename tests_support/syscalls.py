@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # typing.Self is Python >= 3.11; annotations are not evaluate
     from typing import Self
 
 ATTACH_TIMEOUT = 10.0
+#: How long the trace log must stay unchanged before strace is stopped, and the most to wait for that.
+SETTLE_QUIET = 0.25
+SETTLE_TIMEOUT = 3.0
 
 
 class SyscallTrace:
@@ -52,6 +55,7 @@ class SyscallTrace:
 
     def __exit__(self, *exc_info: object) -> None:
         assert self._proc is not None
+        self._settle()
         self._proc.send_signal(signal.SIGINT)
         try:
             self._proc.communicate(timeout=10)
@@ -60,6 +64,19 @@ class SyscallTrace:
             self._proc.communicate()
         self.results = _results(self._log.read_text(), self.names)
         self._directory.cleanup()
+
+    def _settle(self) -> None:
+        """Waits until strace's log stops growing: a call the client has already seen the effect of
+        (bytes a sendfile sent) is logged only when strace handles its exit, which lags on a busy
+        machine, and an interrupt before that loses it."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        size = -1
+        while time.monotonic() < deadline:
+            current = self._log.stat().st_size if self._log.exists() else 0
+            if current == size:
+                return
+            size = current
+            time.sleep(SETTLE_QUIET)
 
 
 def _results(trace: str, names: tuple[str, ...]) -> list[int]:

@@ -13,9 +13,9 @@
 //! bodies are never copied and the buffer never grows past [`CAP`].
 //!
 //! Outside such a poll (HTTP/1 connections, the TLS handshake, a stream handed to an upgrade)
-//! writes pass straight through, after whatever is still buffered. A connection is HTTP/2 when TLS
-//! negotiated `h2`, when the server speaks only HTTP/2, or when the client's first bytes are the
-//! HTTP/2 preface.
+//! writes pass straight through, after whatever is still buffered. A connection batches when the
+//! client's first bytes are the HTTP/2 preface (also after TLS negotiated `h2`: a client may still
+//! speak HTTP/1 there, and an HTTP/1 upgrade must not leave its `101` in a buffer).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -29,6 +29,9 @@ pub const CAP: usize = 64 * 1024;
 
 /// Writes larger than this are not copied: they go out at once, after what is buffered.
 pub const COPY_MAX: usize = 8 * 1024;
+
+/// Capacity a drained buffer may keep: an idle connection holds no more than this.
+const KEEP: usize = 8 * 1024;
 
 /// The start of the HTTP/2 connection preface: an HTTP/1 request cannot begin with it.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0";
@@ -63,6 +66,18 @@ impl<T: AsyncWrite + Unpin> Inner<T> {
         }
     }
 
+    /// After a poll's drain: drops what was sent from the front, so the allocation stays within the
+    /// cap while a slow reader drains it, and frees a large buffer once it is empty.
+    fn compact(&mut self) {
+        if self.sent > 0 {
+            self.pending.drain(..self.sent);
+            self.sent = 0;
+        }
+        if self.pending.is_empty() && self.pending.capacity() > KEEP {
+            self.pending = Vec::new();
+        }
+    }
+
     /// Writes what is buffered together with `bufs`; returns how many bytes of `bufs` went.
     fn poll_write_after_buffered(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         while self.buffered() > 0 {
@@ -93,8 +108,9 @@ impl<T: AsyncWrite + Unpin> Inner<T> {
             }
             self.consume(written);
         }
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
         self.flush_owed = false;
-        Pin::new(&mut self.io).poll_flush(cx)
+        Poll::Ready(Ok(()))
     }
 
     fn check_failed(&mut self) -> io::Result<()> {
@@ -116,15 +132,14 @@ fn lock<T>(inner: &Mutex<Inner<T>>) -> MutexGuard<'_, Inner<T>> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Coalesced<T> {
-    /// Wraps `io`; `http2` when the connection is known to speak HTTP/2 (TLS negotiated `h2`, or
-    /// the server speaks only HTTP/2); otherwise the first bytes read decide.
-    pub fn new(io: T, http2: bool) -> (Self, WriteBatch<T>) {
+    /// Wraps `io`; the first bytes read decide whether it batches.
+    pub fn new(io: T) -> (Self, WriteBatch<T>) {
         let inner = Arc::new(Mutex::new(Inner {
             io,
             pending: Vec::new(),
             sent: 0,
-            batching: http2,
-            classified: http2,
+            batching: false,
+            classified: false,
             holding: false,
             flush_owed: false,
             failed: None,
@@ -153,9 +168,22 @@ impl<T: AsyncWrite + Unpin> WriteBatch<T> {
                 inner.failed = Some(err.kind());
                 inner.pending.clear();
                 inner.sent = 0;
+                // hyper learns of it at its next write or flush: poll it again.
+                cx.waker().wake_by_ref();
             }
+            inner.compact();
         }
         result
+    }
+
+    /// Writes what a connection that has ended still holds (it ended without a shutdown, which
+    /// drains: an I/O error).
+    pub fn poll_finish(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = lock(&self.0);
+        if inner.failed.is_some() || (inner.buffered() == 0 && !inner.flush_owed) {
+            return Poll::Ready(());
+        }
+        inner.poll_drain(cx).map(|_| ())
     }
 }
 
@@ -309,9 +337,28 @@ mod tests {
         f(&lock(&stream.0).io)
     }
 
+    const PREFACE_BYTES: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    fn read_first(stream: &mut Coalesced<Recorder>) {
+        let mut space = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut space);
+        assert!(matches!(Pin::new(stream).poll_read(&mut cx(), &mut buf), Poll::Ready(Ok(()))));
+    }
+
+    /// A stream whose client opened with `first`, read.
+    fn opened_with(first: &[u8], io: Recorder) -> (Coalesced<Recorder>, WriteBatch<Recorder>) {
+        let (mut stream, writes) = Coalesced::new(Recorder { input: first.to_vec(), ..io });
+        read_first(&mut stream);
+        (stream, writes)
+    }
+
+    fn http2(io: Recorder) -> (Coalesced<Recorder>, WriteBatch<Recorder>) {
+        opened_with(PREFACE_BYTES, io)
+    }
+
     #[test]
     fn an_http2_poll_writes_its_responses_in_one_call() {
-        let (mut stream, writes) = Coalesced::new(Recorder::default(), true);
+        let (mut stream, writes) = http2(Recorder::default());
         writes.around(&mut cx(), |_| {
             for response in [b"first ".as_slice(), b"second ", b"third"] {
                 assert!(matches!(write(&mut stream, response), Poll::Ready(Ok(_))));
@@ -327,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_large_write_leaves_at_once_with_what_is_buffered_before_it() {
-        let (mut stream, writes) = Coalesced::new(Recorder::default(), true);
+        let (mut stream, writes) = http2(Recorder::default());
         let large = vec![b'x'; COPY_MAX + 1];
         writes.around(&mut cx(), |_| {
             let _ = write(&mut stream, b"head");
@@ -343,34 +390,41 @@ mod tests {
 
     #[test]
     fn writes_pass_through_outside_a_poll_and_on_http1() {
-        let (mut stream, writes) = Coalesced::new(Recorder::default(), false);
+        let (mut stream, writes) = opened_with(b"GET / HTTP/1.1\r\n", Recorder::default());
         writes.around(&mut cx(), |_| {
             let _ = write(&mut stream, b"one");
             let _ = write(&mut stream, b"two");
         });
         recorded(&stream, |io| assert_eq!(io.writes.len(), 2));
-        let (mut stream, _writes) = Coalesced::new(Recorder::default(), true);
+        let (mut stream, _writes) = http2(Recorder::default());
         let _ = write(&mut stream, b"one");
         recorded(&stream, |io| assert_eq!(io.writes, vec![b"one".to_vec()]));
     }
 
     #[test]
+    fn a_drained_buffer_keeps_little_memory() {
+        let (mut stream, writes) = http2(Recorder::default());
+        let chunk = vec![b'z'; COPY_MAX];
+        writes.around(&mut cx(), |_| {
+            for _ in 0..CAP / COPY_MAX {
+                assert!(matches!(write(&mut stream, &chunk), Poll::Ready(Ok(_))));
+            }
+        });
+        recorded(&stream, |io| assert_eq!(io.writes.len(), 1));
+        assert!(lock(&stream.0).pending.capacity() <= KEEP);
+    }
+
+    #[test]
     fn the_http2_preface_turns_batching_on() {
-        for (first, batching) in
-            [(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".as_slice(), true), (b"GET / HTTP/1.1\r\n", false)]
-        {
-            let input = Recorder { input: first.to_vec(), ..Recorder::default() };
-            let (mut stream, _writes) = Coalesced::new(input, false);
-            let mut space = [0u8; 64];
-            let mut buf = ReadBuf::new(&mut space);
-            assert!(matches!(Pin::new(&mut stream).poll_read(&mut cx(), &mut buf), Poll::Ready(Ok(()))));
+        for (first, batching) in [(PREFACE_BYTES, true), (b"GET / HTTP/1.1\r\n".as_slice(), false)] {
+            let (stream, _writes) = opened_with(first, Recorder::default());
             assert_eq!(lock(&stream.0).batching, batching);
         }
     }
 
     #[test]
     fn a_full_socket_keeps_the_batch_and_holds_writes_back_past_the_cap() {
-        let (mut stream, writes) = Coalesced::new(Recorder { room: Some(3), ..Recorder::default() }, true);
+        let (mut stream, writes) = http2(Recorder { room: Some(3), ..Recorder::default() });
         writes.around(&mut cx(), |_| {
             let _ = write(&mut stream, b"abcdef");
         });

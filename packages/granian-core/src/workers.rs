@@ -132,6 +132,9 @@ impl ConnectionInfo {
 /// would reset it. Waiting for that one request, then closing after its response, loses nothing.
 const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
+/// Longest a connection that ended without a shutdown waits to write what it still holds.
+const FINAL_WRITES: Duration = Duration::from_secs(1);
+
 /// Turns a request into a response; implemented once per interface.
 pub trait Dispatcher: Send + Sync + 'static {
     /// `permit` is one unit of backpressure: hold it until the app is done with the request.
@@ -342,15 +345,14 @@ async fn serve_connection<D: Dispatcher, S: SendfileTarget>(accepted: Accepted<S
             let info = ConnectionInfo::new(local, peer, None, ledger.clone(), engine.context.clone());
             let exchanges = Arc::new(Exchanges::default());
             let stream = engine.checked(SendfileStream::new(stream, ledger), &exchanges);
-            serve_http(stream, false, info, engine, exchanges).await;
+            serve_http(stream, info, engine, exchanges).await;
         }
         Some(tls) => match tls.handshake(stream).await {
             Ok((stream, facts)) => {
                 let info = ConnectionInfo::new(local, peer, Some(facts), None, engine.context.clone());
                 let exchanges = Arc::new(Exchanges::default());
-                let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let stream = engine.checked(stream, &exchanges);
-                serve_http(stream, http2, info, engine, exchanges).await;
+                serve_http(stream, info, engine, exchanges).await;
             }
             // Scanners, plain HTTP on the TLS port, clients that give up: not the server's error.
             Err(reason) => {
@@ -368,14 +370,8 @@ async fn serve_connection<D: Dispatcher, S: SendfileTarget>(accepted: Accepted<S
     }
 }
 
-/// Serves HTTP on `stream`; `http2` when the connection is known to speak HTTP/2 (negotiated by TLS).
-async fn serve_http<D, S>(
-    stream: S,
-    http2: bool,
-    info: ConnectionInfo,
-    engine: Arc<Engine<D>>,
-    exchanges: Arc<Exchanges>,
-) where
+async fn serve_http<D, S>(stream: S, info: ConnectionInfo, engine: Arc<Engine<D>>, exchanges: Arc<Exchanges>)
+where
     D: Dispatcher,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -411,7 +407,7 @@ async fn serve_http<D, S>(
             }
         })
     };
-    let (stream, writes) = Coalesced::new(stream, http2 || engine.http_mode == HttpMode::Http2);
+    let (stream, writes) = Coalesced::new(stream);
     let io = TokioIo::new(stream);
     // hyper-util's auto connection with upgrades ignores an HTTP/1-only or HTTP/2-only choice, so
     // those modes use hyper's own connections (HTTP/2 extended CONNECT needs no upgrade support).
@@ -431,6 +427,8 @@ async fn serve_http<D, S>(
             drive(connection, |c| c.graceful_shutdown(), &engine, &info, &writes).await.and_then(Result::err)
         }
     };
+    // A connection that ended on an I/O error may still hold a batch of writes.
+    let _ = tokio::time::timeout(FINAL_WRITES, std::future::poll_fn(|cx| writes.poll_finish(cx))).await;
     info.closed.cancel();
     // A request the validation refused was answered by the stream itself (400, 431, 505).
     if let Some(status) = exchanges.refused() {
