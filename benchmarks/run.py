@@ -137,6 +137,8 @@ def flag_regressions(results: dict, previous: dict | None, source: Path) -> None
     if previous is None:
         return
     flagged = compare.regressions(previous, results)
+    compare.against_earlier(flagged, previous.get('earlier_run'))
+    results['earlier_run'] = compare.summary(previous)
     results['previous'] = {
         'file': str(source.relative_to(BENCHMARKS.parent)) if source.is_relative_to(BENCHMARKS.parent) else str(source),
         'commit': previous.get('revision', {}).get('commit', ''),

@@ -7,6 +7,10 @@ req/s. A cell is flagged when it fell by more than `REGRESSION_THRESHOLD` and ev
 repeat (paired with granian's repeat of the same round, for the ratio) is below the previous figure:
 a drop inside the run's own scatter is noise. With a single repeat (the quick plan) the scatter is
 unknown and the median alone decides.
+
+Each saved run also keeps a summary of the run before it (`earlier_run`), so a flagged cell is shown
+with its change against that run too: a cell below both is more likely a regression than a cell
+that only fell back from one run's high (this machine's ratios drift by up to 30% between runs).
 """
 
 from __future__ import annotations
@@ -81,13 +85,54 @@ def regressions(previous: dict, current: dict, threshold: float = REGRESSION_THR
     return sorted(flagged, key=lambda item: item['change'])
 
 
+def _key(interface: str, scenario: str, concurrency: int) -> str:
+    return f'{interface}/{scenario}/{concurrency}'
+
+
+def summary(results: dict) -> dict:
+    """Ours' and granian 2.8.1's figure per cell of a run, for the run after next to look back to."""
+    cells = {}
+    for (interface, scenario, concurrency), runs in _by_cell(results).items():
+        mine = _figure(runs, OURS, scenario)
+        if mine:
+            cells[_key(interface, scenario, concurrency)] = {
+                'ours': mine,
+                'baseline': _figure(runs, BASELINE, scenario),
+            }
+    return {'commit': results.get('revision', {}).get('commit', ''), 'date': results.get('date', ''), 'cells': cells}
+
+
+def against_earlier(flagged: list[dict], earlier: dict | None) -> None:
+    """Adds to each flagged cell its change against `earlier` (a `summary`), in the same measure."""
+    for item in flagged if earlier else []:
+        old = earlier['cells'].get(_key(item['interface'], item['scenario'], item['concurrency']))
+        if not old:
+            continue
+        relative = item['measure'] != 'req/s'
+        figure = (
+            old['ours'] / old['baseline'] if relative and old.get('baseline') else None if relative else old['ours']
+        )
+        if figure:
+            item['earlier'] = {
+                'commit': earlier['commit'],
+                'before': round(figure, 3 if relative else 0),
+                'change': round(item['now'] / figure - 1, 3),
+            }
+
+
 def describe(flagged: dict) -> str:
     """One line for a flagged cell."""
     title = SCENARIOS[flagged['scenario']].title if flagged['scenario'] in SCENARIOS else flagged['scenario']
-    return (
+    line = (
         f'{flagged["interface"].upper()} {title} ({flagged["concurrency"]} conns): {flagged["measure"]}'
         f' {flagged["before"]:,} -> {flagged["now"]:,} ({flagged["change"]:+.1%})'
     )
+    earlier = flagged.get('earlier')
+    if earlier:
+        line += (
+            f'; against the run before (`{earlier["commit"][:10]}`): {earlier["before"]:,} ({earlier["change"]:+.1%})'
+        )
+    return line
 
 
 def ab_rows(results: dict, a: str, b: str) -> list[dict]:

@@ -41,6 +41,22 @@ def test_a_cell_that_fell_against_granian_is_flagged():
     assert 'RSGI GET 10 B (64 conns)' in compare.describe(flagged)
 
 
+def test_a_flagged_cell_shows_its_change_against_the_run_before():
+    earlier = compare.summary(
+        {**_results(_run('ours', 90_000), _run('granian-2.8.1', 80_000)), 'revision': {'commit': 'e' * 40}}
+    )
+    before = _results(_run('ours', 100_000), _run('granian-2.8.1', 80_000))  # 1.25, the high
+    now = _results(_run('ours', 72_000), _run('granian-2.8.1', 64_000))  # 1.125
+    [flagged] = compare.regressions(before, now)
+    compare.against_earlier([flagged], earlier)
+    assert flagged['earlier'] == {'commit': 'e' * 40, 'before': 1.125, 'change': 0.0}
+    assert 'against the run before (`eeeeeeeeee`): 1.125 (+0.0%)' in compare.describe(flagged)
+    # A cell the earlier run did not measure, or no earlier run at all: no annotation.
+    compare.against_earlier([flagged := compare.regressions(before, now)[0]], compare.summary(_results()))
+    compare.against_earlier([flagged], None)
+    assert 'earlier' not in flagged
+
+
 def test_drift_shared_with_granian_is_not_a_regression():
     before = _results(_run('ours', 100_000), _run('granian-2.8.1', 80_000))
     now = _results(_run('ours', 80_000), _run('granian-2.8.1', 64_000))
