@@ -12,14 +12,15 @@
 //! over its cap) goes out at once together with what is buffered, in one vectored write, so large
 //! bodies are never copied and the buffer never grows past [`CAP`].
 //!
-//! Outside such a poll (HTTP/1 connections, the TLS handshake, a stream handed to an upgrade)
-//! writes pass straight through, after whatever is still buffered. A connection batches when the
-//! client's first bytes are the HTTP/2 preface (also after TLS negotiated `h2`: a client may still
-//! speak HTTP/1 there, and an HTTP/1 upgrade must not leave its `101` in a buffer).
+//! An HTTP/1 connection's stream stays inline in [`Coalesced`] and every call passes straight
+//! through; only a connection whose first bytes are the HTTP/2 preface moves its stream into a cell
+//! shared with the driver (a lock per call). Outside a poll, writes pass through after whatever is
+//! still buffered. The preface decides even after TLS negotiated `h2`: a client may still speak
+//! HTTP/1 there, and an HTTP/1 upgrade must not leave its `101` in a buffer.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -41,11 +42,7 @@ struct Inner<T> {
     /// Bytes accepted from hyper and not yet written; `pending[sent..]` is still to go.
     pending: Vec<u8>,
     sent: usize,
-    /// The connection speaks HTTP/2: writes made during a poll of its task are batched.
-    batching: bool,
-    /// Whether the first bytes read were looked at for the HTTP/2 preface.
-    classified: bool,
-    /// Inside a poll of the connection task (only while batching).
+    /// Inside a poll of the connection task.
     holding: bool,
     /// hyper asked for a flush while holding: the stream is flushed when the batch is written.
     flush_owed: bool,
@@ -121,11 +118,21 @@ impl<T: AsyncWrite + Unpin> Inner<T> {
     }
 }
 
-/// A connection's stream with its writes batched per poll while it speaks HTTP/2.
-pub struct Coalesced<T>(Arc<Mutex<Inner<T>>>);
+/// Where an HTTP/2 connection's stream lives once its first bytes showed the preface: shared by the
+/// stream hyper holds and the connection driver's [`WriteBatch`].
+type Cell<T> = Arc<OnceLock<Mutex<Inner<T>>>>;
+
+/// A connection's stream. HTTP/1 streams stay inline and pass everything through untouched; an
+/// HTTP/2 stream moves into the shared cell, and its writes are batched per poll.
+pub struct Coalesced<T> {
+    direct: Option<T>,
+    /// Whether the first bytes read were looked at for the HTTP/2 preface.
+    classified: bool,
+    cell: Cell<T>,
+}
 
 /// The connection driver's handle on a [`Coalesced`] stream.
-pub struct WriteBatch<T>(Arc<Mutex<Inner<T>>>);
+pub struct WriteBatch<T>(Cell<T>);
 
 fn lock<T>(inner: &Mutex<Inner<T>>) -> MutexGuard<'_, Inner<T>> {
     inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -134,17 +141,24 @@ fn lock<T>(inner: &Mutex<Inner<T>>) -> MutexGuard<'_, Inner<T>> {
 impl<T: AsyncRead + AsyncWrite + Unpin> Coalesced<T> {
     /// Wraps `io`; the first bytes read decide whether it batches.
     pub fn new(io: T) -> (Self, WriteBatch<T>) {
-        let inner = Arc::new(Mutex::new(Inner {
-            io,
-            pending: Vec::new(),
-            sent: 0,
-            batching: false,
-            classified: false,
-            holding: false,
-            flush_owed: false,
-            failed: None,
-        }));
-        (Self(inner.clone()), WriteBatch(inner))
+        let cell = Cell::default();
+        (Self { direct: Some(io), classified: false, cell: cell.clone() }, WriteBatch(cell))
+    }
+
+    /// Moves the stream into the shared cell: from now on its writes are batched.
+    fn share(&mut self) {
+        if let Some(io) = self.direct.take() {
+            let inner = Inner { io, pending: Vec::new(), sent: 0, holding: false, flush_owed: false, failed: None };
+            if let Err(refused) = self.cell.set(Mutex::new(inner)) {
+                // Only `share` fills the cell, once: keep the stream inline should that ever change.
+                self.direct = Some(refused.into_inner().unwrap_or_else(|e| e.into_inner()).io);
+            }
+        }
+    }
+
+    /// The shared stream (once `direct` is gone).
+    fn shared(&self) -> io::Result<MutexGuard<'_, Inner<T>>> {
+        self.cell.get().map(lock).ok_or_else(|| io::Error::other("the connection's stream is gone"))
     }
 }
 
@@ -152,16 +166,12 @@ impl<T: AsyncWrite + Unpin> WriteBatch<T> {
     /// Polls the connection with `poll`, batching the writes it makes, and writes the batch when it
     /// returns (waiting for room in the socket is the connection task's next wake-up).
     pub fn around<R>(&self, cx: &mut Context<'_>, poll: impl FnOnce(&mut Context<'_>) -> R) -> R {
-        {
-            let mut inner = lock(&self.0);
-            if !inner.batching {
-                drop(inner);
-                return poll(cx);
-            }
-            inner.holding = true;
-        }
+        let Some(cell) = self.0.get() else {
+            return poll(cx);
+        };
+        lock(cell).holding = true;
         let result = poll(cx);
-        let mut inner = lock(&self.0);
+        let mut inner = lock(cell);
         inner.holding = false;
         if inner.buffered() > 0 || inner.flush_owed {
             if let Poll::Ready(Err(err)) = inner.poll_drain(cx) {
@@ -179,7 +189,10 @@ impl<T: AsyncWrite + Unpin> WriteBatch<T> {
     /// Writes what a connection that has ended still holds (it ended without a shutdown, which
     /// drains: an I/O error).
     pub fn poll_finish(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut inner = lock(&self.0);
+        let Some(cell) = self.0.get() else {
+            return Poll::Ready(());
+        };
+        let mut inner = lock(cell);
         if inner.failed.is_some() || (inner.buffered() == 0 && !inner.flush_owed) {
             return Poll::Ready(());
         }
@@ -189,15 +202,17 @@ impl<T: AsyncWrite + Unpin> WriteBatch<T> {
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesced<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut inner = lock(&self.0);
+        let this = self.get_mut();
+        let Some(io) = &mut this.direct else {
+            return Pin::new(&mut this.shared()?.io).poll_read(cx, buf);
+        };
         let before = buf.filled().len();
-        ready!(Pin::new(&mut inner.io).poll_read(cx, buf))?;
-        if !inner.classified {
-            let read = &buf.filled()[before..];
-            if !read.is_empty() {
-                // A first read too short to tell is taken as HTTP/1 (batching is only an optimization).
-                inner.classified = true;
-                inner.batching = read.starts_with(PREFACE);
+        ready!(Pin::new(io).poll_read(cx, buf))?;
+        if !this.classified && buf.filled().len() > before {
+            // A first read too short to tell is taken as HTTP/1 (batching is only an optimization).
+            this.classified = true;
+            if buf.filled()[before..].starts_with(PREFACE) {
+                this.share();
             }
         }
         Poll::Ready(Ok(()))
@@ -206,7 +221,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesced<T> {
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Coalesced<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let mut inner = lock(&self.0);
+        let this = self.get_mut();
+        if let Some(io) = &mut this.direct {
+            return Pin::new(io).poll_write(cx, buf);
+        }
+        let mut inner = this.shared()?;
         inner.check_failed()?;
         if inner.holding && buf.len() <= COPY_MAX && inner.buffered() + buf.len() <= CAP {
             inner.pending.extend_from_slice(buf);
@@ -224,7 +243,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Coalesced<T> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let mut inner = lock(&self.0);
+        let this = self.get_mut();
+        if let Some(io) = &mut this.direct {
+            return Pin::new(io).poll_write_vectored(cx, bufs);
+        }
+        let mut inner = this.shared()?;
         inner.check_failed()?;
         if inner.holding {
             let size: usize = bufs.iter().map(|buf| buf.len()).sum();
@@ -239,11 +262,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Coalesced<T> {
     }
 
     fn is_write_vectored(&self) -> bool {
-        lock(&self.0).io.is_write_vectored()
+        match &self.direct {
+            Some(io) => io.is_write_vectored(),
+            None => self.shared().is_ok_and(|inner| inner.io.is_write_vectored()),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut inner = lock(&self.0);
+        let this = self.get_mut();
+        if let Some(io) = &mut this.direct {
+            return Pin::new(io).poll_flush(cx);
+        }
+        let mut inner = this.shared()?;
         inner.check_failed()?;
         if inner.holding {
             inner.flush_owed = true;
@@ -253,7 +283,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Coalesced<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut inner = lock(&self.0);
+        let this = self.get_mut();
+        if let Some(io) = &mut this.direct {
+            return Pin::new(io).poll_shutdown(cx);
+        }
+        let mut inner = this.shared()?;
         if inner.failed.is_none() {
             ready!(inner.poll_drain(cx))?;
         }
@@ -334,7 +368,10 @@ mod tests {
     }
 
     fn recorded<R>(stream: &Coalesced<Recorder>, f: impl FnOnce(&Recorder) -> R) -> R {
-        f(&lock(&stream.0).io)
+        match &stream.direct {
+            Some(io) => f(io),
+            None => f(&stream.shared().unwrap().io),
+        }
     }
 
     const PREFACE_BYTES: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -411,14 +448,14 @@ mod tests {
             }
         });
         recorded(&stream, |io| assert_eq!(io.writes.len(), 1));
-        assert!(lock(&stream.0).pending.capacity() <= KEEP);
+        assert!(stream.shared().unwrap().pending.capacity() <= KEEP);
     }
 
     #[test]
     fn the_http2_preface_turns_batching_on() {
         for (first, batching) in [(PREFACE_BYTES, true), (b"GET / HTTP/1.1\r\n".as_slice(), false)] {
             let (stream, _writes) = opened_with(first, Recorder::default());
-            assert_eq!(lock(&stream.0).batching, batching);
+            assert_eq!(stream.direct.is_none(), batching);
         }
     }
 
@@ -438,7 +475,7 @@ mod tests {
             }
         });
         assert!(accepted + 3 <= CAP, "the batch stays under its cap while the socket is full");
-        lock(&stream.0).io.room = None;
+        stream.shared().unwrap().io.room = None;
         // Not in a poll: the next write goes after everything buffered, in order.
         let _ = write(&mut stream, b"end");
         let all: Vec<u8> = recorded(&stream, |io| io.writes.concat());
