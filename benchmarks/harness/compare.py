@@ -109,9 +109,12 @@ def against_earlier(flagged: list[dict], earlier: dict | None) -> None:
         if not old:
             continue
         relative = item['measure'] != 'req/s'
-        figure = (
-            old['ours'] / old['baseline'] if relative and old.get('baseline') else None if relative else old['ours']
-        )
+        if not relative:
+            figure = old['ours']
+        elif old.get('baseline'):
+            figure = old['ours'] / old['baseline']
+        else:
+            figure = None
         if figure:
             item['earlier'] = {
                 'commit': earlier['commit'],
