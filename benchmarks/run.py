@@ -7,6 +7,8 @@
                                         # A/B: this tree's build vs COMMIT's, alternating repeats
     python benchmarks/run.py count [--interfaces ...] [--scenarios ...] [--servers ours,granian-2.8.1]
                                         # system calls and context switches per request, per thread
+    python benchmarks/run.py instructions [--interfaces ...] [--scenarios ...] [--servers ours,ours-ref]
+                                        # instructions per request under callgrind (machine-speed free)
     python benchmarks/run.py report     # regenerate README.md and the charts from results/latest.json
     python benchmarks/run.py websocket [--quick] [--interfaces rsgi] [--no-memory]
                                         # WebSocket echo and idle-connection memory (results/websocket.json)
@@ -31,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import accounting, compare, environment, peers, reference, static
+from harness import accounting, compare, environment, instructions, peers, reference, static
 from harness import websocket as ws
 from harness.plan import PLANS
 from harness.report import latest_latency_save, write_readme
@@ -46,7 +48,7 @@ WEBSOCKET = RESULTS / 'websocket.json'
 STATIC = RESULTS / 'static.json'
 TEMPLATE = BENCHMARKS / 'README.template.md'
 README = BENCHMARKS / 'README.md'
-COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'ref', 'ab', 'count')
+COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'ref', 'ab', 'count', 'instructions')
 AB = RESULTS / 'ab.json'
 
 
@@ -190,6 +192,29 @@ def command_count(options: argparse.Namespace) -> int:
     return 0
 
 
+def command_instructions(options: argparse.Namespace) -> int:
+    interfaces = _names(options.interfaces, INTERFACES, 'interfaces') or list(INTERFACES)
+    scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios') or ['get-10b', 'echo-1k', 'h2-get-1k']
+    servers = _names(options.servers, list(SERVERS), 'servers') or [OURS, 'granian-2.8.1']
+    if options.commit is not None:
+        wanted = reference.resolve(options.commit)
+        if wanted is None:
+            print(f'not a commit of this repository: {options.commit}', file=sys.stderr)
+            return 1
+        if reference.built_commit() != wanted and reference.build(wanted) != 0:
+            return 1
+        servers = [*servers, REF] if REF not in servers else servers
+    rows = instructions.run(interfaces, scenarios, servers, options.connections, options.requests, options.rounds, RAW)
+    print()
+    print(instructions.table(rows))
+    if options.functions:
+        print()
+        print(instructions.functions(rows, options.functions))
+    if options.output:
+        Path(options.output).write_text(json.dumps(rows, indent=1) + '\n')
+    return 0
+
+
 def command_websocket(options: argparse.Namespace) -> int:
     plan = ws.PLANS['quick' if options.quick else 'full']
     interfaces = _names(options.interfaces, tuple(ws.WS_SERVERS), 'interfaces') or list(ws.WS_SERVERS)
@@ -266,6 +291,16 @@ def main() -> int:
     counting.add_argument('--seconds', type=float, default=3.0, help='seconds counted per run (default: 3)')
     counting.add_argument('--rounds', type=int, default=1, help='runs per server and scenario (default: 1)')
     counting.add_argument('--output', help='also write the figures to this JSON file')
+    counted = commands.add_parser('instructions', help='instructions per request under callgrind, by part and function')
+    counted.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
+    counted.add_argument('--scenarios', help='comma-separated scenarios (default: get-10b,echo-1k,h2-get-1k)')
+    counted.add_argument('--servers', help='comma-separated servers (default: ours,granian-2.8.1)')
+    counted.add_argument('--commit', help='also measure this commit of ours (built into benchmarks/.venv-ref)')
+    counted.add_argument('--connections', type=int, default=64, help='concurrent connections (default: 64)')
+    counted.add_argument('--requests', type=int, default=10000, help='requests counted per run (default: 10000)')
+    counted.add_argument('--rounds', type=int, default=1, help='runs per server and scenario (default: 1)')
+    counted.add_argument('--functions', type=int, default=0, help='also print this many top functions per run')
+    counted.add_argument('--output', help='also write the figures (with the top functions) to this JSON file')
     report = commands.add_parser('report', help='regenerate README.md and the charts from a results file')
     report.add_argument('input', nargs='?', default=str(LATEST), help='results file (default: results/latest.json)')
     websocket = commands.add_parser('websocket', help='WebSocket echo rates and idle-connection memory')
@@ -288,6 +323,8 @@ def main() -> int:
         return command_ab(options)
     if options.command == 'count':
         return command_count(options)
+    if options.command == 'instructions':
+        return command_instructions(options)
     if options.command == 'setup':
         return peers.setup()
     if options.command == 'report':

@@ -119,9 +119,10 @@ class ServerSpec:
     #: repeats), only when named with --servers: the cost of a feature in the same run.
     variant: bool = False
 
-    def command(self, interface: str, port: int) -> list[str]:
-        """argv serving the benchmark app of `interface` on `port`, pinned to the server CPU."""
-        return ['taskset', '-c', str(SERVER_CPU), str(self.python), *self.arguments(interface, port)]
+    def command(self, interface: str, port: int, wrapper: tuple[str, ...] = ()) -> list[str]:
+        """argv serving the benchmark app of `interface` on `port`, pinned to the server CPU (run by
+        `wrapper`, such as a profiler's command line, when given)."""
+        return ['taskset', '-c', str(SERVER_CPU), *wrapper, str(self.python), *self.arguments(interface, port)]
 
 
 def _variant(
@@ -226,6 +227,10 @@ class RunningServer:
     extra_arguments: tuple[str, ...] = ()
     #: Serves HTTPS (readiness is checked over TLS).
     tls: bool = False
+    #: Runs the server's python (a profiler's command line, such as valgrind's).
+    wrapper: tuple[str, ...] = ()
+    #: Seconds the server may take to answer its first request.
+    ready_timeout: float = READY_TIMEOUT
 
     @property
     def name(self) -> str:
@@ -237,7 +242,7 @@ class RunningServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open('wb') as log:
             self.process = subprocess.Popen(
-                [*self.spec.command(self.interface, self.port), *self.extra_arguments],
+                [*self.spec.command(self.interface, self.port, self.wrapper), *self.extra_arguments],
                 cwd=APPS,
                 env=server_environment(),
                 stdin=subprocess.DEVNULL,
@@ -245,7 +250,7 @@ class RunningServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()
@@ -254,7 +259,7 @@ class RunningServer:
                 return self
             time.sleep(0.1)
         self.stop()
-        raise ServerError(f'did not answer within {READY_TIMEOUT:.0f} s: {self.log_tail()}')
+        raise ServerError(f'did not answer within {self.ready_timeout:.0f} s: {self.log_tail()}')
 
     def stop(self) -> None:
         """SIGTERM the server's process group; SIGKILL whatever is left after STOP_TIMEOUT."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import accounting, compare, load, report
+from harness import accounting, compare, instructions, load, report
 from harness.scenarios import SCENARIOS
 
 
@@ -173,3 +173,57 @@ def test_accounting_table_has_one_line_per_thread():
     assert len(lines) == 4
     assert lines[2].startswith('| asgi | echo-1k c64 | ours | 40,000 | granian-rt-0 | 0.000 | 0.980 |')
     assert lines[3].endswith('| 0.000 |') and '| python | 0.034 |' in lines[3]
+
+
+#: A callgrind profile in its compressed form: names given once as `(id) name`, then as `(id)`;
+#: the line after `calls=` is the cost of that call, which belongs to the callee, not the caller.
+CALLGRIND = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+events: Ir
+summary: 1000
+
+ob=(1) /venv/lib/python3.11/site-packages/granian/_core.cpython-311-x86_64-linux-gnu.so
+fl=(1) ???
+fn=(1) _core::workers::serve_http
+0 300
+cob=(2) /usr/lib/x86_64-linux-gnu/libc.so.6
+cfi=(2) ???
+cfn=(2) memcpy
+calls=4 0
+0 200
++2 100
+
+ob=(2)
+fl=(2)
+fn=(2)
+0 200
+fn=(3) malloc
+* 50
+
+ob=(3) /root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0
+fl=(3) ???
+fn=(4) _PyEval_EvalFrameDefault
+0 150
+
+ob=(1)
+fl=(1)
+fn=(1)
+0 100
+totals: 1000
+"""
+
+
+def test_callgrind_self_costs_skip_call_costs_and_resolve_compressed_names():
+    total, by_object, by_function = instructions.self_costs(CALLGRIND)
+    assert total == 900
+    core = '/venv/lib/python3.11/site-packages/granian/_core.cpython-311-x86_64-linux-gnu.so'
+    libc = '/usr/lib/x86_64-linux-gnu/libc.so.6'
+    assert by_object[core] == 500 and by_object[libc] == 250
+    assert by_function[(core, '_core::workers::serve_http')] == 500
+    assert by_function[(libc, 'memcpy')] == 200 and by_function[(libc, 'malloc')] == 50
+    assert instructions.part_of(core) == 'server'
+    assert instructions.part_of(libc) == 'libc'
+    assert instructions.part_of('/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0') == 'python'
+    assert instructions.part_of('/venv/lib/python3.11/site-packages/uvloop/loop.cpython-311.so') == 'uvloop'
+    assert instructions.part_of('???') == 'other'
