@@ -2,13 +2,18 @@
 //!
 //! Tokio threads never take the GIL to hand work to Python. They push a [`Job`] onto the
 //! [`LoopBridge`] queue; the first push after a drain writes one byte to a socket pair whose read end
-//! the event loop watches (`loop.add_reader`). The loop then runs every queued job in one go, so a
-//! burst of requests costs one wake-up and one GIL hand-over.
+//! the event loop watches (`loop.add_reader`). The loop then runs the queued jobs, so a burst of
+//! requests costs one wake-up and one GIL hand-over. It runs at most [`JOBS_PER_TURN`] of them per
+//! callback and schedules itself with `loop.call_soon` for the rest, behind the tasks those jobs
+//! started: a burst of 128 requests would otherwise create the objects of 128 apps before any of
+//! them ran, and every such burst set off Python's cyclic garbage collector (benchmarks/PROFILING.md,
+//! "Instructions per request").
 //!
 //! Results that Python awaits come back the same way: [`PyLoop::spawn_awaitable`] runs a Rust future
 //! on tokio and resolves an asyncio future through the bridge; results that are ready at once are
 //! returned as a [`ReadyAwaitable`], which costs no event-loop round trip at all.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -53,9 +58,19 @@ impl Chores {
     }
 }
 
+/// Jobs the event loop runs per callback before it lets the tasks they started run. A started
+/// ASGI request holds 10 to 20 objects the garbage collector tracks (scope, headers, coroutine,
+/// task, callbacks) until its app has run; 32 of them stay under the collector's first threshold
+/// (700 allocations), so a burst no longer sets off a collection that finds every request in
+/// flight alive and promotes it to an older generation.
+pub const JOBS_PER_TURN: usize = 32;
+
 /// A queue of jobs for the Python thread plus the socket pair that wakes its event loop.
 pub struct LoopBridge {
     queue: Mutex<Vec<Job>>,
+    /// Jobs taken from `queue` and not run yet (the loop runs [`JOBS_PER_TURN`] per callback).
+    /// Only the Python thread touches it.
+    carried: Mutex<VecDeque<Job>>,
     wake_pending: AtomicBool,
     wake_writer: UnixStream,
     wake_reader: UnixStream,
@@ -70,6 +85,7 @@ impl LoopBridge {
         wake_writer.set_nonblocking(true)?;
         Ok(Arc::new(Self {
             queue: Mutex::new(Vec::with_capacity(64)),
+            carried: Mutex::new(VecDeque::with_capacity(64)),
             wake_pending: AtomicBool::new(false),
             wake_writer,
             wake_reader,
@@ -114,8 +130,10 @@ impl LoopBridge {
         self.wake_reader.as_raw_fd()
     }
 
-    /// Runs every queued job. Called by the event loop when the wake descriptor is readable.
-    pub fn run_pending(&self, py: Python<'_>) {
+    /// Runs queued jobs, oldest first, at most [`JOBS_PER_TURN`]; true when some are left for
+    /// the next call. Called by the event loop when the wake descriptor is readable, and again
+    /// through `call_soon` while jobs are left.
+    pub fn run_pending(&self, py: Python<'_>) -> bool {
         // Order matters. Consume the wake-up bytes first, then clear the flag, then take the queue:
         // a push racing with us either lands in this batch or sees the flag cleared and writes a
         // byte for the next one. Clearing the flag before reading could swallow that byte while
@@ -123,11 +141,16 @@ impl LoopBridge {
         let mut sink = [0u8; 256];
         while matches!((&self.wake_reader).read(&mut sink), Ok(n) if n > 0) {}
         self.wake_pending.store(false, Ordering::Release);
-        let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        for job in jobs {
+        let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let carried = || self.carried.lock().unwrap_or_else(|e| e.into_inner());
+        carried().extend(queued);
+        for _ in 0..JOBS_PER_TURN {
+            // The lock is not held while a job runs (a job may run Python code for a long time).
+            let Some(job) = carried().pop_front() else { break };
             job(py);
         }
         self.chores.run(py);
+        !carried().is_empty()
     }
 }
 
@@ -140,16 +163,23 @@ impl Drop for WakeOnDrop {
     }
 }
 
-/// The callable registered with `loop.add_reader`.
+/// The callable registered with `loop.add_reader`; it schedules itself with `call_soon` while
+/// jobs are left over.
 #[pyclass(frozen, module = "granian._core")]
 pub struct BridgeDrain {
     bridge: Arc<LoopBridge>,
+    call_soon: Py<PyAny>,
 }
 
 #[pymethods]
 impl BridgeDrain {
-    fn __call__(&self, py: Python<'_>) {
-        self.bridge.run_pending(py);
+    fn __call__(slf: &Bound<'_, Self>) {
+        let py = slf.py();
+        let drain = slf.get();
+        if drain.bridge.run_pending(py) && drain.call_soon.call1(py, (slf,)).is_err() {
+            // The loop is closing: run what is left now rather than never.
+            while drain.bridge.run_pending(py) {}
+        }
     }
 }
 
@@ -262,7 +292,8 @@ impl PyLoop {
     /// Binds to `event_loop` and registers the bridge's wake descriptor with it.
     pub fn attach(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Self>> {
         let bridge = LoopBridge::new().map_err(CoreError::from)?;
-        let drain = Py::new(py, BridgeDrain { bridge: bridge.clone() })?;
+        let call_soon = event_loop.getattr("call_soon")?.unbind();
+        let drain = Py::new(py, BridgeDrain { bridge: bridge.clone(), call_soon: call_soon.clone_ref(py) })?;
         event_loop.call_method1("add_reader", (bridge.wake_fd(), drain))?;
         let logger = PyModule::import(py, "logging")?.call_method1("getLogger", ("_granian",))?;
         let outbox = Arc::new(Outbox::default());
@@ -272,7 +303,7 @@ impl PyLoop {
             event_loop: event_loop.clone().unbind(),
             create_future: event_loop.getattr("create_future")?.unbind(),
             create_task: event_loop.getattr("create_task")?.unbind(),
-            call_soon: event_loop.getattr("call_soon")?.unbind(),
+            call_soon,
             done: Py::new(py, DoneAwaitable)?,
             outbox,
             outbox_flush,
