@@ -163,11 +163,8 @@ def command_ab(options: argparse.Namespace) -> int:
     interfaces = _names(options.interfaces, INTERFACES, 'interfaces') or list(INTERFACES)
     scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios')
     plan = plan.restricted(set(scenarios) if scenarios else None)
-    wanted = reference.resolve(options.commit)
+    wanted = reference.ensure_built(options.commit)
     if wanted is None:
-        print(f'not a commit of this repository: {options.commit}', file=sys.stderr)
-        return 1
-    if reference.built_commit() != wanted and reference.build(wanted) != 0:
         return 1
     require_load_tools()
     results = Runner(plan, RAW, interfaces, [OURS, REF], memory=False).run()
@@ -197,11 +194,7 @@ def command_instructions(options: argparse.Namespace) -> int:
     scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios') or ['get-10b', 'echo-1k', 'h2-get-1k']
     servers = _names(options.servers, list(SERVERS), 'servers') or [OURS, 'granian-2.8.1']
     if options.commit is not None:
-        wanted = reference.resolve(options.commit)
-        if wanted is None:
-            print(f'not a commit of this repository: {options.commit}', file=sys.stderr)
-            return 1
-        if reference.built_commit() != wanted and reference.build(wanted) != 0:
+        if reference.ensure_built(options.commit) is None:
             return 1
         servers = [*servers, REF] if REF not in servers else servers
     rows = instructions.run(interfaces, scenarios, servers, options.connections, options.requests, options.rounds, RAW)

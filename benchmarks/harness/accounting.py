@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .load import DRIVERS, LoadError, Workspace, check, warm_up
 from .scenarios import SCENARIOS
-from .servers import SERVERS, RunningServer, ServerError
+from .servers import SERVERS, RunningServer, ServerError, ServerSpec
 
 #: What is counted: the system calls of waking another thread (eventfd and socket-pair writes,
 #: futex), of waiting (epoll_wait), of socket I/O, and the context switches.
@@ -100,6 +100,53 @@ def table(rows: list[dict]) -> str:
     return '\n'.join(lines)
 
 
+def measurements(
+    workspace: Workspace,
+    interfaces: Iterable[str],
+    scenarios: Iterable[str],
+    rounds: int,
+    start: Callable[[str], list[RunningServer]],
+) -> Iterator[tuple[str, str, RunningServer]]:
+    """(interface, scenario, server) for every measurement: per interface the servers `start`
+    returns (stopped afterwards), each scenario `rounds` times, alternating servers, skipping a
+    server that does not speak the scenario's protocol or answers its request wrongly."""
+    scenarios = list(scenarios)
+    for interface in interfaces:
+        started = start(interface)
+        try:
+            for scenario in scenarios:
+                spec = SCENARIOS[scenario]
+                for _ in range(rounds):
+                    for server in started:
+                        if spec.http2 and not server.spec.http2:
+                            continue
+                        problem = check(workspace, spec, server.port)
+                        if problem is not None:
+                            print(f'{server.name} ({interface}) {scenario} skipped: {problem}')
+                            continue
+                        yield interface, scenario, server
+        finally:
+            for server in started:
+                server.stop()
+
+
+def start_servers(
+    names: Iterable[str], interface: str, build: Callable[[ServerSpec, str], RunningServer]
+) -> list[RunningServer]:
+    """The named servers that serve `interface`, made by `build(spec, label)` (label:
+    `<interface>-<server>`) and started; the ones that fail to start are reported and left out."""
+    started = []
+    for name in names:
+        spec = SERVERS[name]
+        if interface not in spec.interfaces:
+            continue
+        try:
+            started.append(build(spec, f'{interface}-{name}').start())
+        except ServerError as error:
+            print(f'{name} ({interface}) did not start: {error}')
+    return started
+
+
 def run(
     interfaces: Iterable[str],
     scenarios: Iterable[str],
@@ -112,37 +159,21 @@ def run(
     """Counted runs of every server on every scenario, `rounds` times, alternating servers."""
     if shutil.which('perf') is None:
         raise SystemExit('perf is needed: apt-get install -y linux-perf (and kernel.perf_event_paranoid <= 1)')
+    servers = list(servers)
     rows: list[dict] = []
     workspace = Workspace()
     try:
-        for interface in interfaces:
-            started = []
-            for name in servers:
-                spec = SERVERS[name]
-                if interface not in spec.interfaces:
-                    continue
-                try:
-                    started.append(RunningServer(spec, interface, raw / f'{interface}-{name}-count.log').start())
-                except ServerError as error:
-                    print(f'{name} ({interface}) did not start: {error}')
-            try:
-                for scenario in scenarios:
-                    spec = SCENARIOS[scenario]
-                    for _ in range(rounds):
-                        for server in started:
-                            if spec.http2 and not server.spec.http2:
-                                continue
-                            problem = check(workspace, spec, server.port)
-                            if problem is not None:
-                                print(f'{server.name} ({interface}) {scenario} skipped: {problem}')
-                                continue
-                            row = count(server, workspace, scenario, connections, seconds)
-                            row.update(interface=interface, scenario=scenario, connections=connections)
-                            rows.append(row)
-                            print(f'{interface} {scenario} c{connections} {server.name}: {row["rps"]:,.0f} req/s')
-            finally:
-                for server in started:
-                    server.stop()
+
+        def start(interface: str) -> list[RunningServer]:
+            return start_servers(
+                servers, interface, lambda spec, label: RunningServer(spec, interface, raw / f'{label}-count.log')
+            )
+
+        for interface, scenario, server in measurements(workspace, interfaces, scenarios, rounds, start):
+            row = count(server, workspace, scenario, connections, seconds)
+            row.update(interface=interface, scenario=scenario, connections=connections)
+            rows.append(row)
+            print(f'{interface} {scenario} c{connections} {server.name}: {row["rps"]:,.0f} req/s')
     finally:
         workspace.close()
     return rows

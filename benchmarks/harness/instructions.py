@@ -25,9 +25,10 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from .load import LoadError, Workspace, check, run_counted
+from .accounting import measurements, start_servers
+from .load import LoadError, Workspace, run_counted
 from .scenarios import SCENARIOS
-from .servers import SERVERS, RunningServer, ServerError
+from .servers import RunningServer, ServerSpec
 
 #: Start-up under callgrind takes 10-40 s on this class of machine.
 READY_TIMEOUT = 240.0
@@ -218,47 +219,28 @@ def run(
     callgrind = Callgrind(raw / 'callgrind')
     for old in callgrind.directory.iterdir():
         old.unlink()
-    scenarios = list(scenarios)
+    servers = list(servers)
     rows: list[dict] = []
     workspace = Workspace()
     try:
-        for interface in interfaces:
-            started: list[tuple[str, RunningServer]] = []
-            for name in servers:
-                spec = SERVERS[name]
-                if interface not in spec.interfaces:
-                    continue
-                label = f'{interface}-{name}'
+
+        def start(interface: str) -> list[RunningServer]:
+            def build(spec: ServerSpec, label: str) -> RunningServer:
                 log = raw / f'{label}-instructions.log'
-                server = RunningServer(
+                return RunningServer(
                     spec, interface, log, wrapper=callgrind.wrapper(label), ready_timeout=READY_TIMEOUT
                 )
-                try:
-                    started.append((label, server.start()))
-                except ServerError as error:
-                    print(f'{name} ({interface}) did not start under callgrind: {error}')
-            try:
-                for scenario in scenarios:
-                    spec = SCENARIOS[scenario]
-                    for _ in range(rounds):
-                        for label, server in started:
-                            if spec.http2 and not server.spec.http2:
-                                continue
-                            problem = check(workspace, spec, server.port)
-                            if problem is not None:
-                                print(f'{server.name} ({interface}) {scenario} skipped: {problem}')
-                                continue
-                            row = measure(callgrind, label, server, workspace, scenario, connections, requests)
-                            row.update(interface=interface, scenario=scenario, connections=connections)
-                            rows.append(row)
-                            print(
-                                f'{interface} {scenario} c{connections} {server.name}: '
-                                f'{row["instructions"]:,} instructions / request',
-                                flush=True,
-                            )
-            finally:
-                for _, server in started:
-                    server.stop()
+
+            return start_servers(servers, interface, build)
+
+        for interface, scenario, server in measurements(workspace, interfaces, scenarios, rounds, start):
+            label = f'{interface}-{server.name}'
+            row = measure(callgrind, label, server, workspace, scenario, connections, requests)
+            row.update(interface=interface, scenario=scenario, connections=connections)
+            rows.append(row)
+            print(
+                f'{interface} {scenario} c{connections} {server.name}: {row["instructions"]:,} instructions / request'
+            )
     finally:
         workspace.close()
     return rows

@@ -73,3 +73,15 @@ def resolve(commit: str) -> str | None:
 def built_commit() -> str | None:
     """The commit of the reference build, if there is one."""
     return REF_COMMIT.read_text().strip() if REF_COMMIT.exists() else None
+
+
+def ensure_built(commit: str) -> str | None:
+    """The full hash of `commit`, built into benchmarks/.venv-ref unless it is the build there
+    already; None (with the reason printed) when it names no commit or does not build."""
+    wanted = resolve(commit)
+    if wanted is None:
+        print(f'not a commit of this repository: {commit}', file=sys.stderr)
+        return None
+    if built_commit() != wanted and build(wanted) != 0:
+        return None
+    return wanted
