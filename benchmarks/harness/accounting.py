@@ -33,7 +33,8 @@ EVENTS = (
 COUNTERS = (*(f'syscalls:sys_enter_{name}' for name in EVENTS), 'context-switches')
 
 
-def _worker_pid(server: RunningServer) -> int:
+def worker_pid(server: RunningServer) -> int:
+    """The server's worker process (the server itself when it has no supervisor)."""
     assert server.process is not None
     children = server.worker_pids()
     return children[0] if children else server.process.pid
@@ -59,7 +60,7 @@ def count(server: RunningServer, workspace: Workspace, scenario: str, connection
     warm_up(workspace, spec, server.port, connections, 1.0)
     output = workspace.path / 'perf-stat.txt'
     perf = subprocess.Popen(
-        ['perf', 'stat', '--per-thread', '-x,', '-e', ','.join(COUNTERS), '-p', str(_worker_pid(server)),
+        ['perf', 'stat', '--per-thread', '-x,', '-e', ','.join(COUNTERS), '-p', str(worker_pid(server)),
          '-o', str(output), '--', 'sleep', str(seconds)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from .accounting import measurements, start_servers
+from .accounting import measurements, start_servers, worker_pid
 from .load import LoadError, Workspace, run_counted
 from .scenarios import SCENARIOS
 from .servers import RunningServer, ServerSpec
@@ -100,12 +100,6 @@ def self_costs(text: str) -> tuple[int, Counter[str], Counter[tuple[str, str]]]:
     return total, by_object, by_function
 
 
-def _worker_pid(server: RunningServer) -> int:
-    assert server.process is not None
-    children = server.worker_pids()
-    return children[0] if children else server.process.pid
-
-
 class Callgrind:
     """The valgrind command line that profiles a server, and zero/dump of one of its processes."""
 
@@ -152,7 +146,7 @@ def measure(
 ) -> dict:  # fmt: skip
     """Instructions the worker ran for `requests` requests of `scenario`, in total and by part."""
     spec = SCENARIOS[scenario]
-    pid = _worker_pid(server)
+    pid = worker_pid(server)
     run_counted(workspace, spec, server.port, connections, max(connections, requests // 5), timeout=600)
     callgrind.zero(pid)
     result = run_counted(workspace, spec, server.port, connections, requests, timeout=1800)
