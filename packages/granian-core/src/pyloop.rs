@@ -18,7 +18,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::exceptions::PyStopIteration;
@@ -72,6 +72,8 @@ pub struct LoopBridge {
     /// Only the Python thread touches it.
     carried: Mutex<VecDeque<Job>>,
     wake_pending: AtomicBool,
+    /// Turns that ran at least one job, for [`OutboxFlush`].
+    turns: AtomicUsize,
     wake_writer: UnixStream,
     wake_reader: UnixStream,
     /// Run after every batch of jobs.
@@ -87,6 +89,7 @@ impl LoopBridge {
             queue: Mutex::new(Vec::with_capacity(64)),
             carried: Mutex::new(VecDeque::with_capacity(64)),
             wake_pending: AtomicBool::new(false),
+            turns: AtomicUsize::new(0),
             wake_writer,
             wake_reader,
             chores: Arc::default(),
@@ -138,19 +141,34 @@ impl LoopBridge {
         // a push racing with us either lands in this batch or sees the flag cleared and writes a
         // byte for the next one. Clearing the flag before reading could swallow that byte while
         // the flag stays set, and no push would ever wake the loop again.
+        // A continuation turn reads too, although its jobs are already carried: taking what came
+        // meanwhile here keeps the loop from running a second turn of 32 in the same iteration
+        // for the wake-up byte, which brought the garbage collections back (PROFILING.md).
         let mut sink = [0u8; 256];
         while matches!((&self.wake_reader).read(&mut sink), Ok(n) if n > 0) {}
         self.wake_pending.store(false, Ordering::Release);
         let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        let carried = || self.carried.lock().unwrap_or_else(|e| e.into_inner());
-        carried().extend(queued);
-        for _ in 0..JOBS_PER_TURN {
+        self.carried().extend(queued);
+        let carried = || self.carried();
+        for ran in 0..JOBS_PER_TURN {
             // The lock is not held while a job runs (a job may run Python code for a long time).
             let Some(job) = carried().pop_front() else { break };
+            if ran == 0 {
+                self.turns.fetch_add(1, Ordering::Relaxed);
+            }
             job(py);
         }
         self.chores.run(py);
         !carried().is_empty()
+    }
+
+    /// Turns run so far that ran at least one job (only the Python thread counts them).
+    pub fn turns(&self) -> usize {
+        self.turns.load(Ordering::Relaxed)
+    }
+
+    fn carried(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
+        self.carried.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -224,11 +242,34 @@ impl ReadyAwaitable {
 #[derive(Default)]
 struct Outbox {
     errands: Mutex<Errands>,
+    /// The bridge's turn count when the pending flush was scheduled or last deferred.
+    turns_seen: AtomicUsize,
+    deferrals: AtomicUsize,
 }
 
 impl Outbox {
-    fn push(&self, runtime: &Handle, errand: Errand) -> bool {
-        self.errands.lock().unwrap_or_else(|e| e.into_inner()).push(runtime, errand)
+    /// Queues an errand; true when it is the first since the last flush, which the caller must
+    /// then schedule. `turns` is the bridge's turn count now.
+    fn push(&self, runtime: &Handle, errand: Errand, turns: usize) -> bool {
+        let first = self.errands.lock().unwrap_or_else(|e| e.into_inner()).push(runtime, errand);
+        if first {
+            self.turns_seen.store(turns, Ordering::Relaxed);
+            self.deferrals.store(0, Ordering::Relaxed);
+        }
+        first
+    }
+
+    /// Whether the flush should wait one more iteration: a turn ran since it was scheduled (or
+    /// last deferred), and it has not waited [`MAX_FLUSH_DEFERRALS`] times yet.
+    fn defer(&self, turns: usize) -> bool {
+        if turns == self.turns_seen.load(Ordering::Relaxed)
+            || self.deferrals.load(Ordering::Relaxed) >= MAX_FLUSH_DEFERRALS
+        {
+            return false;
+        }
+        self.turns_seen.store(turns, Ordering::Relaxed);
+        self.deferrals.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Only the Python thread pushes and flushes: the lock is never contended, and holding it
@@ -238,16 +279,34 @@ impl Outbox {
     }
 }
 
+/// Times a flush waits for one more event-loop iteration because the bridge ran a turn of jobs
+/// after it was scheduled: a burst of up to this many turns (128 requests) reaches tokio in one
+/// hand-over, and a steady stream of new jobs cannot hold responses back for longer.
+pub const MAX_FLUSH_DEFERRALS: usize = 4;
+
 /// The callable `loop.call_soon` runs to flush the outbox.
+///
+/// When the bridge ran a turn of jobs after the flush was scheduled, the tasks that turn started
+/// take their first step in the next iteration, and most of them answer there: the flush waits
+/// for them (at most [`MAX_FLUSH_DEFERRALS`] times). Handing over after each turn of
+/// [`JOBS_PER_TURN`] jobs woke the tokio thread once per 32 requests instead of once per burst,
+/// which cost pipelined HTTP/1 a fifth of its throughput on one core (benchmarks/PROFILING.md).
+/// A flush scheduled with no turn behind it (a lone request) still runs in the next iteration.
 #[pyclass(frozen, module = "granian._core")]
 pub struct OutboxFlush {
     outbox: Arc<Outbox>,
+    bridge: Arc<LoopBridge>,
+    call_soon: Py<PyAny>,
 }
 
 #[pymethods]
 impl OutboxFlush {
-    fn __call__(&self) {
-        self.outbox.flush();
+    fn __call__(slf: &Bound<'_, Self>) {
+        let flush = slf.get();
+        if flush.outbox.defer(flush.bridge.turns()) && flush.call_soon.call1(slf.py(), (slf,)).is_ok() {
+            return;
+        }
+        flush.outbox.flush();
     }
 }
 
@@ -297,7 +356,10 @@ impl PyLoop {
         event_loop.call_method1("add_reader", (bridge.wake_fd(), drain))?;
         let logger = PyModule::import(py, "logging")?.call_method1("getLogger", ("_granian",))?;
         let outbox = Arc::new(Outbox::default());
-        let outbox_flush = Py::new(py, OutboxFlush { outbox: outbox.clone() })?;
+        let outbox_flush = Py::new(
+            py,
+            OutboxFlush { outbox: outbox.clone(), bridge: bridge.clone(), call_soon: call_soon.clone_ref(py) },
+        )?;
         Ok(Arc::new(Self {
             bridge,
             event_loop: event_loop.clone().unbind(),
@@ -331,7 +393,9 @@ impl PyLoop {
 
     /// Queues `errand` in the outbox and makes sure a flush is on its way.
     fn send_errand(&self, py: Python<'_>, runtime: &Handle, errand: Errand) {
-        if self.outbox.push(runtime, errand) && self.call_soon.call1(py, (self.outbox_flush.clone_ref(py),)).is_err() {
+        if self.outbox.push(runtime, errand, self.bridge.turns())
+            && self.call_soon.call1(py, (self.outbox_flush.clone_ref(py),)).is_err()
+        {
             // The loop is closing: hand it over now rather than never.
             self.outbox.flush();
         }
@@ -479,4 +543,35 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<OutboxFlush>()?;
     m.add_class::<DoneAwaitable>()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errand() -> Errand {
+        Errand::Run(Box::pin(async {}))
+    }
+
+    #[test]
+    fn a_flush_waits_while_turns_run_behind_it_and_at_most_max_flush_deferrals_times() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let outbox = Outbox::default();
+        // Scheduled at turn 7; no turn since: the flush runs now (a lone request).
+        assert!(outbox.push(runtime.handle(), errand(), 7));
+        assert!(!outbox.push(runtime.handle(), errand(), 7));
+        assert!(!outbox.defer(7));
+        outbox.flush();
+        // Scheduled at turn 7, and turns keep running behind it: it waits for each, up to the limit.
+        assert!(outbox.push(runtime.handle(), errand(), 7));
+        for turn in 8..8 + MAX_FLUSH_DEFERRALS {
+            assert!(outbox.defer(turn));
+        }
+        assert!(!outbox.defer(100));
+        outbox.flush();
+        // The next flush starts counting afresh; once the turns stop, it runs.
+        assert!(outbox.push(runtime.handle(), errand(), 100));
+        assert!(outbox.defer(101));
+        assert!(!outbox.defer(101));
+    }
 }
