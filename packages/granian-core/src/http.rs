@@ -352,9 +352,9 @@ pub fn file_error_status(error: &std::io::Error) -> StatusCode {
     }
 }
 
-/// The request path, percent-decoded (invalid UTF-8 replaced).
-pub fn decoded_path(raw: &str) -> String {
-    percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
+/// The request path, percent-decoded (invalid UTF-8 replaced); borrowed when nothing needed decoding.
+pub fn decoded_path(raw: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(raw).decode_utf8_lossy()
 }
 
 /// Parses a status code the app gave.

@@ -20,23 +20,33 @@ use crate::sendfile::SendfileTarget;
 /// is the listening socket's: clients connect from unnamed sockets).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
-    Tcp(SocketAddr),
+    /// `host` is the IP address as text, written once per connection: every request's scope or
+    /// environ carries it, and formatting an address costs more than the rest of the scope's
+    /// strings together.
+    Tcp {
+        address: SocketAddr,
+        host: Box<str>,
+    },
     Unix(Option<Arc<str>>),
 }
 
 impl Endpoint {
+    pub fn tcp(address: SocketAddr) -> Self {
+        Self::Tcp { address, host: address.ip().to_string().into() }
+    }
+
     /// The IP address, or the socket path ("" for an unnamed Unix socket).
-    pub fn host(&self) -> String {
+    pub fn host(&self) -> &str {
         match self {
-            Self::Tcp(address) => address.ip().to_string(),
-            Self::Unix(path) => path.as_deref().unwrap_or("").to_owned(),
+            Self::Tcp { host, .. } => host,
+            Self::Unix(path) => path.as_deref().unwrap_or(""),
         }
     }
 
     /// The IP address; None for Unix sockets.
     pub fn ip(&self) -> Option<std::net::IpAddr> {
         match self {
-            Self::Tcp(address) => Some(address.ip()),
+            Self::Tcp { address, .. } => Some(address.ip()),
             Self::Unix(_) => None,
         }
     }
@@ -44,7 +54,7 @@ impl Endpoint {
     /// The TCP port; None for Unix sockets.
     pub fn port(&self) -> Option<u16> {
         match self {
-            Self::Tcp(address) => Some(address.port()),
+            Self::Tcp { address, .. } => Some(address.port()),
             Self::Unix(_) => None,
         }
     }
@@ -54,7 +64,7 @@ impl fmt::Display for Endpoint {
     /// `ip:port` (`[v6]:port`), or the socket path.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Tcp(address) => address.fmt(f),
+            Self::Tcp { address, .. } => address.fmt(f),
             Self::Unix(path) => f.write_str(path.as_deref().unwrap_or("")),
         }
     }
@@ -178,7 +188,7 @@ impl Accept for TcpListener {
             // A connection whose address cannot be read is already gone: take the next one.
             let Ok(local) = stream.local_addr() else { continue };
             let _ = stream.set_nodelay(true);
-            return Ok(Accepted { stream, local: Endpoint::Tcp(local), peer: Endpoint::Tcp(peer) });
+            return Ok(Accepted { stream, local: Endpoint::tcp(local), peer: Endpoint::tcp(peer) });
         }
     }
 
@@ -188,7 +198,7 @@ impl Accept for TcpListener {
             let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
             let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
             let _ = stream.set_nodelay(true);
-            Ok(Some(Accepted { stream, local: Endpoint::Tcp(local), peer: Endpoint::Tcp(peer) }))
+            Ok(Some(Accepted { stream, local: Endpoint::tcp(local), peer: Endpoint::tcp(peer) }))
         })();
         accepted.transpose()
     }
@@ -225,17 +235,17 @@ mod tests {
 
     #[test]
     fn endpoints_render_as_apps_expect() {
-        let tcp = Endpoint::Tcp("127.0.0.1:8000".parse().unwrap());
+        let tcp = Endpoint::tcp("127.0.0.1:8000".parse().unwrap());
         assert_eq!(
             (tcp.to_string(), tcp.host(), tcp.port()),
-            ("127.0.0.1:8000".into(), "127.0.0.1".into(), Some(8000))
+            ("127.0.0.1:8000".into(), "127.0.0.1", Some(8000))
         );
-        let v6 = Endpoint::Tcp("[::1]:9".parse().unwrap());
-        assert_eq!((v6.to_string(), v6.host()), ("[::1]:9".into(), "::1".into()));
+        let v6 = Endpoint::tcp("[::1]:9".parse().unwrap());
+        assert_eq!((v6.to_string(), v6.host()), ("[::1]:9".into(), "::1"));
         let unix = Endpoint::Unix(Some(Arc::from("/run/app.sock")));
         assert_eq!(
             (unix.to_string(), unix.host(), unix.port()),
-            ("/run/app.sock".into(), "/run/app.sock".into(), None)
+            ("/run/app.sock".into(), "/run/app.sock", None)
         );
         assert_eq!(Endpoint::Unix(None).to_string(), "");
     }

@@ -112,9 +112,14 @@ pub fn headers_from_message(message: &Bound<'_, PyDict>) -> PyResult<HeaderMap> 
     if let Some(headers) = message.get_item(intern!(message.py(), "headers"))? {
         for item in headers.try_iter()? {
             let item = item?;
-            let name = bytes_of(&item.get_item(0)?, "header names")?;
+            let name = item.get_item(0)?;
+            // A `bytes` name is read in place: a standard name then costs no allocation.
+            let name = match name.cast::<PyBytes>() {
+                Ok(name) => HeaderName::from_bytes(name.as_bytes()),
+                Err(_) => HeaderName::from_bytes(&bytes_of(&name, "header names")?),
+            };
             let value = bytes_of(&item.get_item(1)?, "header values")?;
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&name), HeaderValue::from_maybe_shared(value)) {
+            if let (Ok(name), Ok(value)) = (name, HeaderValue::from_maybe_shared(value)) {
                 map.append(name, value);
             }
         }

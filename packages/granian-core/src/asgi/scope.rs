@@ -27,11 +27,10 @@ pub fn version_label(version: Version) -> &'static str {
 /// An ASGI address: `(host, port)` for TCP, `(path, None)` for a Unix socket, None for an unnamed one.
 fn address<'py>(py: Python<'py>, endpoint: &Endpoint) -> PyResult<Bound<'py, PyAny>> {
     match endpoint {
-        Endpoint::Tcp(address) => Ok(PyTuple::new(
-            py,
-            [PyString::new(py, &address.ip().to_string()).into_any(), address.port().into_pyobject(py)?.into_any()],
-        )?
-        .into_any()),
+        Endpoint::Tcp { address, host } => {
+            Ok(PyTuple::new(py, [PyString::new(py, host).into_any(), address.port().into_pyobject(py)?.into_any()])?
+                .into_any())
+        }
         Endpoint::Unix(Some(path)) => {
             Ok(PyTuple::new(py, [PyString::new(py, path).into_any(), py.None().into_bound(py)])?.into_any())
         }

@@ -64,17 +64,21 @@ impl HttpProtocol {
 
     /// Hands the response to hyper; a second response is ignored, as the specification allows.
     fn respond(&self, py: Python<'_>, intent: ResponseIntent) {
-        let sender = {
-            let mut state = lock(&self.response);
-            match std::mem::replace(&mut *state, ResponseState::Sent) {
-                ResponseState::Pending(sender) => sender,
-                previous => {
-                    *state = previous;
-                    return;
-                }
+        if let Some(sender) = self.take_responder() {
+            self.pyloop.deliver(py, &self.runtime, sender, intent);
+        }
+    }
+
+    /// The channel to answer on, unless the request was answered already.
+    fn take_responder(&self) -> Option<oneshot::Sender<ResponseIntent>> {
+        let mut state = lock(&self.response);
+        match std::mem::replace(&mut *state, ResponseState::Sent) {
+            ResponseState::Pending(sender) => Some(sender),
+            previous => {
+                *state = previous;
+                None
             }
-        };
-        self.pyloop.deliver(py, &self.runtime, sender, intent);
+        }
     }
 
     fn respond_full(
@@ -93,7 +97,11 @@ impl HttpProtocol {
     /// The app is done: answer 500 if it never responded, end a streamed body (cleanly unless the
     /// app failed), free its backpressure slot.
     pub fn finish(&self, py: Python<'_>, app_failed: bool) {
-        self.respond(py, ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)));
+        // Built only when needed: nearly every app has answered by now.
+        if let Some(sender) = self.take_responder() {
+            let intent = ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR));
+            self.pyloop.deliver(py, &self.runtime, sender, intent);
+        }
         if let Some(stream) = lock(&self.stream).take() {
             if !app_failed {
                 stream.complete();

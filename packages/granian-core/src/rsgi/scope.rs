@@ -81,7 +81,7 @@ impl HttpScope {
     }
 
     #[getter]
-    fn path(&self) -> String {
+    fn path(&self) -> std::borrow::Cow<'_, str> {
         decoded_path(self.parts.uri.path())
     }
 
