@@ -236,17 +236,11 @@ mod tests {
     #[test]
     fn endpoints_render_as_apps_expect() {
         let tcp = Endpoint::tcp("127.0.0.1:8000".parse().unwrap());
-        assert_eq!(
-            (tcp.to_string(), tcp.host(), tcp.port()),
-            ("127.0.0.1:8000".into(), "127.0.0.1", Some(8000))
-        );
+        assert_eq!((tcp.to_string(), tcp.host(), tcp.port()), ("127.0.0.1:8000".into(), "127.0.0.1", Some(8000)));
         let v6 = Endpoint::tcp("[::1]:9".parse().unwrap());
         assert_eq!((v6.to_string(), v6.host()), ("[::1]:9".into(), "::1"));
         let unix = Endpoint::Unix(Some(Arc::from("/run/app.sock")));
-        assert_eq!(
-            (unix.to_string(), unix.host(), unix.port()),
-            ("/run/app.sock".into(), "/run/app.sock", None)
-        );
+        assert_eq!((unix.to_string(), unix.host(), unix.port()), ("/run/app.sock".into(), "/run/app.sock", None));
         assert_eq!(Endpoint::Unix(None).to_string(), "");
     }
 

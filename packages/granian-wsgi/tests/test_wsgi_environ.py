@@ -74,6 +74,22 @@ def test_http_headers(described: dict, wsgi_server):
     assert environ['HTTP_HOST'] == f'127.0.0.1:{wsgi_server.port}'
 
 
+# The server keeps shared keys for these (no string built per request); each must still be right.
+COMMON_HEADERS = [
+    'User-Agent', 'Accept', 'Accept-Encoding', 'Accept-Language', 'Cookie', 'Referer', 'Origin',
+    'Authorization', 'Cache-Control', 'X-Forwarded-For', 'X-Forwarded-Proto', 'X-Request-Id', 'Connection',
+]  # fmt: skip
+
+
+def test_common_headers_get_their_cgi_keys(wsgi_server, http_client: httpx.Client, http_version: str):
+    headers = [(name, f'value-{index}') for index, name in enumerate(COMMON_HEADERS) if name != 'Connection']
+    if http_version == '1.1':
+        headers.append(('Connection', 'keep-alive'))
+    environ = fetch_description(http_client, wsgi_server.url('/environ'), headers=headers)['environ']
+    for name, value in headers:
+        assert environ['HTTP_' + name.upper().replace('-', '_')] == value, name
+
+
 def test_header_names_with_underscores_cannot_shadow_dashed_ones(wsgi_server, http_client: httpx.Client):
     headers = [('X-Forwarded-For', '10.0.0.1'), ('X_Forwarded_For', '6.6.6.6'), ('X_Only_Underscores', 'x')]
     environ = fetch_description(http_client, wsgi_server.url('/environ'), headers=headers)['environ']

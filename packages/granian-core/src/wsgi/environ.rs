@@ -1,5 +1,7 @@
 //! The WSGI environ (PEP 3333), built per request on the blocking thread.
 
+use std::borrow::Cow;
+
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
 use http::request::Parts;
 use http::{HeaderName, Version};
@@ -31,6 +33,36 @@ fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
+/// The environ key of a request header: a shared, interned string for the common ones (no
+/// allocation per request), else [`cgi_header_name`].
+fn cgi_key<'py>(py: Python<'py>, name: &HeaderName) -> Bound<'py, PyString> {
+    macro_rules! common {
+        ($($header:literal => $key:literal,)*) => {
+            match name.as_str() {
+                $($header => return intern!(py, $key).clone(),)*
+                _ => {}
+            }
+        };
+    }
+    common! {
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "connection" => "HTTP_CONNECTION",
+        "cookie" => "HTTP_COOKIE",
+        "referer" => "HTTP_REFERER",
+        "origin" => "HTTP_ORIGIN",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        "x-request-id" => "HTTP_X_REQUEST_ID",
+    }
+    PyString::new(py, &cgi_header_name(name))
+}
+
 /// `HTTP_` + the header name upper-cased with dashes as underscores.
 pub fn cgi_header_name(name: &HeaderName) -> String {
     let mut key = String::with_capacity(5 + name.as_str().len());
@@ -47,14 +79,19 @@ pub fn protocol_label(version: Version) -> &'static str {
     }
 }
 
-/// PATH_INFO: the percent-decoded path as latin-1, without the SCRIPT_NAME prefix.
-pub fn path_info(raw_path: &str, script_name: &str) -> String {
-    let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
-    let path = latin1(&decoded);
+/// PATH_INFO: the percent-decoded path as latin-1, without the SCRIPT_NAME prefix. Borrowed when
+/// the path is ASCII with nothing to decode (latin-1 of ASCII is the same text).
+pub fn path_info<'a>(raw_path: &'a str, script_name: &str) -> Cow<'a, str> {
+    let path = if raw_path.is_ascii() && !raw_path.contains('%') {
+        Cow::Borrowed(raw_path)
+    } else {
+        let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
+        Cow::Owned(latin1(&decoded))
+    };
     if !script_name.is_empty() {
         if let Some(rest) = path.strip_prefix(script_name) {
             if rest.is_empty() || rest.starts_with('/') {
-                return rest.to_owned();
+                return Cow::Owned(rest.to_owned());
             }
         }
     }
@@ -114,7 +151,7 @@ pub fn build<'py>(
         } else if name == CONTENT_LENGTH {
             environ.set_item(intern!(py, "CONTENT_LENGTH"), value)?;
         } else {
-            environ.set_item(cgi_header_name(name), value)?;
+            environ.set_item(cgi_key(py, name), value)?;
         }
     }
     environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
@@ -165,6 +202,7 @@ mod tests {
         assert_eq!(path_info("/api/users", "/api"), "/users");
         assert_eq!(path_info("/api", "/api"), "");
         assert_eq!(path_info("/apiary", "/api"), "/apiary");
+        assert!(matches!(path_info("/plain/path", ""), Cow::Borrowed("/plain/path")));
     }
 
     #[test]
