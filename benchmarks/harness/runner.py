@@ -295,7 +295,9 @@ class Runner:
             self.say(
                 f'{interface:<4} memory {spec.name:<17} worker {record["after_warmup"]["worker"] / 1024:.1f} MiB'
                 f' -> {record["after"]["worker"] / 1024:.1f} MiB after {done:,} requests ({growth:+,} KiB);'
-                f' with supervisor {record["after"]["supervisor_worker"] / 1024:.1f} MiB'
+                f' with supervisor {record["after"]["supervisor_worker"] / 1024:.1f} MiB; worker private'
+                f' {record["after"]["worker_private"] / 1024:.1f} MiB, supervisor + worker PSS'
+                f' {record["after"]["supervisor_worker_pss"] / 1024:.1f} MiB'
             )
             self.results['memory'].append(record)
         except LoadError as error:

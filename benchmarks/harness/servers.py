@@ -313,7 +313,13 @@ class RunningServer:
         return [pid for pid in _children(self.process.pid) if 'resource_tracker' not in _cmdline(pid)]
 
     def memory(self) -> dict[str, int]:
-        """RSS in KiB: `worker`, `supervisor`, `supervisor_worker` (their sum), `group` (every process), `worker_peak`.
+        """RSS in KiB: `worker`, `supervisor`, `supervisor_worker` (their sum), `group` (every process), `worker_peak`;
+        and what RSS cannot compare between servers that start workers differently: `worker_private`
+        (pages only the worker maps: what one more worker costs) and `supervisor_worker_pss` (the two
+        processes' proportional shares: what they cost together).
+
+        A forked worker shares the pages of the supervisor it was copied from, and does not count shared
+        library pages in its RSS until it touches them; a spawned worker (ours) imports everything anew.
 
         The worker is the supervisor's child other than multiprocessing's resource tracker (the largest
         one if there are several); a server without a supervisor is its own worker.
@@ -329,9 +335,11 @@ class RunningServer:
             worker = max(statuses, key=lambda pid: statuses[pid].get('VmRSS', 0))
             worker_status = statuses[worker]
             combined = supervisor_status.get('VmRSS', 0) + worker_status.get('VmRSS', 0)
+            worker_shares, supervisor_pss = _shares(worker), _shares(supervisor)['pss']
         else:
             worker_status = supervisor_status
             combined = supervisor_status.get('VmRSS', 0)
+            worker_shares, supervisor_pss = _shares(supervisor), 0
         group = sum(_status(pid).get('VmRSS', 0) for pid in _group_members(supervisor))
         return {
             'worker': worker_status.get('VmRSS', 0),
@@ -339,6 +347,8 @@ class RunningServer:
             'supervisor': supervisor_status.get('VmRSS', 0) if statuses else 0,
             'supervisor_worker': combined,
             'group': group,
+            'worker_private': worker_shares['private'],
+            'supervisor_worker_pss': supervisor_pss + worker_shares['pss'],
         }
 
 
@@ -387,16 +397,32 @@ def _cmdline(pid: int) -> str:
         return ''
 
 
-def _status(pid: int) -> dict[str, int]:
-    """The kB fields of /proc/PID/status (VmRSS, VmHWM, ...); empty if the process is gone."""
+def kib_fields(text: str) -> dict[str, int]:
+    """The `Name: N kB` lines of a /proc file (status, smaps_rollup) as {name: N}."""
     fields = {}
-    try:
-        lines = Path(f'/proc/{pid}/status').read_text().splitlines()
-    except OSError:
-        return {}
-    for line in lines:
+    for line in text.splitlines():
         key, _, value = line.partition(':')
         parts = value.split()
         if len(parts) == 2 and parts[1] == 'kB':
             fields[key] = int(parts[0])
     return fields
+
+
+def _proc_kib(pid: int, name: str) -> dict[str, int]:
+    """The kB fields of /proc/PID/`name`; empty if the process is gone."""
+    try:
+        return kib_fields(Path(f'/proc/{pid}/{name}').read_text())
+    except OSError:
+        return {}
+
+
+def _status(pid: int) -> dict[str, int]:
+    """The kB fields of /proc/PID/status (VmRSS, VmHWM, ...)."""
+    return _proc_kib(pid, 'status')
+
+
+def _shares(pid: int) -> dict[str, int]:
+    """What process `pid` holds alone (`private`: pages no other process maps) and its proportional
+    share of everything it maps (`pss`: each shared page divided by the processes mapping it)."""
+    rollup = _proc_kib(pid, 'smaps_rollup')
+    return {'private': rollup.get('Private_Clean', 0) + rollup.get('Private_Dirty', 0), 'pss': rollup.get('Pss', 0)}

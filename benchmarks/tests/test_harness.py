@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import accounting, compare, instructions, load, report
+from harness import accounting, compare, instructions, load, report, servers
 from harness.scenarios import SCENARIOS
 
 
@@ -128,7 +128,8 @@ def test_load_generator_cpu_share_is_measured_and_reported():
     )
     assert tool.cpu_s >= 0.25 and tool.wall_s >= tool.cpu_s * 0.9
     result = load.LoadResult(rps=1, p50_ms=None, p99_ms=None, requests=1, errors=0).timed(tool)
-    assert 0.5 < result.client_busy <= 1.05
+    # A busy loop keeps its core busy; the margin is for other tests sharing that core (pytest -n 2).
+    assert 0.2 < result.client_busy <= 1.05
     assert report._busy(0.95) == '**95% sat**' and report._busy(0.5) == '50%'
 
 
@@ -227,3 +228,24 @@ def test_callgrind_self_costs_skip_call_costs_and_resolve_compressed_names():
     assert instructions.part_of('/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0') == 'python'
     assert instructions.part_of('/venv/lib/python3.11/site-packages/uvloop/loop.cpython-311.so') == 'uvloop'
     assert instructions.part_of('???') == 'other'
+
+
+def test_kib_fields_of_proc_files_are_read():
+    rollup = (
+        '55d4c1a2b000-7ffd3c1fe000 ---p 00000000 00:00 0                          [rollup]\n'
+        'Rss:               30944 kB\nPss:               21570 kB\nPrivate_Clean:      2896 kB\n'
+        'Private_Dirty:     15380 kB\nTHPeligible:    0\n'
+    )
+    fields = servers.kib_fields(rollup)
+    assert fields == {'Rss': 30944, 'Pss': 21570, 'Private_Clean': 2896, 'Private_Dirty': 15380}
+    assert servers.kib_fields('Name:\tpython\nVmRSS:\t  29324 kB\nThreads:\t3\n') == {'VmRSS': 29324}
+
+
+def test_the_memory_table_reads_runs_saved_before_the_shares_were_measured():
+    reading = {'worker': 30_000, 'worker_peak': 31_000, 'supervisor_worker': 60_000}
+    record = {'interface': 'rsgi', 'server': 'ours', 'requests': 1000, 'after_warmup': reading, 'rps': 1000}
+    old = report._memory_table({'memory': [{**record, 'after': reading}]})
+    assert '| - | - |' in old[-1]
+    shares = {**reading, 'worker_private': 18_432, 'supervisor_worker_pss': 41_984}
+    new = report._memory_table({'memory': [{**record, 'after': shares}]})
+    assert '| 18.0 MiB | 41.0 MiB |' in new[-1]
