@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -44,3 +45,32 @@ def rss_mib(pid: int) -> float:
 def open_fds(pid: int) -> int:
     """How many descriptors process `pid` has open."""
     return len(list(Path(f'/proc/{pid}/fd').iterdir()))
+
+
+def shared_dirty_kib(pid: int) -> int:
+    """KiB of written pages process `pid` shares with another process (a forked child shares its parent's)."""
+    match = re.search(r'^Shared_Dirty:\s+(\d+) kB', Path(f'/proc/{pid}/smaps_rollup').read_text(), re.MULTILINE)
+    assert match, f'no Shared_Dirty for pid {pid}'
+    return int(match.group(1))
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process `pid` has open."""
+    inodes = set()
+    for fd in Path(f'/proc/{pid}/fd').iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith('socket:['):
+            inodes.add(int(target[len('socket:[') : -1]))
+    return inodes
+
+
+def listening_socket_inode(port: int) -> int:
+    """The inode of the IPv4 TCP socket listening on `port` (from /proc/net/tcp)."""
+    for line in Path('/proc/net/tcp').read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(':')[1], 16) == port and fields[3] == '0A':
+            return int(fields[9])
+    raise AssertionError(f'nothing listens on port {port}')

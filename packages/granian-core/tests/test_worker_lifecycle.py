@@ -1,6 +1,6 @@
 """The worker lifecycle and the server process, seen from outside: respawning failed workers and the
-crash-loop stop, the kill timeout, the respawn interval of a reload, the pid file, and a script that
-serves at module level without a main guard."""
+crash-loop stop, the kill timeout, the respawn interval of a reload, the pid file, a script that
+serves at module level without a main guard, and how workers start (forked or spawned)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests_support.processes import listening_socket_inode, shared_dirty_kib, socket_inodes, worker_pid
 from tests_support.server import (
     HOST,
     RunningServer,
@@ -615,3 +616,76 @@ def test_reload_ignore_worker_failure_waits_for_the_next_change(tmp_path: Path):
         assert server.proc is not None and server.proc.poll() is None
         _write_app(tmp_path, 'v2')
         assert wait_until(lambda: _version(server) == 'v2', 30), server.output
+
+
+# -- how workers start -----------------------------------------------------------------------------
+
+VERSIONED_APP = """
+import os
+
+VERSION = {version!r}
+
+
+async def app(scope, proto):
+    body = str(os.getpid()) if scope.path == '/pid' else VERSION
+    proto.response_str(200, [], body)
+"""
+
+#: A forked worker shares the supervisor's interpreter, core and interface module: about 12 MiB of
+#: written pages. A spawned worker shares almost none (tens of KiB).
+FORKED_SHARED_KIB = 4096
+SPAWNED_SHARED_KIB = 1024
+
+
+def test_workers_are_forks_that_share_the_supervisors_memory(rsgi_apps_dir: Path):
+    with RunningServer(APP, working_dir=rsgi_apps_dir, extra_args=['--workers', '2']) as server:
+        workers = collect_worker_pids(server, want=2)
+        assert len(workers) == 2
+        shared = {pid: shared_dirty_kib(pid) for pid in workers}
+    assert all(kib >= FORKED_SHARED_KIB for kib in shared.values()), shared
+
+
+def test_a_forked_worker_keeps_no_socket_of_the_supervisor_but_the_listener(rsgi_apps_dir: Path):
+    with RunningServer(APP, working_dir=rsgi_apps_dir) as server:
+        assert server.proc is not None
+        worker = worker_pid(server)
+        common = socket_inodes(server.proc.pid) & socket_inodes(worker)
+        listener = listening_socket_inode(server.port)
+    assert common == {listener}, 'the worker holds the supervisor wake-up sockets'
+
+
+def test_sighup_gives_forked_workers_the_changed_code(tmp_path: Path):
+    (tmp_path / 'versioned_app.py').write_text(VERSIONED_APP.format(version='v1'))
+    args = ['--respawn-interval', '0']
+    with RunningServer('versioned_app:app', working_dir=tmp_path, extra_args=args) as server:
+        assert _version(server) == 'v1'
+        (tmp_path / 'versioned_app.py').write_text(VERSIONED_APP.format(version='v2'))
+        server.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: _version(server) == 'v2', 30), server.output
+        assert shared_dirty_kib(worker_pid(server)) >= FORKED_SHARED_KIB
+
+
+def test_a_script_that_imported_its_app_spawns_workers_that_load_changed_code(tmp_path: Path):
+    """A fork would keep the supervisor's copy of the app, and SIGHUP would serve the old code."""
+    (tmp_path / 'versioned_app.py').write_text(VERSIONED_APP.format(version='v1'))
+    port = free_port()
+    source = f"""
+        import versioned_app  # the supervisor imports the app itself
+        from granian import Granian
+
+        if __name__ == '__main__':
+            Granian(
+                'versioned_app:app', interface='rsgi', address={HOST!r}, port={port}, respawn_interval=0,
+                working_dir={str(tmp_path)!r},
+            ).serve()
+        """
+    with serving_script(tmp_path, source) as (proc, log):
+        server = RunningServer('versioned_app:app', port=port)
+        assert wait_until(lambda: _version(server) == 'v1', 30), log.read_text()
+        worker = int(httpx.get(server.url('/pid'), timeout=5).text)
+        assert shared_dirty_kib(worker) < SPAWNED_SHARED_KIB
+        (tmp_path / 'versioned_app.py').write_text(VERSIONED_APP.format(version='v2'))
+        proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: _version(server) == 'v2', 30), log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, log.read_text()

@@ -30,14 +30,34 @@ def prepare_import_path(working_dir: str | os.PathLike | None) -> None:
         sys.path.insert(0, directory)
 
 
+def _split_target(target: str) -> tuple[str, str]:
+    """The module (or file) and the attribute path of `target`."""
+    parts = _TARGET_SPLIT.split(target, maxsplit=1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], 'app')
+
+
+def _is_file(location: str) -> bool:
+    return location.endswith('.py') or os.sep in location
+
+
+def _file_module_name(path: str) -> str:
+    """The module name a file target is imported under."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def target_package(target: str) -> str:
+    """The top-level name `target`'s module is imported under (a file target: the file's stem)."""
+    location = _split_target(target)[0]
+    return _file_module_name(location) if _is_file(location) else location.split('.')[0]
+
+
 def load_target(target: str, factory: bool = False) -> Any:
     """Import `target` and return the object it names (called first when `factory` is set)."""
-    parts = _TARGET_SPLIT.split(target, maxsplit=1)
-    location, attr_path = (parts[0], parts[1]) if len(parts) == 2 else (parts[0], 'app')
+    location, attr_path = _split_target(target)
     if not location or not attr_path:
         raise TargetLoadError(f'{target!r} is not a valid target; use "module:attribute"')
     try:
-        if location.endswith('.py') or os.sep in location:
+        if _is_file(location):
             module = _import_file(location)
         else:
             module = importlib.import_module(location)
@@ -63,7 +83,7 @@ def _import_file(path: str) -> Any:
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise TargetLoadError(f'no such file: {path}')
-    name = os.path.splitext(os.path.basename(path))[0]
+    name = _file_module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise TargetLoadError(f'cannot import {path}')
