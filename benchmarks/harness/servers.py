@@ -319,7 +319,7 @@ class RunningServer:
         processes' proportional shares: what they cost together).
 
         A forked worker shares the pages of the supervisor it was copied from, and does not count shared
-        library pages in its RSS until it touches them; a spawned worker (ours) imports everything anew.
+        library pages in its RSS until it touches them; a spawned worker imports everything anew.
 
         The worker is the supervisor's child other than multiprocessing's resource tracker (the largest
         one if there are several); a server without a supervisor is its own worker.
