@@ -95,6 +95,22 @@ def test_scope_state_is_a_copy_of_the_lifespan_state(asgi_server, http_client: h
         assert 'leaked_from_request' not in state, f'a request saw state written by an earlier request: {state}'
 
 
+def test_a_request_changing_its_scope_does_not_change_the_next_ones(asgi_server, http_client: httpx.Client):
+    # /scope changes its scope after answering in every way an app can; the connection's next
+    # request must get a scope of its own.
+    first = fetch_description(http_client, asgi_server.url('/scope/first'))
+    second = fetch_description(http_client, asgi_server.url('/scope/second'))
+    for described in (first, second):
+        scope = described['scope']
+        assert 'leaked_from_request' not in scope
+        assert scope['server'] == ['127.0.0.1', asgi_server.port]
+        assert scope['client'][0] == '127.0.0.1'
+        assert scope['asgi'] == {'version': '3.0', 'spec_version': '2.4'}
+        assert 'leaked' not in scope['extensions']
+        assert [b'x-leaked', b'1'] not in scope['headers'] and ['x-leaked', '1'] not in scope['headers']
+    assert second['scope']['path'] == '/scope/second'
+
+
 def test_http10_request_has_http_version_1_0(asgi_server):
     response = exchange(asgi_server.port, b'GET /scope HTTP/1.0\r\nHost: localhost\r\n\r\n')
     assert response.status == 200, response

@@ -238,7 +238,8 @@ impl ReadyAwaitable {
 }
 
 /// The Python thread's [`Errands`] of one event-loop iteration: the first errand of an iteration
-/// schedules a flush with `loop.call_soon`, which runs after every other ready callback.
+/// schedules a flush with `loop.call_soon`, which runs in the loop's next iteration, after the
+/// callbacks already queued; [`OutboxFlush`] may wait a few iterations more.
 #[derive(Default)]
 struct Outbox {
     errands: Mutex<Errands>,

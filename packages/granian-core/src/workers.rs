@@ -15,6 +15,9 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
+use pyo3::Py;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
@@ -86,6 +89,9 @@ pub struct ConnectionInfo {
     pub scheme: &'static str,
     /// TLS facts (HTTPS connections only).
     pub tls: Option<TlsInfo>,
+    /// The entries every request dict of this connection shares (the WSGI environ, the ASGI
+    /// scope), made by the interface for the first request; each request starts from a copy.
+    pub request_template: PyOnceLock<Py<PyDict>>,
     /// Cancelled when the connection is gone.
     pub closed: CancellationToken,
     /// Where file bodies of HTTP/1 responses go zero-copy; None on connections that cannot.
@@ -110,6 +116,7 @@ impl ConnectionInfo {
             peer,
             scheme: if tls.is_some() { "https" } else { "http" },
             tls,
+            request_template: PyOnceLock::new(),
             closed: CancellationToken::new(),
             server,
             first_request: AtomicBool::new(false),

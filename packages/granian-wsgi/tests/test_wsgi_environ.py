@@ -205,3 +205,26 @@ def test_url_path_prefix_becomes_script_name(prefixed_server, http_client: httpx
 def test_url_path_prefix_leaves_other_paths_alone(prefixed_server, http_client: httpx.Client):
     environ = fetch_description(http_client, prefixed_server.url('/environ/x'))['environ']
     assert environ['PATH_INFO'] == '/environ/x', 'a path outside the prefix keeps its PATH_INFO'
+
+
+def test_an_app_changing_its_environ_does_not_change_the_next_ones(wsgi_server, make_client, http_version: str):
+    """Requests on one connection start from the same connection entries; each gets its own dict."""
+    with make_client(http_version) as client:
+        assert client.get(wsgi_server.url('/tamper'), headers=REQUEST_HEADERS).text == 'tampered'
+        environ = fetch_description(client, wsgi_server.url('/environ'), headers=REQUEST_HEADERS)['environ']
+        assert client.get(wsgi_server.url('/tamper')).text == 'tampered'
+        after = fetch_description(client, wsgi_server.url('/environ?x=1'))['environ']
+    for seen in (environ, after):
+        assert 'granian.test.tampered' not in seen
+        assert seen['SERVER_NAME'] != 'tampered'
+        assert seen['REMOTE_ADDR'] == '127.0.0.1'
+    assert environ['HTTP_X_CUSTOM'] == 'custom-value'
+    assert 'HTTP_X_CUSTOM' not in after, 'a header of an earlier request leaked into a later environ'
+    assert after['QUERY_STRING'] == 'x=1'
+
+
+def test_many_headers_all_reach_the_environ(wsgi_server, http_client: httpx.Client):
+    headers = [(f'X-Extra-{index}', f'value-{index}') for index in range(60)]
+    environ = fetch_description(http_client, wsgi_server.url('/environ'), headers=headers)['environ']
+    for index in range(60):
+        assert environ[f'HTTP_X_EXTRA_{index}'] == f'value-{index}'

@@ -135,6 +135,13 @@ async def route_scope(scope, receive, send):
     state = scope.get('state')
     if isinstance(state, dict):
         state['leaked_from_request'] = scope['path']
+    # Nor may any other change to the scope or to the values in it.
+    scope['leaked_from_request'] = scope['path']
+    scope['server'] = ('leaked', 1)
+    del scope['client']
+    scope['asgi']['leaked'] = True
+    scope['extensions']['leaked'] = {}
+    scope['headers'].append((b'x-leaked', b'1'))
 
 
 async def route_echo(scope, receive, send):

@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::http::decoded_path;
 use crate::net::Endpoint;
+use crate::pytext;
 use crate::workers::ConnectionInfo;
 
 pub const ASGI_VERSION: &str = "3.0";
@@ -45,30 +46,71 @@ pub struct ScopeTemplate {
     pub state: Option<Py<PyDict>>,
 }
 
+/// The scope entries all requests of a connection share (the server's and the client's address,
+/// the root path), with None in the place of the entries every request sets. A request's scope is
+/// a copy of this dict with those replaced: one copy of its table instead of growing a new dict
+/// three times. Values that an app could change in place (`asgi`, `headers`, `state`,
+/// `extensions`) are new for every request.
+fn connection_scope<'py>(
+    py: Python<'py>,
+    template: &ScopeTemplate,
+    connection: &ConnectionInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    use pyo3::intern;
+    let scope = PyDict::new(py);
+    let per_request = py.None();
+    scope.set_item(intern!(py, "type"), &per_request)?;
+    scope.set_item(intern!(py, "asgi"), &per_request)?;
+    scope.set_item(intern!(py, "http_version"), &per_request)?;
+    scope.set_item(intern!(py, "server"), address(py, &connection.local)?)?;
+    scope.set_item(intern!(py, "client"), address(py, &connection.peer)?)?;
+    scope.set_item(intern!(py, "scheme"), &per_request)?;
+    scope.set_item(intern!(py, "path"), &per_request)?;
+    scope.set_item(intern!(py, "raw_path"), &per_request)?;
+    scope.set_item(intern!(py, "query_string"), &per_request)?;
+    scope.set_item(intern!(py, "root_path"), template.root_path.bind(py))?;
+    scope.set_item(intern!(py, "headers"), &per_request)?;
+    if template.state.is_some() {
+        scope.set_item(intern!(py, "state"), &per_request)?;
+    }
+    scope.set_item(intern!(py, "extensions"), &per_request)?;
+    Ok(scope)
+}
+
+/// `http_version` as a shared Python string.
+fn version_string(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
+    use pyo3::intern;
+    match version_label(version) {
+        "1.0" => intern!(py, "1.0"),
+        "2" => intern!(py, "2"),
+        _ => intern!(py, "1.1"),
+    }
+}
+
 /// The keys HTTP and WebSocket scopes share.
 fn base_scope<'py>(
     py: Python<'py>,
-    kind: &'static str,
-    spec_version: &'static str,
+    kind: &Bound<'py, PyString>,
+    spec_version: &Bound<'py, PyString>,
     template: &ScopeTemplate,
     parts: &Parts,
     connection: &ConnectionInfo,
 ) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
-    let scope = PyDict::new(py);
+    let shared = connection
+        .request_template
+        .get_or_try_init(py, || connection_scope(py, template, connection).map(Bound::unbind))?;
+    let scope = shared.bind(py).copy()?;
     scope.set_item(intern!(py, "type"), kind)?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), intern!(py, ASGI_VERSION))?;
     asgi.set_item(intern!(py, "spec_version"), spec_version)?;
     scope.set_item(intern!(py, "asgi"), asgi)?;
-    scope.set_item(intern!(py, "http_version"), version_label(parts.version))?;
-    scope.set_item(intern!(py, "server"), address(py, &connection.local)?)?;
-    scope.set_item(intern!(py, "client"), address(py, &connection.peer)?)?;
+    scope.set_item(intern!(py, "http_version"), version_string(py, parts.version))?;
     let raw_path = parts.uri.path();
     scope.set_item(intern!(py, "path"), decoded_path(raw_path))?;
     scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path.as_bytes()))?;
     scope.set_item(intern!(py, "query_string"), PyBytes::new(py, parts.uri.query().unwrap_or("").as_bytes()))?;
-    scope.set_item(intern!(py, "root_path"), template.root_path.bind(py))?;
     let headers = PyList::empty(py);
     if !parts.headers.contains_key(HOST) {
         // HTTP/2 carries the host in :authority; ASGI apps look for a host header.
@@ -93,9 +135,10 @@ pub fn http_scope<'py>(
     connection: &ConnectionInfo,
 ) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
-    let scope = base_scope(py, "http", ASGI_SPEC_VERSION, template, parts, connection)?;
-    scope.set_item(intern!(py, "scheme"), connection.scheme)?;
-    scope.set_item(intern!(py, "method"), parts.method.as_str())?;
+    let scope = base_scope(py, intern!(py, "http"), intern!(py, ASGI_SPEC_VERSION), template, parts, connection)?;
+    let scheme = if connection.scheme == "https" { intern!(py, "https") } else { intern!(py, "http") };
+    scope.set_item(intern!(py, "scheme"), scheme)?;
+    scope.set_item(intern!(py, "method"), pytext::method(py, &parts.method))?;
     let extensions = PyDict::new(py);
     extensions.set_item(intern!(py, "http.response.pathsend"), PyDict::new(py))?;
     add_tls(py, &extensions, connection)?;
@@ -133,8 +176,16 @@ pub fn websocket_scope<'py>(
     subprotocols: &[String],
 ) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
-    let scope = base_scope(py, "websocket", ASGI_WEBSOCKET_SPEC_VERSION, template, parts, connection)?;
-    scope.set_item(intern!(py, "scheme"), if connection.scheme == "https" { "wss" } else { "ws" })?;
+    let scope = base_scope(
+        py,
+        intern!(py, "websocket"),
+        intern!(py, ASGI_WEBSOCKET_SPEC_VERSION),
+        template,
+        parts,
+        connection,
+    )?;
+    let scheme = if connection.scheme == "https" { intern!(py, "wss") } else { intern!(py, "ws") };
+    scope.set_item(intern!(py, "scheme"), scheme)?;
     scope.set_item(intern!(py, "subprotocols"), PyList::new(py, subprotocols)?)?;
     let extensions = PyDict::new(py);
     extensions.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;

@@ -64,8 +64,13 @@ impl HttpProtocol {
 
     /// Hands the response to hyper; a second response is ignored, as the specification allows.
     fn respond(&self, py: Python<'_>, intent: ResponseIntent) {
+        self.respond_with(py, || intent);
+    }
+
+    /// As `respond`, with the response made only when the request has not been answered yet.
+    fn respond_with(&self, py: Python<'_>, intent: impl FnOnce() -> ResponseIntent) {
         if let Some(sender) = self.take_responder() {
-            self.pyloop.deliver(py, &self.runtime, sender, intent);
+            self.pyloop.deliver(py, &self.runtime, sender, intent());
         }
     }
 
@@ -98,10 +103,7 @@ impl HttpProtocol {
     /// app failed), free its backpressure slot.
     pub fn finish(&self, py: Python<'_>, app_failed: bool) {
         // Built only when needed: nearly every app has answered by now.
-        if let Some(sender) = self.take_responder() {
-            let intent = ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR));
-            self.pyloop.deliver(py, &self.runtime, sender, intent);
-        }
+        self.respond_with(py, || ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)));
         if let Some(stream) = lock(&self.stream).take() {
             if !app_failed {
                 stream.complete();

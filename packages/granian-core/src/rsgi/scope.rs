@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
 use crate::http::decoded_path;
+use crate::pytext;
 use crate::workers::ConnectionInfo;
 
 pub const RSGI_VERSION: &str = "1.6";
@@ -76,8 +77,8 @@ impl HttpScope {
     }
 
     #[getter]
-    fn method(&self) -> &str {
-        self.parts.method.as_str()
+    fn method<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        pytext::method(py, &self.parts.method)
     }
 
     #[getter]

@@ -23,9 +23,9 @@ pub struct TlsInfo {
     pub client_chain: Vec<String>,
     /// The subject of the client's certificate, RFC 4514 (`CN=alice,O=Example`).
     pub client_name: Option<String>,
-    /// The serving interface's Python form of these facts (the ASGI `tls` extension, the WSGI
-    /// `HTTPS`/`SSL_CLIENT_*` entries), made by the first request and copied by every later one, so
-    /// keep-alive requests do not turn the PEM text into Python strings again.
+    /// The ASGI `tls` extension's dict, made by the first request and copied by every later one, so
+    /// keep-alive requests do not turn the PEM text into Python strings again. (WSGI keeps its
+    /// `HTTPS`/`SSL_CLIENT_*` entries in the connection's environ template.)
     pub python_view: PyOnceLock<Py<PyDict>>,
 }
 

@@ -10,6 +10,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use crate::pytext;
 use crate::workers::ConnectionInfo;
 
 /// Per-worker values every environ shares.
@@ -71,11 +72,12 @@ pub fn cgi_header_name(name: &HeaderName) -> String {
     key
 }
 
-pub fn protocol_label(version: Version) -> &'static str {
+/// SERVER_PROTOCOL.
+pub fn protocol_label(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
     match version {
-        Version::HTTP_10 | Version::HTTP_09 => "HTTP/1.0",
-        Version::HTTP_2 | Version::HTTP_3 => "HTTP/2",
-        _ => "HTTP/1.1",
+        Version::HTTP_10 | Version::HTTP_09 => intern!(py, "HTTP/1.0"),
+        Version::HTTP_2 | Version::HTTP_3 => intern!(py, "HTTP/2"),
+        _ => intern!(py, "HTTP/1.1"),
     }
 }
 
@@ -98,6 +100,58 @@ pub fn path_info<'a>(raw_path: &'a str, script_name: &str) -> Cow<'a, str> {
     path
 }
 
+/// The environ entries all requests of a connection share: the server's and the client's address,
+/// the scheme, TLS facts and the per-worker values, with None in the place of the entries every
+/// request sets. A request's environ is a copy of this dict (one copy of its table, no insertion,
+/// no growth) with those entries replaced, and its headers added.
+fn connection_environ<'py>(
+    py: Python<'py>,
+    template: &EnvironTemplate,
+    connection: &ConnectionInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    let environ = PyDict::new(py);
+    let per_request = py.None();
+    environ.set_item(intern!(py, "REQUEST_METHOD"), &per_request)?;
+    environ.set_item(intern!(py, "SCRIPT_NAME"), template.script_name.as_str())?;
+    environ.set_item(intern!(py, "PATH_INFO"), &per_request)?;
+    environ.set_item(intern!(py, "QUERY_STRING"), &per_request)?;
+    // Unix sockets: the socket path and an empty port (as gunicorn; werkzeug reads it as no port).
+    environ.set_item(intern!(py, "SERVER_NAME"), connection.local.host())?;
+    environ.set_item(intern!(py, "SERVER_PORT"), port_text(connection.local.port()))?;
+    environ.set_item(intern!(py, "SERVER_PROTOCOL"), &per_request)?;
+    environ.set_item(intern!(py, "REMOTE_ADDR"), connection.peer.host())?;
+    environ.set_item(intern!(py, "REMOTE_PORT"), port_text(connection.peer.port()))?;
+    environ.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, "granian"))?;
+    environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
+    environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
+    environ.set_item(intern!(py, "wsgi.url_scheme"), connection.scheme)?;
+    if let Some(tls) = &connection.tls {
+        // As Apache mod_ssl names them; frameworks read HTTPS to build https URLs.
+        environ.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+        if let Some(certificate) = tls.client_chain.first() {
+            environ.set_item(intern!(py, "SSL_CLIENT_CERT"), certificate)?;
+        }
+        if let Some(name) = &tls.client_name {
+            environ.set_item(intern!(py, "SSL_CLIENT_S_DN"), name)?;
+        }
+    }
+    environ.set_item(intern!(py, "wsgi.input"), &per_request)?;
+    environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+    environ.set_item(intern!(py, "wsgi.errors"), template.errors.bind(py))?;
+    environ.set_item(intern!(py, "wsgi.multithread"), template.multithread)?;
+    environ.set_item(intern!(py, "wsgi.multiprocess"), template.multiprocess)?;
+    environ.set_item(intern!(py, "wsgi.run_once"), false)?;
+    environ.set_item(intern!(py, "wsgi.file_wrapper"), template.file_wrapper.bind(py))?;
+    // CPython grows a dict when an insertion finds its table two-thirds full, and the 21 entries
+    // above fill a 32-slot table exactly: every copy would grow at its first header. One more key,
+    // removed again, makes this table grow now (to 64 slots, room for 20 headers), once per
+    // connection. The removed slot stays in the copies, a tenth of a row each.
+    let spare = intern!(py, "granian.spare");
+    environ.set_item(spare, &per_request)?;
+    environ.del_item(spare)?;
+    Ok(environ)
+}
+
 pub fn build<'py>(
     py: Python<'py>,
     template: &EnvironTemplate,
@@ -105,19 +159,15 @@ pub fn build<'py>(
     connection: &ConnectionInfo,
     input: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let environ = PyDict::new(py);
-    environ.set_item(intern!(py, "REQUEST_METHOD"), parts.method.as_str())?;
-    environ.set_item(intern!(py, "SCRIPT_NAME"), template.script_name.as_str())?;
+    let shared = connection
+        .request_template
+        .get_or_try_init(py, || connection_environ(py, template, connection).map(Bound::unbind))?;
+    let environ = shared.bind(py).copy()?;
+    environ.set_item(intern!(py, "REQUEST_METHOD"), pytext::method(py, &parts.method))?;
     environ.set_item(intern!(py, "PATH_INFO"), path_info(parts.uri.path(), &template.script_name))?;
     environ.set_item(intern!(py, "QUERY_STRING"), parts.uri.query().unwrap_or(""))?;
-    // Unix sockets: the socket path and an empty port (as gunicorn; werkzeug reads it as no port).
-    environ.set_item(intern!(py, "SERVER_NAME"), connection.local.host())?;
-    environ.set_item(intern!(py, "SERVER_PORT"), port_text(connection.local.port()))?;
-    environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol_label(parts.version))?;
-    environ.set_item(intern!(py, "REMOTE_ADDR"), connection.peer.host())?;
-    environ.set_item(intern!(py, "REMOTE_PORT"), port_text(connection.peer.port()))?;
-    environ.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, "granian"))?;
-    environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
+    environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol_label(py, parts.version))?;
+    environ.set_item(intern!(py, "wsgi.input"), input)?;
     if !parts.headers.contains_key(HOST) {
         // HTTP/2 carries the host in :authority.
         if let Some(authority) = parts.uri.authority() {
@@ -154,31 +204,6 @@ pub fn build<'py>(
             environ.set_item(cgi_key(py, name), value)?;
         }
     }
-    environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
-    environ.set_item(intern!(py, "wsgi.url_scheme"), connection.scheme)?;
-    if let Some(tls) = &connection.tls {
-        // Made by the connection's first request, merged into every environ after it.
-        let entries = tls.python_view.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
-            // As Apache mod_ssl names them; frameworks read HTTPS to build https URLs.
-            let entries = PyDict::new(py);
-            entries.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
-            if let Some(certificate) = tls.client_chain.first() {
-                entries.set_item(intern!(py, "SSL_CLIENT_CERT"), certificate)?;
-            }
-            if let Some(name) = &tls.client_name {
-                entries.set_item(intern!(py, "SSL_CLIENT_S_DN"), name)?;
-            }
-            Ok(entries.unbind())
-        })?;
-        environ.update(entries.bind(py).as_mapping())?;
-    }
-    environ.set_item(intern!(py, "wsgi.input"), input)?;
-    environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
-    environ.set_item(intern!(py, "wsgi.errors"), template.errors.bind(py))?;
-    environ.set_item(intern!(py, "wsgi.multithread"), template.multithread)?;
-    environ.set_item(intern!(py, "wsgi.multiprocess"), template.multiprocess)?;
-    environ.set_item(intern!(py, "wsgi.run_once"), false)?;
-    environ.set_item(intern!(py, "wsgi.file_wrapper"), template.file_wrapper.bind(py))?;
     Ok(environ)
 }
 
@@ -203,11 +228,5 @@ mod tests {
         assert_eq!(path_info("/api", "/api"), "");
         assert_eq!(path_info("/apiary", "/api"), "/apiary");
         assert!(matches!(path_info("/plain/path", ""), Cow::Borrowed("/plain/path")));
-    }
-
-    #[test]
-    fn protocols_use_cgi_labels() {
-        assert_eq!(protocol_label(Version::HTTP_10), "HTTP/1.0");
-        assert_eq!(protocol_label(Version::HTTP_2), "HTTP/2");
     }
 }

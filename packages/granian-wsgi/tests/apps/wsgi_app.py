@@ -445,6 +445,15 @@ def route_pid(environ, start_response):
     return text_response(start_response, str(os.getpid()))
 
 
+def route_tamper(environ, start_response):
+    """Change this request's environ in every way an app can; a later request must not see it."""
+    environ['granian.test.tampered'] = 'yes'
+    environ['SERVER_NAME'] = 'tampered'
+    del environ['REMOTE_ADDR']
+    environ.pop('HTTP_X_CUSTOM', None)
+    return text_response(start_response, 'tampered')
+
+
 ROUTES = {
     '/hello': route_hello,
     '/input': route_input,
@@ -472,6 +481,7 @@ ROUTES = {
     '/peak': route_peak,
     '/response-headers': route_response_headers,
     '/pid': route_pid,
+    '/tamper': route_tamper,
 }
 
 
