@@ -226,11 +226,12 @@ def _memory_table(results: dict) -> list[str]:
             ' connections (alternating blocks of GET 1 KiB and POST echo 1 KiB); "growth" is the change of the'
             f' worker between the two readings (up to {GROWTH_ALLOWANCE_KIB // 1024} MiB counts as none).'
             ' Reference for granian 2.8.1: about 30 MB for the worker, 59 MB with the supervisor.'
-            ' RSS does not compare servers that start workers differently: granian 2.8.1 forks its worker,'
-            " which then shares the supervisor's pages and leaves library pages it never touches out of its"
-            ' RSS; ours spawns a fresh interpreter. "Worker private" (pages only the worker maps: what one'
-            ' more worker costs) and "supervisor + worker PSS" (shared pages divided among the processes'
-            ' mapping them) compare them fairly; the verdict still reads RSS, as the goal is written.'
+            ' RSS does not compare servers that start workers differently: a forked worker (granian 2.8.1,'
+            " and ours since 2026-12-02) shares the supervisor's pages and leaves library pages it never"
+            ' touches out of its RSS; a spawned one (ours before) imports everything anew. "Worker private"'
+            ' (pages only the worker maps: what one more worker costs) and "supervisor + worker PSS" (shared'
+            ' pages divided among the processes mapping them) compare them fairly; the verdict still reads'
+            ' RSS, as the goal is written.'
         ),
         '',
         (
