@@ -136,15 +136,18 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Start the process. A fork starts with the supervisor's objects frozen: its garbage collector
-        then never writes to the pages it shares with the supervisor (which would copy them)."""
+        then never writes to the pages it shares with the supervisor (which would copy them). Objects
+        an embedding script froze itself stay frozen."""
         if not self.forked:
             self.process.start()
             return
+        frozen_before = gc.get_freeze_count()
         gc.freeze()
         try:
             self.process.start()
         finally:
-            gc.unfreeze()
+            if not frozen_before:
+                gc.unfreeze()
 
     def rss_mib(self) -> float | None:
         """The worker's resident memory in MiB (Linux /proc), None when it cannot be read."""
