@@ -106,16 +106,20 @@ def measurements(
     interfaces: Iterable[str],
     scenarios: Iterable[str],
     rounds: int,
-    start: Callable[[str], list[RunningServer]],
+    start: Callable[[str, bool], list[RunningServer]],
 ) -> Iterator[tuple[str, str, RunningServer]]:
-    """(interface, scenario, server) for every measurement: per interface the servers `start`
-    returns (stopped afterwards), each scenario `rounds` times, alternating servers, skipping a
-    server that does not speak the scenario's protocol or answers its request wrongly."""
+    """(interface, scenario, server) for every measurement: per interface the servers
+    `start(interface, tls)` returns (stopped afterwards; started again with HTTPS for the TLS
+    scenarios), each scenario `rounds` times, alternating servers, skipping a server that does not
+    speak the scenario's protocol or answers its request wrongly."""
     scenarios = list(scenarios)
-    for interface in interfaces:
-        started = start(interface)
+    for interface, tls in ((interface, tls) for interface in interfaces for tls in (False, True)):
+        served = [scenario for scenario in scenarios if SCENARIOS[scenario].tls == tls]
+        if not served:
+            continue
+        started = start(interface, tls)
         try:
-            for scenario in scenarios:
+            for scenario in served:
                 spec = SCENARIOS[scenario]
                 for _ in range(rounds):
                     for server in started:
@@ -165,10 +169,12 @@ def run(
     workspace = Workspace()
     try:
 
-        def start(interface: str) -> list[RunningServer]:
-            return start_servers(
-                servers, interface, lambda spec, label: RunningServer(spec, interface, raw / f'{label}-count.log')
-            )
+        def start(interface: str, tls: bool) -> list[RunningServer]:
+            def build(spec: ServerSpec, label: str) -> RunningServer:
+                log = raw / f'{label}-count.log'
+                return RunningServer(spec, interface, log, extra_arguments=workspace.server_arguments(tls), tls=tls)
+
+            return start_servers(servers, interface, build)
 
         for interface, scenario, server in measurements(workspace, interfaces, scenarios, rounds, start):
             row = count(server, workspace, scenario, connections, seconds)

@@ -218,11 +218,17 @@ def run(
     workspace = Workspace()
     try:
 
-        def start(interface: str) -> list[RunningServer]:
+        def start(interface: str, tls: bool) -> list[RunningServer]:
             def build(spec: ServerSpec, label: str) -> RunningServer:
                 log = raw / f'{label}-instructions.log'
                 return RunningServer(
-                    spec, interface, log, wrapper=callgrind.wrapper(label), ready_timeout=READY_TIMEOUT
+                    spec,
+                    interface,
+                    log,
+                    extra_arguments=workspace.server_arguments(tls),
+                    tls=tls,
+                    wrapper=callgrind.wrapper(label),
+                    ready_timeout=READY_TIMEOUT,
                 )
 
             return start_servers(servers, interface, build)

@@ -106,6 +106,13 @@ class Workspace:
             )  # fmt: skip
         return cert, key
 
+    def server_arguments(self, tls: bool) -> tuple[str, ...]:
+        """The flags that make a server serve HTTPS with `certificate()` (none when not `tls`)."""
+        if not tls:
+            return ()
+        cert, key = self.certificate()
+        return ('--ssl-certificate', str(cert), '--ssl-keyfile', str(key))
+
     def close(self) -> None:
         """Remove the temporary files."""
         self._directory.cleanup()

@@ -140,10 +140,7 @@ class Runner:
     def start(self, spec: ServerSpec, interface: str, purpose: str, tls: bool = False) -> RunningServer | None:
         """Start a server (with the workspace's test certificate if `tls`); None (with a note) when it cannot."""
         log = self.raw / f'{interface}-{spec.name}-{purpose}.log'
-        extra: tuple[str, ...] = ()
-        if tls:
-            cert, key = self.workspace.certificate()
-            extra = ('--ssl-certificate', str(cert), '--ssl-keyfile', str(key))
+        extra = self.workspace.server_arguments(tls)
         server = RunningServer(spec, interface, log, extra_arguments=extra, tls=tls)
         try:
             server.start()

@@ -249,3 +249,42 @@ def test_the_memory_table_reads_runs_saved_before_the_shares_were_measured():
     shares = {**reading, 'worker_private': 18_432, 'supervisor_worker_pss': 41_984}
     new = report._memory_table({'memory': [{**record, 'after': shares}]})
     assert '| 18.0 MiB | 41.0 MiB |' in new[-1]
+
+
+def test_counted_measurements_serve_tls_scenarios_from_https_servers(monkeypatch):
+    """`count` and `instructions` start the servers again with a certificate for HTTPS scenarios."""
+    monkeypatch.setattr(accounting, 'check', lambda workspace, spec, port: None)
+    started: list[tuple[str, bool]] = []
+
+    class Started:
+        def __init__(self, tls: bool) -> None:
+            self.spec = servers.SERVERS['ours']
+            self.name = 'ours'
+            self.tls = tls
+            self.stopped = False
+            self.port = 1
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    def start(interface: str, tls: bool) -> list:
+        started.append((interface, tls))
+        return [Started(tls)]
+
+    scenarios = ['https-get-1k', 'get-10b', 'https-h2-get-1k']
+    measured = [(interface, scenario, server.tls) for interface, scenario, server in accounting.measurements(
+        None, ['rsgi'], scenarios, 1, start
+    )]  # fmt: skip
+    assert started == [('rsgi', False), ('rsgi', True)]
+    assert measured == [('rsgi', 'get-10b', False), ('rsgi', 'https-get-1k', True), ('rsgi', 'https-h2-get-1k', True)]
+
+
+def test_tls_servers_get_the_workspace_certificate(tmp_path, monkeypatch):
+    workspace = load.Workspace()
+    try:
+        assert workspace.server_arguments(False) == ()
+        monkeypatch.setattr(workspace, 'certificate', lambda: (tmp_path / 'c.pem', tmp_path / 'k.pem'))
+        flags = workspace.server_arguments(True)
+        assert flags == ('--ssl-certificate', str(tmp_path / 'c.pem'), '--ssl-keyfile', str(tmp_path / 'k.pem'))
+    finally:
+        workspace.close()
