@@ -23,6 +23,7 @@ mod pybytes;
 mod pyconfig;
 mod pyloop;
 mod pymetrics;
+mod pytemplate;
 mod pytext;
 mod pywebsocket;
 mod pyworker;

@@ -15,9 +15,6 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::PyDict;
-use pyo3::Py;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +29,7 @@ use crate::http::{
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
 use crate::observe::ObservedBody;
+use crate::pytemplate::RequestTemplate;
 use crate::runtime::{RuntimeMode, RuntimeThreads};
 use crate::sendfile::{FileLedger, SendfileStream, SendfileTarget};
 use crate::statics::StaticFiles;
@@ -91,7 +89,7 @@ pub struct ConnectionInfo {
     pub tls: Option<TlsInfo>,
     /// The entries every request dict of this connection shares (the WSGI environ, the ASGI
     /// scope), made by the interface for the first request; each request starts from a copy.
-    pub request_template: PyOnceLock<Py<PyDict>>,
+    pub request_template: RequestTemplate,
     /// Cancelled when the connection is gone.
     pub closed: CancellationToken,
     /// Where file bodies of HTTP/1 responses go zero-copy; None on connections that cannot.
@@ -116,7 +114,7 @@ impl ConnectionInfo {
             peer,
             scheme: if tls.is_some() { "https" } else { "http" },
             tls,
-            request_template: PyOnceLock::new(),
+            request_template: RequestTemplate::new(),
             closed: CancellationToken::new(),
             server,
             first_request: AtomicBool::new(false),

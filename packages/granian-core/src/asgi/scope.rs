@@ -2,28 +2,18 @@
 
 use http::header::HOST;
 use http::request::Parts;
-use http::Version;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::http::decoded_path;
 use crate::net::Endpoint;
-use crate::pytext;
 use crate::workers::ConnectionInfo;
+use crate::{pytemplate, pytext};
 
 pub const ASGI_VERSION: &str = "3.0";
 pub const ASGI_SPEC_VERSION: &str = "2.4";
 /// WebSocket scopes follow 2.5, which added `reason` to `websocket.disconnect`.
 pub const ASGI_WEBSOCKET_SPEC_VERSION: &str = "2.5";
-
-/// `http_version` as ASGI spells it.
-pub fn version_label(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_10 | Version::HTTP_09 => "1.0",
-        Version::HTTP_2 | Version::HTTP_3 => "2",
-        _ => "1.1",
-    }
-}
 
 /// An ASGI address: `(host, port)` for TCP, `(path, None)` for a Unix socket, None for an unnamed one.
 fn address<'py>(py: Python<'py>, endpoint: &Endpoint) -> PyResult<Bound<'py, PyAny>> {
@@ -46,11 +36,10 @@ pub struct ScopeTemplate {
     pub state: Option<Py<PyDict>>,
 }
 
-/// The scope entries all requests of a connection share (the server's and the client's address,
-/// the root path), with None in the place of the entries every request sets. A request's scope is
-/// a copy of this dict with those replaced: one copy of its table instead of growing a new dict
-/// three times. Values that an app could change in place (`asgi`, `headers`, `state`,
-/// `extensions`) are new for every request.
+/// The scope entries all requests of a connection share: the server's and the client's address,
+/// the root path, with a place for each entry a request sets (see [`crate::pytemplate`]). Values
+/// that an app could change in place (`asgi`, `headers`, `state`, `extensions`) are new for every
+/// request.
 fn connection_scope<'py>(
     py: Python<'py>,
     template: &ScopeTemplate,
@@ -58,33 +47,27 @@ fn connection_scope<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
     let scope = PyDict::new(py);
-    let per_request = py.None();
-    scope.set_item(intern!(py, "type"), &per_request)?;
-    scope.set_item(intern!(py, "asgi"), &per_request)?;
-    scope.set_item(intern!(py, "http_version"), &per_request)?;
+    pytemplate::placeholders(
+        &scope,
+        &[
+            intern!(py, "type"),
+            intern!(py, "asgi"),
+            intern!(py, "http_version"),
+            intern!(py, "scheme"),
+            intern!(py, "path"),
+            intern!(py, "raw_path"),
+            intern!(py, "query_string"),
+            intern!(py, "headers"),
+            intern!(py, "extensions"),
+        ],
+    )?;
     scope.set_item(intern!(py, "server"), address(py, &connection.local)?)?;
     scope.set_item(intern!(py, "client"), address(py, &connection.peer)?)?;
-    scope.set_item(intern!(py, "scheme"), &per_request)?;
-    scope.set_item(intern!(py, "path"), &per_request)?;
-    scope.set_item(intern!(py, "raw_path"), &per_request)?;
-    scope.set_item(intern!(py, "query_string"), &per_request)?;
     scope.set_item(intern!(py, "root_path"), template.root_path.bind(py))?;
-    scope.set_item(intern!(py, "headers"), &per_request)?;
     if template.state.is_some() {
-        scope.set_item(intern!(py, "state"), &per_request)?;
+        pytemplate::placeholders(&scope, &[intern!(py, "state")])?;
     }
-    scope.set_item(intern!(py, "extensions"), &per_request)?;
     Ok(scope)
-}
-
-/// `http_version` as a shared Python string.
-fn version_string(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
-    use pyo3::intern;
-    match version_label(version) {
-        "1.0" => intern!(py, "1.0"),
-        "2" => intern!(py, "2"),
-        _ => intern!(py, "1.1"),
-    }
 }
 
 /// The keys HTTP and WebSocket scopes share.
@@ -97,16 +80,13 @@ fn base_scope<'py>(
     connection: &ConnectionInfo,
 ) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
-    let shared = connection
-        .request_template
-        .get_or_try_init(py, || connection_scope(py, template, connection).map(Bound::unbind))?;
-    let scope = shared.bind(py).copy()?;
+    let scope = connection.request_template.copy(py, || connection_scope(py, template, connection))?;
     scope.set_item(intern!(py, "type"), kind)?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), intern!(py, ASGI_VERSION))?;
     asgi.set_item(intern!(py, "spec_version"), spec_version)?;
     scope.set_item(intern!(py, "asgi"), asgi)?;
-    scope.set_item(intern!(py, "http_version"), version_string(py, parts.version))?;
+    scope.set_item(intern!(py, "http_version"), pytext::asgi_http_version(py, parts.version))?;
     let raw_path = parts.uri.path();
     scope.set_item(intern!(py, "path"), decoded_path(raw_path))?;
     scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw_path.as_bytes()))?;
@@ -136,7 +116,7 @@ pub fn http_scope<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
     let scope = base_scope(py, intern!(py, "http"), intern!(py, ASGI_SPEC_VERSION), template, parts, connection)?;
-    let scheme = if connection.scheme == "https" { intern!(py, "https") } else { intern!(py, "http") };
+    let scheme = pytext::scheme(py, connection.tls.is_some(), false);
     scope.set_item(intern!(py, "scheme"), scheme)?;
     scope.set_item(intern!(py, "method"), pytext::method(py, &parts.method))?;
     let extensions = PyDict::new(py);
@@ -184,7 +164,7 @@ pub fn websocket_scope<'py>(
         parts,
         connection,
     )?;
-    let scheme = if connection.scheme == "https" { intern!(py, "wss") } else { intern!(py, "ws") };
+    let scheme = pytext::scheme(py, connection.tls.is_some(), true);
     scope.set_item(intern!(py, "scheme"), scheme)?;
     scope.set_item(intern!(py, "subprotocols"), PyList::new(py, subprotocols)?)?;
     let extensions = PyDict::new(py);
@@ -192,16 +172,4 @@ pub fn websocket_scope<'py>(
     add_tls(py, &extensions, connection)?;
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_use_asgi_labels() {
-        assert_eq!(version_label(Version::HTTP_10), "1.0");
-        assert_eq!(version_label(Version::HTTP_11), "1.1");
-        assert_eq!(version_label(Version::HTTP_2), "2");
-    }
 }

@@ -4,14 +4,14 @@ use std::borrow::Cow;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
 use http::request::Parts;
-use http::{HeaderName, Version};
+use http::HeaderName;
 use percent_encoding::percent_decode_str;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::pytext;
 use crate::workers::ConnectionInfo;
+use crate::{pytemplate, pytext};
 
 /// Per-worker values every environ shares.
 pub struct EnvironTemplate {
@@ -72,15 +72,6 @@ pub fn cgi_header_name(name: &HeaderName) -> String {
     key
 }
 
-/// SERVER_PROTOCOL.
-pub fn protocol_label(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
-    match version {
-        Version::HTTP_10 | Version::HTTP_09 => intern!(py, "HTTP/1.0"),
-        Version::HTTP_2 | Version::HTTP_3 => intern!(py, "HTTP/2"),
-        _ => intern!(py, "HTTP/1.1"),
-    }
-}
-
 /// PATH_INFO: the percent-decoded path as latin-1, without the SCRIPT_NAME prefix. Borrowed when
 /// the path is ASCII with nothing to decode (latin-1 of ASCII is the same text).
 pub fn path_info<'a>(raw_path: &'a str, script_name: &str) -> Cow<'a, str> {
@@ -101,30 +92,34 @@ pub fn path_info<'a>(raw_path: &'a str, script_name: &str) -> Cow<'a, str> {
 }
 
 /// The environ entries all requests of a connection share: the server's and the client's address,
-/// the scheme, TLS facts and the per-worker values, with None in the place of the entries every
-/// request sets. A request's environ is a copy of this dict (one copy of its table, no insertion,
-/// no growth) with those entries replaced, and its headers added.
+/// the scheme, TLS facts and the per-worker values, with a place for each entry a request sets
+/// (see [`crate::pytemplate`]).
 fn connection_environ<'py>(
     py: Python<'py>,
     template: &EnvironTemplate,
     connection: &ConnectionInfo,
 ) -> PyResult<Bound<'py, PyDict>> {
     let environ = PyDict::new(py);
-    let per_request = py.None();
-    environ.set_item(intern!(py, "REQUEST_METHOD"), &per_request)?;
+    pytemplate::placeholders(
+        &environ,
+        &[
+            intern!(py, "REQUEST_METHOD"),
+            intern!(py, "PATH_INFO"),
+            intern!(py, "QUERY_STRING"),
+            intern!(py, "SERVER_PROTOCOL"),
+            intern!(py, "wsgi.input"),
+        ],
+    )?;
     environ.set_item(intern!(py, "SCRIPT_NAME"), template.script_name.as_str())?;
-    environ.set_item(intern!(py, "PATH_INFO"), &per_request)?;
-    environ.set_item(intern!(py, "QUERY_STRING"), &per_request)?;
     // Unix sockets: the socket path and an empty port (as gunicorn; werkzeug reads it as no port).
     environ.set_item(intern!(py, "SERVER_NAME"), connection.local.host())?;
     environ.set_item(intern!(py, "SERVER_PORT"), port_text(connection.local.port()))?;
-    environ.set_item(intern!(py, "SERVER_PROTOCOL"), &per_request)?;
     environ.set_item(intern!(py, "REMOTE_ADDR"), connection.peer.host())?;
     environ.set_item(intern!(py, "REMOTE_PORT"), port_text(connection.peer.port()))?;
     environ.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, "granian"))?;
     environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
     environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
-    environ.set_item(intern!(py, "wsgi.url_scheme"), connection.scheme)?;
+    environ.set_item(intern!(py, "wsgi.url_scheme"), pytext::scheme(py, connection.tls.is_some(), false))?;
     if let Some(tls) = &connection.tls {
         // As Apache mod_ssl names them; frameworks read HTTPS to build https URLs.
         environ.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
@@ -135,7 +130,6 @@ fn connection_environ<'py>(
             environ.set_item(intern!(py, "SSL_CLIENT_S_DN"), name)?;
         }
     }
-    environ.set_item(intern!(py, "wsgi.input"), &per_request)?;
     environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
     environ.set_item(intern!(py, "wsgi.errors"), template.errors.bind(py))?;
     environ.set_item(intern!(py, "wsgi.multithread"), template.multithread)?;
@@ -147,7 +141,7 @@ fn connection_environ<'py>(
     // removed again, makes this table grow now (to 64 slots, room for 20 headers), once per
     // connection. The removed slot stays in the copies, a tenth of a row each.
     let spare = intern!(py, "granian.spare");
-    environ.set_item(spare, &per_request)?;
+    environ.set_item(spare, py.None())?;
     environ.del_item(spare)?;
     Ok(environ)
 }
@@ -159,14 +153,11 @@ pub fn build<'py>(
     connection: &ConnectionInfo,
     input: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let shared = connection
-        .request_template
-        .get_or_try_init(py, || connection_environ(py, template, connection).map(Bound::unbind))?;
-    let environ = shared.bind(py).copy()?;
+    let environ = connection.request_template.copy(py, || connection_environ(py, template, connection))?;
     environ.set_item(intern!(py, "REQUEST_METHOD"), pytext::method(py, &parts.method))?;
     environ.set_item(intern!(py, "PATH_INFO"), path_info(parts.uri.path(), &template.script_name))?;
     environ.set_item(intern!(py, "QUERY_STRING"), parts.uri.query().unwrap_or(""))?;
-    environ.set_item(intern!(py, "SERVER_PROTOCOL"), protocol_label(py, parts.version))?;
+    environ.set_item(intern!(py, "SERVER_PROTOCOL"), pytext::server_protocol(py, parts.version))?;
     environ.set_item(intern!(py, "wsgi.input"), input)?;
     if !parts.headers.contains_key(HOST) {
         // HTTP/2 carries the host in :authority.
