@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
@@ -138,7 +138,11 @@ pub async fn hand_off(
     send: impl FnOnce(PendingRequest),
 ) -> Response<ResponseBody> {
     let (responder, response) = oneshot::channel();
-    let disconnected = connection.closed.child_token();
+    // HTTP/1 carries one request at a time, and hyper drops its future only with the connection:
+    // the connection's token serves it. An HTTP/2 stream can be reset alone: its own token, a
+    // child of the connection's (which costs two allocations and two locks per request).
+    let disconnected =
+        if request.version() >= Version::HTTP_2 { connection.closed.child_token() } else { connection.closed.clone() };
     // If hyper drops this future (the client went away), the app hears about it.
     let guard = disconnected.clone().drop_guard();
     let client_gone = disconnected.clone();

@@ -432,9 +432,10 @@ where
             drive(connection, |c| c.graceful_shutdown(), &engine, &info, &writes).await.and_then(Result::err)
         }
     };
+    // Apps still waiting on a request of this connection hear that it is gone at once.
+    info.closed.cancel();
     // A connection that ended on an I/O error may still hold a batch of writes.
     let _ = tokio::time::timeout(FINAL_WRITES, std::future::poll_fn(|cx| writes.poll_finish(cx))).await;
-    info.closed.cancel();
     // A request the validation refused was answered by the stream itself (400, 431, 505).
     if let Some(status) = exchanges.refused() {
         if let Some(metrics) = &engine.context.metrics {

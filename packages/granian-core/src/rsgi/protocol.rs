@@ -1,6 +1,6 @@
 //! The RSGI HTTP protocol object: request body reads, disconnect notification and responses.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use http::header::HeaderMap;
@@ -42,7 +42,8 @@ pub struct HttpProtocol {
     body: RequestBody,
     body_read_whole: Mutex<bool>,
     response: Mutex<ResponseState>,
-    stream: SharedStream,
+    /// Made by `response_stream`: most responses are not streamed.
+    stream: OnceLock<SharedStream>,
     permit: Mutex<Option<OwnedSemaphorePermit>>,
     disconnected: CancellationToken,
 }
@@ -56,7 +57,7 @@ impl HttpProtocol {
             body: RequestBody::new(body),
             body_read_whole: Mutex::new(false),
             response: Mutex::new(ResponseState::Pending(responder)),
-            stream: Arc::new(Mutex::new(None)),
+            stream: OnceLock::new(),
             permit: Mutex::new(Some(permit)),
             disconnected,
         }
@@ -104,7 +105,7 @@ impl HttpProtocol {
     pub fn finish(&self, py: Python<'_>, app_failed: bool) {
         // Built only when needed: nearly every app has answered by now.
         self.respond_with(py, || ResponseIntent::Ready(error_response(StatusCode::INTERNAL_SERVER_ERROR)));
-        if let Some(stream) = lock(&self.stream).take() {
+        if let Some(stream) = self.stream.get().and_then(|stream| lock(stream).take()) {
             if !app_failed {
                 stream.complete();
             }
@@ -292,12 +293,10 @@ impl HttpProtocol {
             }
         };
         let (chunks, body) = stream_body(STREAM_QUEUE);
-        *lock(&self.stream) = Some(chunks);
+        let stream = self.stream.get_or_init(|| Arc::new(Mutex::new(None))).clone();
+        *lock(&stream) = Some(chunks);
         self.pyloop.deliver(py, &self.runtime, sender, ResponseIntent::Ready(response(status, headers, body)));
-        Py::new(
-            py,
-            StreamTransport { pyloop: self.pyloop.clone(), runtime: self.runtime.clone(), stream: self.stream.clone() },
-        )
+        Py::new(py, StreamTransport { pyloop: self.pyloop.clone(), runtime: self.runtime.clone(), stream })
     }
 
     /// Called when the app's task ends: logs its exception, then finishes the request.
