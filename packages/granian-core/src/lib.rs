@@ -23,6 +23,7 @@ mod pybytes;
 mod pyconfig;
 mod pyloop;
 mod pymetrics;
+mod pyprocess;
 mod pytemplate;
 mod pytext;
 mod pywebsocket;
@@ -51,6 +52,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     asgi::register(m)?;
     wsgi::register(m)?;
     m.add_function(wrap_pyfunction!(pyconfig::check_tls, m)?)?;
+    m.add_function(wrap_pyfunction!(pyprocess::stop_with_parent, m)?)?;
     m.add_function(wrap_pyfunction!(pyaccesslog::check_access_log_format, m)?)?;
     m.add_function(wrap_pyfunction!(pyaccesslog::render_access_log_line, m)?)?;
     Ok(())

@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -643,6 +644,29 @@ def test_workers_are_forks_that_share_the_supervisors_memory(rsgi_apps_dir: Path
         assert len(workers) == 2
         shared = {pid: shared_dirty_kib(pid) for pid in workers}
     assert all(kib >= FORKED_SHARED_KIB for kib in shared.values()), shared
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie, exited but not yet reaped, is not)."""
+    try:
+        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != 'Z'
+
+
+def test_workers_stop_when_their_supervisor_is_killed(rsgi_apps_dir: Path):
+    """An orphaned worker would serve on with the old code and hold the port a restarted server needs."""
+    with RunningServer(APP, working_dir=rsgi_apps_dir, extra_args=['--workers', '2']) as server:
+        assert server.proc is not None
+        workers = collect_worker_pids(server, want=2)
+        assert len(workers) == 2
+        server.proc.kill()
+        stopped = wait_until(lambda: not any(_running(pid) for pid in workers), 20)
+        left = [pid for pid in workers if _running(pid)]
+    assert stopped, f'workers {left} still run after their supervisor was killed'
+    with pytest.raises(OSError):
+        socket.create_connection((HOST, server.port), timeout=2).close()
 
 
 def test_a_forked_worker_keeps_no_socket_of_the_supervisor_but_the_listener(rsgi_apps_dir: Path):

@@ -33,6 +33,7 @@ __all__ = [
     'check_access_log_format',
     'check_tls',
     'render_access_log_line',
+    'stop_with_parent',
 ]
 
 def check_tls(settings: Any) -> bool:
@@ -43,6 +44,10 @@ def check_access_log_format(format: str) -> None:
 
 def render_access_log_line(format: str, values: dict[str, Any]) -> str:
     """Renders `format` with atom values keyed as in the format, as the access log renders a line."""
+
+def stop_with_parent(signal: int) -> bool:
+    """Has the kernel send `signal` to this process when the thread that started it ends (Linux);
+    False where it cannot."""
 
 @final
 class MetricsRegistry:

@@ -12,6 +12,7 @@ ASGI lifespan startup failure).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import random
 import signal
@@ -74,6 +75,19 @@ def watch_request_count(
     event_loop.call_later(REQUEST_COUNT_INTERVAL, look)
 
 
+def follow_supervisor() -> None:
+    """Stop (as on SIGTERM: in-flight requests finish) when the supervisor dies, even by SIGKILL: an
+    orphaned worker would go on serving old code and holding the port a restarted server needs."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None:
+        return
+    from .. import _core
+
+    if _core.stop_with_parent(signal.SIGTERM) and os.getppid() != supervisor.pid:
+        # The supervisor died before the request took effect.
+        sys.exit(0)
+
+
 def run_worker(
     settings: WorkerSettings,
     index: int,
@@ -82,8 +96,9 @@ def run_worker(
     recycle: Any,
     metrics_slot: int | None = None,
 ) -> None:
-    """Entry point of a spawned worker process; `recycle` is the write end of its supervisor's pipe,
+    """Entry point of a worker process; `recycle` is the write end of its supervisor's pipe,
     `metrics_slot` its slot of the supervisor's metrics region (None without metrics)."""
+    follow_supervisor()
     if metrics_slot is not None:
         settings = settings.replace(metrics_slot=metrics_slot)
     configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
