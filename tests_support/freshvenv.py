@@ -7,6 +7,7 @@ import, and start a server from it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -84,8 +85,15 @@ def run(
 
 
 def build_distributions(out: Path) -> Distributions:
-    """Wheels and sdists of every distribution, built by tools/dist.py for the interpreter running the tests."""
-    run([sys.executable, REPO_ROOT / 'tools' / 'dist.py', 'build', '--out', out], BUILD_TIMEOUT, cwd=REPO_ROOT)
+    """Wheels and sdists of every distribution, built by tools/dist.py for the interpreter running the tests.
+
+    One build at a time across test processes: two maturin builds of the same crate race when they
+    move the built library out of the shared target directory (the second finds it gone)."""
+    lock_path = REPO_ROOT / 'target' / 'dist-build.lock'
+    lock_path.parent.mkdir(exist_ok=True)
+    with lock_path.open('w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run([sys.executable, REPO_ROOT / 'tools' / 'dist.py', 'build', '--out', out], BUILD_TIMEOUT, cwd=REPO_ROOT)
     return Distributions(out)
 
 
