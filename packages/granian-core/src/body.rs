@@ -14,12 +14,12 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 
 use crate::errands::TokioWork;
 use crate::errors::CoreError;
+use crate::incoming::IncomingBody;
 use crate::pyloop::{PyLoop, Settle};
 
 /// One step of a body read chunk by chunk.
@@ -38,7 +38,7 @@ type Polled = Option<Result<Frame<Bytes>, CoreError>>;
 
 /// A request body that fails once it outgrows `--max-request-body-size`.
 pub struct LimitedBody {
-    body: Incoming,
+    body: IncomingBody,
     limit: Option<Limit>,
     /// What [`LimitedBody::prefetch_small`] found ready, handed out before anything else.
     prefetched: Option<Polled>,
@@ -55,7 +55,7 @@ impl LimitedBody {
     /// Wraps `body` to fail past `max` bytes (None: no limit, nothing allocated). The flag returned
     /// with a limit is set when the body turned out larger, so that the worker answers 413 for an
     /// app whose read failed.
-    pub fn new(body: Incoming, max: Option<u64>) -> (Self, Option<Arc<AtomicBool>>) {
+    pub fn new(body: IncomingBody, max: Option<u64>) -> (Self, Option<Arc<AtomicBool>>) {
         let Some(max) = max else {
             return (Self { body, limit: None, prefetched: None }, None);
         };
@@ -89,8 +89,7 @@ impl LimitedBody {
     fn poll_incoming(&mut self, cx: &mut Context<'_>) -> Poll<Polled> {
         let frame = match std::task::ready!(Pin::new(&mut self.body).poll_frame(cx)) {
             Some(Ok(frame)) => frame,
-            Some(Err(err)) => return Poll::Ready(Some(Err(CoreError::Closed(err.to_string())))),
-            None => return Poll::Ready(None),
+            other => return Poll::Ready(other),
         };
         if let (Some(limit), Some(data)) = (&mut self.limit, frame.data_ref()) {
             match limit.allowed.checked_sub(data.len() as u64) {

@@ -7,9 +7,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::incoming::IncomingBody;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
@@ -93,7 +93,7 @@ impl<H: RequestHandler> PyDispatcher<H> {
 impl<H: RequestHandler> Dispatcher for PyDispatcher<H> {
     async fn dispatch(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
     ) -> Response<ResponseBody> {
@@ -131,7 +131,7 @@ pub enum BodyPrefetch {
 /// The tokio side of every interface: packs the request, lets `send` hand it to the Python side,
 /// waits for the response intent and turns it into the response (500 if none ever comes).
 pub async fn hand_off(
-    request: Request<Incoming>,
+    request: Request<IncomingBody>,
     connection: Arc<ConnectionInfo>,
     permit: OwnedSemaphorePermit,
     prefetch: BodyPrefetch,
@@ -178,7 +178,7 @@ pub async fn hand_off(
 /// side with a task that starts the session once the app accepted and the connection switched.
 /// The backpressure `permit` stays taken for as long as the WebSocket is open.
 pub async fn hand_off_websocket(
-    mut request: Request<Incoming>,
+    mut request: Request<IncomingBody>,
     connection: Arc<ConnectionInfo>,
     permit: OwnedSemaphorePermit,
     settings: &WsSettings,

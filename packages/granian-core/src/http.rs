@@ -62,6 +62,15 @@ pub struct Http2Settings {
     pub max_send_buffer_size: usize,
 }
 
+/// HTTP/3 settings (`--http3`, `--http3-*`).
+#[derive(Clone, Debug)]
+pub struct Http3Settings {
+    /// A QUIC connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most requests (bidirectional streams) a client may have open on one connection.
+    pub max_concurrent_streams: u32,
+}
+
 /// Applies the HTTP/1 settings to hyper's builder or to hyper-util's (their methods share names).
 macro_rules! apply_http1 {
     ($builder:expr, $h1:expr) => {

@@ -13,6 +13,9 @@ mod dispatch;
 mod errands;
 mod errors;
 mod http;
+#[cfg(feature = "http3")]
+mod http3;
+mod incoming;
 mod loopwatch;
 mod malloc;
 mod metrics;

@@ -13,7 +13,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::accesslog::AccessFormat;
-use crate::http::{Http1Settings, Http2Settings, HttpMode};
+use crate::http::{Http1Settings, Http2Settings, Http3Settings, HttpMode};
 use crate::metrics::WorkerMetrics;
 use crate::runtime::RuntimeMode;
 use crate::statics::StaticFiles;
@@ -76,6 +76,25 @@ fn read_http2(settings: &Bound<'_, PyAny>) -> PyResult<Http2Settings> {
     })
 }
 
+fn read_http3(settings: &Bound<'_, PyAny>, tls: bool) -> PyResult<Option<Http3Settings>> {
+    if !attr::<bool>(settings, "http3")? {
+        return Ok(None);
+    }
+    if !cfg!(feature = "http3") {
+        return Err(PyValueError::new_err(
+            "HTTP/3: this build of granian-core has no HTTP/3 (it was built without the `http3` feature)",
+        ));
+    }
+    if !tls {
+        return Err(PyValueError::new_err("HTTP/3 needs TLS: give --ssl-certificate and --ssl-keyfile"));
+    }
+    let idle_timeout = seconds(settings, "http3_idle_timeout")?;
+    if idle_timeout.is_zero() {
+        return Err(invalid("http3_idle_timeout", 0));
+    }
+    Ok(Some(Http3Settings { idle_timeout, max_concurrent_streams: attr(settings, "http3_max_concurrent_streams")? }))
+}
+
 fn read_websockets(settings: &Bound<'_, PyAny>) -> PyResult<Option<WsSettings>> {
     if !attr::<bool>(settings, "websockets")? {
         return Ok(None);
@@ -135,6 +154,7 @@ pub fn check_tls(settings: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
     let http_mode = http_mode(settings)?;
     let runtime_mode: String = attr(settings, "runtime_mode")?;
+    let tls = tls_config(settings, http_mode)?;
     Ok(WorkerConfig {
         http_mode,
         runtime_mode: RuntimeMode::parse(&runtime_mode)
@@ -148,7 +168,8 @@ pub fn worker_config(settings: &Bound<'_, PyAny>) -> PyResult<WorkerConfig> {
         http1: read_http1(settings)?,
         http2: read_http2(settings)?,
         websockets: read_websockets(settings)?,
-        tls: tls_config(settings, http_mode)?,
+        http3: read_http3(settings, tls.is_some())?,
+        tls,
         drain_timeout: match attr::<Option<f64>>(settings, "workers_drain_timeout")? {
             Some(value) => {
                 Some(Duration::try_from_secs_f64(value).map_err(|_| invalid("workers_drain_timeout", value))?)

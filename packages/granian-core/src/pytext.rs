@@ -35,7 +35,8 @@ pub fn scheme(py: Python<'_>, tls: bool, websocket: bool) -> &Bound<'_, PyString
 pub fn server_protocol(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
     match version {
         Version::HTTP_10 | Version::HTTP_09 => intern!(py, "HTTP/1.0"),
-        Version::HTTP_2 | Version::HTTP_3 => intern!(py, "HTTP/2"),
+        Version::HTTP_2 => intern!(py, "HTTP/2"),
+        Version::HTTP_3 => intern!(py, "HTTP/3"),
         _ => intern!(py, "HTTP/1.1"),
     }
 }
@@ -44,7 +45,8 @@ pub fn server_protocol(py: Python<'_>, version: Version) -> &Bound<'_, PyString>
 pub fn asgi_http_version(py: Python<'_>, version: Version) -> &Bound<'_, PyString> {
     match version {
         Version::HTTP_10 | Version::HTTP_09 => intern!(py, "1.0"),
-        Version::HTTP_2 | Version::HTTP_3 => intern!(py, "2"),
+        Version::HTTP_2 => intern!(py, "2"),
+        Version::HTTP_3 => intern!(py, "3"),
         _ => intern!(py, "1.1"),
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::header::{HeaderValue, ALT_SVC};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -23,9 +24,10 @@ use tokio_util::task::TaskTracker;
 use crate::accesslog::{automatic_response_status, AccessFormat, AccessLog, Record};
 use crate::coalesce::{Coalesced, WriteBatch};
 use crate::http::{
-    body_too_large, connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, HttpMode,
-    ResponseBody,
+    body_too_large, connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, Http3Settings,
+    HttpMode, ResponseBody,
 };
+use crate::incoming::IncomingBody;
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
 use crate::observe::ObservedBody;
@@ -35,7 +37,7 @@ use crate::sendfile::{FileLedger, SendfileStream, SendfileTarget};
 use crate::statics::StaticFiles;
 use crate::tls::info::TlsInfo;
 use crate::tls::{ServerTls, Tls};
-use crate::validation::{CheckedStream, Exchanges};
+use crate::validation::{CheckedStream, Exchanges, OpenExchange};
 use crate::ws::handshake::is_websocket_request;
 use crate::ws::session::WsSettings;
 
@@ -45,6 +47,8 @@ pub struct WorkerConfig {
     pub http_mode: HttpMode,
     pub http1: Http1Settings,
     pub http2: Http2Settings,
+    /// HTTP/3 on UDP beside the TCP listener (needs `tls`); None without it.
+    pub http3: Option<Http3Settings>,
     pub runtime_mode: RuntimeMode,
     pub runtime_threads: usize,
     pub backpressure: usize,
@@ -101,7 +105,7 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    fn new(
+    pub(crate) fn new(
         local: Endpoint,
         peer: Endpoint,
         tls: Option<TlsInfo>,
@@ -145,7 +149,7 @@ pub trait Dispatcher: Send + Sync + 'static {
     /// `permit` is one unit of backpressure: hold it until the app is done with the request.
     fn dispatch(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
     ) -> impl Future<Output = Response<ResponseBody>> + Send;
@@ -158,25 +162,27 @@ pub type ErrorSink = Arc<dyn Fn(String) + Send + Sync>;
 /// HTTP sent to the TLS port); None when the log level hides it.
 pub type DebugSink = Option<Arc<dyn Fn(String) + Send + Sync>>;
 
-struct Engine<D> {
+pub(crate) struct Engine<D> {
     dispatcher: D,
     http_mode: HttpMode,
     builder: auto::Builder<TokioExecutor>,
     http1: hyper::server::conn::http1::Builder,
     backpressure: Arc<Semaphore>,
-    shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Cancelled when the drain timeout expires: connections still open are closed.
-    abort: CancellationToken,
-    connections: TaskTracker,
-    context: Arc<ServerContext>,
-    report: ErrorSink,
-    debug: DebugSink,
+    pub(crate) abort: CancellationToken,
+    pub(crate) connections: TaskTracker,
+    pub(crate) context: Arc<ServerContext>,
+    pub(crate) report: ErrorSink,
+    pub(crate) debug: DebugSink,
     tls: Option<Tls>,
+    /// The `Alt-Svc` header TCP responses carry while HTTP/3 is served; None without HTTP/3.
+    alt_svc: Option<HeaderValue>,
     /// Plain-text HTTP/1 connections send file bodies with `sendfile` (not with `pipeline_flush`,
     /// under which hyper copies body frames: see [`crate::sendfile`]).
     zero_copy_files: bool,
     /// The most bytes of an incomplete request head validation holds (hyper's buffer limit).
-    max_head_bytes: usize,
+    pub(crate) max_head_bytes: usize,
     head_timeout: Duration,
     statics: Option<Arc<StaticFiles>>,
     access: Option<Arc<AccessLog>>,
@@ -213,6 +219,17 @@ impl Worker {
             metrics: config.metrics.clone(),
             max_request_body_size: config.max_request_body_size,
         });
+        #[cfg(feature = "http3")]
+        let quic = match (&config.http3, &config.tls) {
+            (Some(settings), Some(tls)) => Some(crate::http3::QuicListener::bind(&listener, settings, tls)?),
+            _ => None,
+        };
+        #[cfg(feature = "http3")]
+        let alt_svc = quic.as_ref().map(crate::http3::QuicListener::alt_svc);
+        #[cfg(not(feature = "http3"))]
+        let alt_svc = None;
+        #[cfg(feature = "http3")]
+        let quic = Mutex::new(quic);
         let engine = Arc::new(Engine {
             dispatcher,
             http_mode: config.http_mode,
@@ -231,6 +248,7 @@ impl Worker {
             head_timeout: config.http1.header_read_timeout,
             statics: config.statics.clone(),
             access,
+            alt_svc,
         });
         let listeners =
             (0..config.runtime_threads.max(1)).map(|_| listener.try_clone()).collect::<std::io::Result<Vec<_>>>()?;
@@ -245,7 +263,14 @@ impl Worker {
                 let engine = engine.clone();
                 let listener =
                     listeners.lock().ok().and_then(|mut l| l.get_mut(index).and_then(|l| l.try_clone().ok()));
+                // HTTP/3 runs on the first runtime: one QUIC endpoint per worker.
+                #[cfg(feature = "http3")]
+                let quic = quic.lock().ok().and_then(|mut quic| quic.take());
                 async move {
+                    #[cfg(feature = "http3")]
+                    if let Some(quic) = quic {
+                        engine.connections.spawn(crate::http3::serve(quic, engine.clone()));
+                    }
                     if let Some(listener) = listener {
                         match listener.into_async() {
                             Ok(AsyncListener::Tcp(listener)) => accept_loop(&listener, engine.clone()).await,
@@ -304,6 +329,26 @@ impl Worker {
         if let Some(threads) = threads {
             threads.join();
         }
+    }
+}
+
+impl<D: Dispatcher> Engine<D> {
+    /// One request, whatever carried it: counted, logged, answered (a static file or the app), and
+    /// observed until its body is sent. `adjust` sees the response before it is observed.
+    pub(crate) async fn answer(
+        &self,
+        request: Request<IncomingBody>,
+        info: &Arc<ConnectionInfo>,
+        exchange: Option<OpenExchange>,
+        adjust: impl FnOnce(&mut Response<ResponseBody>),
+    ) -> Response<ObservedBody> {
+        info.mark_request();
+        let timing = self.context.metrics.as_ref().map(WorkerMetrics::begin_request);
+        // Boxed: the service future stays small when the access log is off.
+        let record = self.access.as_ref().map(|log| Box::new(begin_record(log, &request, self, info)));
+        let mut response = respond(request, self, info).await;
+        adjust(&mut response);
+        ObservedBody::wrap(response, record, timing, exchange)
     }
 }
 
@@ -395,20 +440,23 @@ where
             let connect = request.method() == http::Method::CONNECT;
             let exchanges = exchanges.clone();
             async move {
-                info.mark_request();
-                let timing = engine.context.metrics.as_ref().map(WorkerMetrics::begin_request);
-                // Boxed: the service future stays small when the access log is off.
-                let record = engine.access.as_ref().map(|log| Box::new(begin_record(log, &request, &engine, &info)));
-                let mut response = respond(request, &engine, &info).await;
-                let status = response.status();
-                if http1 && (status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())) {
-                    // hyper hands the connection to the upgrade: request validation stops.
-                    exchanges.switch_protocols();
-                }
-                if let (true, Some(ledger)) = (http1, &info.zero_copy) {
-                    response.body_mut().send_with(ledger);
-                }
-                Ok::<_, Infallible>(ObservedBody::wrap(response, record, timing, exchange))
+                let request = request.map(IncomingBody::Hyper);
+                let response = engine
+                    .answer(request, &info, exchange, |response| {
+                        let status = response.status();
+                        if http1 && (status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())) {
+                            // hyper hands the connection to the upgrade: request validation stops.
+                            exchanges.switch_protocols();
+                        }
+                        if let (true, Some(ledger)) = (http1, &info.zero_copy) {
+                            response.body_mut().send_with(ledger);
+                        }
+                        if let Some(alt_svc) = &engine.alt_svc {
+                            response.headers_mut().insert(ALT_SVC, alt_svc.clone());
+                        }
+                    })
+                    .await;
+                Ok::<_, Infallible>(response)
             }
         })
     };
@@ -460,7 +508,7 @@ where
 /// The response to one request: a static file, or the app's answer (503 when the worker stopped
 /// handing out backpressure permits).
 async fn respond<D: Dispatcher>(
-    request: Request<Incoming>,
+    request: Request<IncomingBody>,
     engine: &Engine<D>,
     info: &Arc<ConnectionInfo>,
 ) -> Response<ResponseBody> {
@@ -501,7 +549,7 @@ async fn respond<D: Dispatcher>(
 
 fn begin_record<D: Dispatcher>(
     log: &Arc<AccessLog>,
-    request: &Request<Incoming>,
+    request: &Request<IncomingBody>,
     engine: &Engine<D>,
     info: &ConnectionInfo,
 ) -> Record {

@@ -141,7 +141,8 @@ fn add_tls(py: Python<'_>, extensions: &Bound<'_, PyDict>, connection: &Connecti
         // rustls completes a handshake only with a verified client certificate (or none).
         data.set_item(intern!(py, "client_cert_error"), py.None())?;
         data.set_item(intern!(py, "tls_version"), tls.version)?;
-        data.set_item(intern!(py, "cipher_suite"), tls.cipher_suite)?;
+        // Unknown on HTTP/3 (quinn does not tell): None, as the extension allows.
+        data.set_item(intern!(py, "cipher_suite"), (tls.cipher_suite != 0).then_some(tls.cipher_suite))?;
         Ok(data.unbind())
     })?;
     extensions.set_item(intern!(py, "tls"), view.bind(py).copy()?)

@@ -20,7 +20,8 @@ pub const RSGI_VERSION: &str = "1.6";
 pub fn version_label(version: Version) -> &'static str {
     match version {
         Version::HTTP_10 | Version::HTTP_09 => "1",
-        Version::HTTP_2 | Version::HTTP_3 => "2",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
         _ => "1.1",
     }
 }
@@ -174,5 +175,6 @@ mod tests {
         assert_eq!(version_label(Version::HTTP_10), "1");
         assert_eq!(version_label(Version::HTTP_11), "1.1");
         assert_eq!(version_label(Version::HTTP_2), "2");
+        assert_eq!(version_label(Version::HTTP_3), "3");
     }
 }

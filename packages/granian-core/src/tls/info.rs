@@ -8,6 +8,7 @@ use base64::Engine;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 use pyo3::Py;
+use rustls::pki_types::CertificateDer;
 use rustls::ServerConnection;
 use x509_cert::der::Decode;
 
@@ -31,10 +32,19 @@ pub struct TlsInfo {
 
 impl TlsInfo {
     pub fn of(connection: &ServerConnection, server_certificate: &Arc<str>) -> Self {
-        let client = connection.peer_certificates().unwrap_or_default();
+        Self::new(
+            connection.protocol_version().map_or(0, u16::from),
+            connection.negotiated_cipher_suite().map_or(0, |suite| u16::from(suite.suite())),
+            server_certificate,
+            connection.peer_certificates().unwrap_or_default(),
+        )
+    }
+
+    /// `cipher_suite` 0 when it is not known (QUIC connections: quinn does not tell).
+    pub fn new(version: u16, cipher_suite: u16, server_certificate: &Arc<str>, client: &[CertificateDer<'_>]) -> Self {
         Self {
-            version: connection.protocol_version().map_or(0, u16::from),
-            cipher_suite: connection.negotiated_cipher_suite().map_or(0, |suite| u16::from(suite.suite())),
+            version,
+            cipher_suite,
             server_certificate: server_certificate.clone(),
             client_chain: client.iter().map(|certificate| pem_certificate(certificate)).collect(),
             client_name: client.first().and_then(|certificate| subject(certificate)),

@@ -10,8 +10,8 @@ mod response;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::incoming::IncomingBody;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use pyo3::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -37,7 +37,7 @@ struct WsgiDispatcher {
 impl Dispatcher for WsgiDispatcher {
     async fn dispatch(
         &self,
-        request: Request<Incoming>,
+        request: Request<IncomingBody>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
     ) -> Response<ResponseBody> {

@@ -183,6 +183,31 @@ OPTIONS: tuple[Option, ...] = (
         'protocols',
     ),
     Option(
+        'http3',
+        Flag(),
+        False,
+        'Also serve HTTP/3 over QUIC, on UDP at the same address and port (needs TLS).',
+        'http3',
+        note=(
+            'TCP responses then carry `Alt-Svc: h3=":PORT"` so that clients can switch. Each worker binds'
+            ' its own UDP socket with SO_REUSEPORT; see docs/http3.md for what that means with several workers.'
+        ),
+    ),
+    Option(
+        'http3_idle_timeout',
+        Duration(1, 86_400),
+        30.0,
+        'Seconds a QUIC connection may stay silent before the server closes it.',
+        'http3',
+    ),
+    Option(
+        'http3_max_concurrent_streams',
+        Integer(1, 65_535),
+        100,
+        'Most requests a client may have in flight on one HTTP/3 connection.',
+        'http3',
+    ),
+    Option(
         'max_request_body_size',
         Integer(1, 2**63 - 1, 'bytes'),
         None,

@@ -20,6 +20,7 @@ GROUPS: dict[str, str] = {
     'lifecycle': 'Worker lifecycle',
     'http1': 'HTTP/1',
     'http2': 'HTTP/2',
+    'http3': 'HTTP/3 (experimental)',
     'websockets': 'WebSockets',
     'logging': 'Logging',
     'tls': 'TLS',

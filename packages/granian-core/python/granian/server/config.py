@@ -138,6 +138,14 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
         raise ConfigurationError('Invalid fd: give either fd or uds, not both.', key='fd')
     if resolved['reuse_port'] and (resolved['fd'] is not None or resolved['uds'] is not None):
         raise ConfigurationError('Invalid reuse_port: it applies to a TCP address, not to uds or fd.', key='reuse_port')
+    if resolved['http3']:
+        if resolved['ssl_cert'] is None or resolved['ssl_key'] is None:
+            raise ConfigurationError(
+                'Invalid http3: HTTP/3 runs over TLS; give ssl_cert and ssl_key (--ssl-certificate, --ssl-keyfile) too.',
+                key='http3',
+            )
+        if resolved['uds'] is not None:
+            raise ConfigurationError('Invalid http3: it needs a TCP address, not uds.', key='http3')
     resolved['static_mounts'] = static_mounts(resolved['static_path_route'], resolved['static_path_mount'])
     if resolved['log_access_format'] is None:
         resolved['log_access_format'] = DEFAULT_ACCESSLOG_FMT

@@ -32,7 +32,7 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, WorkerSettings, build_config, check_tls
-from .listen import Listener, migrate_req_notice, open_listener, systemd_sockets
+from .listen import Listener, migrate_req_notice, open_listener, socket_address, systemd_sockets
 from .metrics import SupervisorMetrics
 from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
 from .reload import Reloader
@@ -218,6 +218,9 @@ class Server:
         loop: Loops | str = 'auto',
         task_impl: TaskImpl | str = 'asyncio',
         http: HTTPModes | str = 'auto',
+        http3: bool = False,
+        http3_idle_timeout: float = 30.0,
+        http3_max_concurrent_streams: int = 100,
         max_request_body_size: int | None = None,
         websockets: bool = True,
         backlog: int = 1024,
@@ -418,6 +421,8 @@ class Server:
                 hook()
             logger.info('Starting granian (interface %s, %d worker(s))', config.worker.interface, config.workers)
             logger.info('Listening at: %s', bound.description)
+            if config.worker.http3:
+                logger.info('HTTP/3 over QUIC at: udp://%s', socket_address(bound.socket))
             if self._metrics is not None:
                 self._metrics.serve()
             notice = migrate_req_notice() if config.bind.reuse_port and config.workers > 1 else None

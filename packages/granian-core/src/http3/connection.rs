@@ -1,0 +1,152 @@
+//! One QUIC connection: its handshake, its HTTP/3 control, and a task per request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use rustls::pki_types::CertificateDer;
+use tokio_util::task::TaskTracker;
+
+use super::body::{send_response, StreamBody};
+use super::{CLOSE_GRACE, NO_ERROR};
+use crate::incoming::IncomingBody;
+use crate::metrics::{Field, WorkerMetrics};
+use crate::net::Endpoint;
+use crate::tls::info::TlsInfo;
+use crate::tls::HANDSHAKE_TIMEOUT;
+use crate::workers::{ConnectionInfo, Dispatcher, Engine};
+
+/// TLS 1.3, the only version QUIC runs on (RFC 9001).
+const TLS13: u16 = 0x0304;
+
+type Resolver = h3::server::RequestResolver<h3_quinn::Connection, Bytes>;
+
+/// A client's first packet, with what its connection needs from the endpoint.
+pub struct Accepted {
+    pub incoming: quinn::Incoming,
+    pub local: SocketAddr,
+    pub certificate_pem: Arc<str>,
+    /// Handshakes in progress on the endpoint.
+    pub handshakes: Arc<AtomicUsize>,
+}
+
+/// Serves one connection until the client closes it, it idles out, or the worker stops (then its
+/// requests in flight finish first, up to the drain timeout).
+pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
+    let Accepted { incoming, local, certificate_pem, handshakes } = accepted;
+    let peer = incoming.remote_address();
+    let _open = engine.context.metrics.as_ref().map(WorkerMetrics::open_connection);
+    handshakes.fetch_add(1, Ordering::Relaxed);
+    let handshake = handshake(incoming).await;
+    handshakes.fetch_sub(1, Ordering::Relaxed);
+    let connection = match handshake {
+        Ok(connection) => connection,
+        Err(reason) => {
+            if let Some(metrics) = &engine.context.metrics {
+                metrics.increment(Field::TlsHandshakeFailures);
+                metrics.increment(Field::ConnectionsFailed);
+            }
+            if let Some(debug) = &engine.debug {
+                debug(format!("QUIC handshake with {peer} failed: {reason}"));
+            }
+            return;
+        }
+    };
+    let client: Vec<CertificateDer<'static>> = connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .map(|chain| *chain)
+        .unwrap_or_default();
+    let tls = TlsInfo::new(TLS13, 0, &certificate_pem, &client);
+    let info = Arc::new(ConnectionInfo::new(
+        Endpoint::tcp(local),
+        Endpoint::tcp(peer),
+        Some(tls),
+        None,
+        engine.context.clone(),
+    ));
+    let built = h3::server::builder()
+        .max_field_section_size(engine.max_head_bytes as u64)
+        .build::<_, Bytes>(h3_quinn::Connection::new(connection.clone()))
+        .await;
+    let mut h3 = match built {
+        Ok(h3) => h3,
+        Err(err) => {
+            if let Some(debug) = &engine.debug {
+                debug(format!("HTTP/3 connection with {peer} failed to start: {err}"));
+            }
+            return;
+        }
+    };
+    let requests = TaskTracker::new();
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            accepted = h3.accept() => match accepted {
+                Ok(Some(resolver)) => {
+                    requests.spawn(exchange(resolver, engine.clone(), info.clone()));
+                }
+                // The client said GOAWAY and its requests are done, or the connection ended.
+                Ok(None) | Err(_) => break,
+            },
+            _ = engine.shutdown.cancelled(), if !draining => {
+                draining = true;
+                // GOAWAY naming the first stream not accepted (h3 counts from the last accepted):
+                // no new requests on this connection; those in flight finish.
+                let _ = tokio::time::timeout(CLOSE_GRACE, h3.shutdown(1)).await;
+                requests.close();
+            }
+            _ = requests.wait(), if draining => {
+                // The last responses may still be on their way: closing now would drop what the
+                // client has not acknowledged. Give the client a moment to close the connection
+                // itself (it may, after GOAWAY), then close it.
+                tokio::select! {
+                    _ = connection.closed() => {}
+                    _ = tokio::time::sleep(CLOSE_GRACE) => {}
+                    _ = engine.abort.cancelled() => {}
+                }
+                connection.close(NO_ERROR, b"");
+                break;
+            }
+            _ = engine.abort.cancelled() => {
+                connection.close(NO_ERROR, b"drain timeout");
+                break;
+            }
+        }
+    }
+    // Apps still waiting on a request of this connection hear that it is gone.
+    info.closed.cancel();
+}
+
+async fn handshake(incoming: quinn::Incoming) -> Result<quinn::Connection, String> {
+    let connecting = incoming.accept().map_err(|err| err.to_string())?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())),
+    }
+}
+
+/// One request: its head, then the engine's answer written back on its stream.
+async fn exchange<D: Dispatcher>(resolver: Resolver, engine: Arc<Engine<D>>, info: Arc<ConnectionInfo>) {
+    let (request, stream) = match resolver.resolve_request().await {
+        Ok(resolved) => resolved,
+        Err(err) => {
+            if let Some(debug) = &engine.debug {
+                debug(format!("HTTP/3 request from {} refused: {err}", info.peer));
+            }
+            return;
+        }
+    };
+    let (mut send, receive) = stream.split();
+    let (parts, ()) = request.into_parts();
+    let body = IncomingBody::Http3(StreamBody::new(receive, &parts.headers));
+    let response = engine.answer(Request::from_parts(parts, body), &info, None, |_| {}).await;
+    if let Err(reason) = send_response(&mut send, response).await {
+        if let Some(debug) = &engine.debug {
+            debug(format!("HTTP/3 response to {} not completed: {reason}", info.peer));
+        }
+    }
+}

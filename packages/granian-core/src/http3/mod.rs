@@ -1,0 +1,147 @@
+//! HTTP/3 over QUIC (`--http3`): a QUIC endpoint per worker on the TCP listener's address and port,
+//! whose requests go through the same engine as HTTP/1.1 and HTTP/2 (static files, backpressure,
+//! the interface's dispatcher, access log, metrics).
+//!
+//! Each worker binds its own UDP socket with `SO_REUSEPORT`; Linux picks the socket for a datagram
+//! by hashing its addresses, so all of one client's datagrams reach the same worker as long as the
+//! set of workers does not change (connection migration is off for this reason). See
+//! docs/http3.md for the trade-offs.
+
+pub mod body;
+mod connection;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio_util::task::TaskTracker;
+
+use crate::http::Http3Settings;
+use crate::net::Listener;
+use crate::tls::ServerTls;
+use crate::workers::{Dispatcher, Engine};
+
+/// The size asked for each UDP socket buffer: a burst of a few hundred full datagrams per direction.
+/// The kernel caps it at `net.core.rmem_max` / `wmem_max`.
+const UDP_BUFFER_BYTES: usize = 2 * 1024 * 1024;
+
+/// Handshakes in progress above which a client must first prove its address with a Retry packet
+/// (one more round trip), so that spoofed Initial packets cannot make the worker do handshakes.
+const RETRY_ABOVE_HANDSHAKES: usize = 64;
+
+/// How long a stopping worker waits for its QUIC connections' last packets to leave.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// H3_NO_ERROR (RFC 9114, 8.1): the code of a connection closed in good order.
+const NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
+
+/// A worker's bound UDP socket and its QUIC configuration, ready to serve.
+pub struct QuicListener {
+    socket: UdpSocket,
+    config: quinn::ServerConfig,
+    local: SocketAddr,
+    certificate_pem: Arc<str>,
+}
+
+impl QuicListener {
+    /// Binds UDP on `listener`'s address and port and builds the QUIC configuration from the
+    /// server's TLS; the error says which step failed.
+    pub fn bind(listener: &Listener, settings: &Http3Settings, tls: &ServerTls) -> std::io::Result<Self> {
+        let Listener::Tcp(tcp) = listener else {
+            return Err(std::io::Error::other("HTTP/3 needs a TCP address to share, not a Unix socket"));
+        };
+        let address = tcp.local_addr()?;
+        let socket = udp_socket(address)
+            .map_err(|err| std::io::Error::new(err.kind(), format!("HTTP/3: cannot bind UDP {address}: {err}")))?;
+        let config = server_config(settings, tls).map_err(std::io::Error::other)?;
+        Ok(Self { local: socket.local_addr()?, socket, config, certificate_pem: tls.certificate_pem.clone() })
+    }
+
+    /// The `Alt-Svc` value that points TCP clients at this endpoint.
+    pub fn alt_svc(&self) -> HeaderValue {
+        HeaderValue::from_str(&format!("h3=\":{}\"; ma=86400", self.local.port()))
+            .unwrap_or_else(|_| HeaderValue::from_static("clear"))
+    }
+}
+
+fn udp_socket(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+    // Every worker binds the same address; the kernel spreads clients over them by address hash.
+    socket.set_reuse_port(true)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(false).ok();
+    }
+    // Best effort: a smaller buffer only costs throughput under bursts.
+    socket.set_recv_buffer_size(UDP_BUFFER_BYTES).ok();
+    socket.set_send_buffer_size(UDP_BUFFER_BYTES).ok();
+    socket.bind(&address.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// QUIC on the server's rustls configuration, with HTTP/3's ALPN and without 0-RTT (early data
+/// can be replayed, and no app here is told which requests came that way).
+fn server_config(settings: &Http3Settings, tls: &ServerTls) -> Result<quinn::ServerConfig, String> {
+    let mut crypto = (*tls.config).clone();
+    crypto.alpn_protocols = vec![b"h3".to_vec()];
+    crypto.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(crypto))
+        .map_err(|err| format!("HTTP/3: the TLS configuration cannot serve QUIC ({err})"))?;
+    let mut transport = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(settings.idle_timeout)
+        .map_err(|_| format!("HTTP/3: idle timeout {:?} is too long", settings.idle_timeout))?;
+    transport.max_idle_timeout(Some(idle));
+    transport.max_concurrent_bidi_streams(settings.max_concurrent_streams.into());
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    // A client's datagrams reach this worker by their addresses' hash: a migrated connection would
+    // land on another worker's socket.
+    config.migration(false);
+    Ok(config)
+}
+
+/// Serves HTTP/3 until the worker stops, then lets the open connections drain (each is sent
+/// GOAWAY and finishes its requests) before the endpoint closes.
+pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
+    let QuicListener { socket, config, local, certificate_pem } = quic;
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let endpoint = match quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime) {
+        Ok(endpoint) => endpoint,
+        Err(err) => return (engine.report)(format!("cannot serve HTTP/3 on UDP {local}: {err}")),
+    };
+    let connections = TaskTracker::new();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    loop {
+        tokio::select! {
+            biased;
+            _ = engine.shutdown.cancelled() => break,
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let busy = handshakes.load(std::sync::atomic::Ordering::Relaxed) >= RETRY_ABOVE_HANDSHAKES;
+                if busy && !incoming.remote_address_validated() && incoming.may_retry() {
+                    let _ = incoming.retry();
+                    continue;
+                }
+                let accepted = connection::Accepted {
+                    incoming,
+                    local,
+                    certificate_pem: certificate_pem.clone(),
+                    handshakes: handshakes.clone(),
+                };
+                connections.spawn(connection::serve(accepted, engine.clone()));
+            }
+        }
+    }
+    // Clients that connect from now on are refused; the open connections drain.
+    endpoint.set_server_config(None);
+    connections.close();
+    tokio::select! {
+        _ = connections.wait() => {}
+        _ = engine.abort.cancelled() => {}
+    }
+    endpoint.close(NO_ERROR, b"");
+    let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+}

@@ -1,0 +1,232 @@
+"""HTTP/3 over QUIC (`--http3`) with aioquic's client: every interface, request and response bodies,
+streamed responses, many streams on one connection, client disconnects, Alt-Svc on TCP responses,
+draining on shutdown, several workers, and the settings refused at start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from tests_support.http3 import StreamFailed, h3_connection, h3_request
+from tests_support.server import HOST, free_port, run_granian
+
+APPS_DIR = Path(__file__).parent / 'apps'
+TARGETS = {'rsgi': 'http3_app:rsgi', 'asgi': 'http3_app:asgi', 'wsgi': 'http3_app:wsgi'}
+
+
+@dataclass
+class Pki:
+    cert: Path
+    key: Path
+    ca_file: Path
+
+    def args(self, *extra: str) -> list[str]:
+        return ['--ssl-certificate', str(self.cert), '--ssl-keyfile', str(self.key), *extra]
+
+
+@pytest.fixture(scope='module')
+def pki(tmp_path_factory) -> Pki:
+    directory = tmp_path_factory.mktemp('h3pki')
+    ca = trustme.CA()
+    issued = ca.issue_cert('127.0.0.1', 'localhost')
+    pki = Pki(directory / 'cert.pem', directory / 'key.pem', directory / 'ca.pem')
+    issued.cert_chain_pems[0].write_to_path(str(pki.cert))
+    issued.private_key_pem.write_to_path(str(pki.key))
+    ca.cert_pem.write_to_path(str(pki.ca_file))
+    return pki
+
+
+@pytest.fixture(scope='module', params=sorted(TARGETS))
+def interface(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope='module')
+def h3_server(server_factory, pki, interface):
+    return server_factory(TARGETS[interface], interface=interface, working_dir=APPS_DIR, extra_args=pki.args('--http3'))
+
+
+def run(coroutine, timeout: float = 30.0):
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def test_every_interface_serves_http3(h3_server, pki, interface):
+    response = h3_request(h3_server.port, pki.ca_file, 'GET', '/info')
+    assert response.status == 200
+    assert response.header('date') and response.header('content-length') == str(len(response.body))
+    seen = json.loads(response.body)
+    assert seen['scheme'] == 'https'
+    assert seen['http_version'] == ('HTTP/3' if interface == 'wsgi' else '3')
+    if interface == 'asgi':
+        tls = seen['tls']
+        assert tls['tls_version'] == 0x0304
+        assert tls['cipher_suite'] is None  # quinn does not tell which suite QUIC negotiated
+        assert tls['server_cert'] == pki.cert.read_text()
+        assert tls['client_cert_chain'] == []
+    if interface == 'wsgi':
+        assert seen['tls'] == {'https': 'on'}
+
+
+@pytest.mark.parametrize('size', [0, 1, 65_536, 10 * 1024 * 1024], ids=['0B', '1B', '64KiB', '10MiB'])
+def test_request_bodies_are_echoed(h3_server, pki, size):
+    body = bytes(range(256)) * (size // 256) + b'x' * (size % 256)
+    response = h3_request(h3_server.port, pki.ca_file, 'POST', '/echo', body=body, timeout=60)
+    assert response.status == 200
+    assert response.header('x-length') == str(size)
+    assert response.body == body
+
+
+def test_a_streamed_response_arrives_in_chunks(h3_server, pki):
+    async def stream() -> tuple[list[bytes], str | None]:
+        async with h3_connection(h3_server.port, pki.ca_file) as client:
+            stream_id = client.open('GET', '/stream')
+            chunks = [chunk async for chunk in client.chunks(stream_id)]
+            response = await client.response(stream_id)
+            return chunks, response.header('content-length')
+
+    chunks, length = run(stream())
+    assert b''.join(chunks) == b'one,two,three'
+    assert len(chunks) >= 2, chunks  # sent as the app produced them, not gathered
+    assert length is None
+
+
+def test_a_hundred_concurrent_streams_on_one_connection(h3_server, pki):
+    async def many() -> list:
+        async with h3_connection(h3_server.port, pki.ca_file) as client:
+            requests = [client.request('POST', '/echo', body=f'request {n}'.encode()) for n in range(100)]
+            return await asyncio.gather(*requests)
+
+    responses = run(many())
+    assert [r.status for r in responses] == [200] * 100
+    assert [r.body for r in responses] == [f'request {n}'.encode() for n in range(100)]
+
+
+@pytest.mark.parametrize('interface', ['rsgi', 'asgi'], indirect=True)
+def test_the_app_hears_when_the_client_goes(h3_server, pki):
+    before = int(h3_request(h3_server.port, pki.ca_file, 'GET', '/gone').body)
+
+    async def leave() -> None:
+        async with h3_connection(h3_server.port, pki.ca_file) as client:
+            client.open('GET', '/wait')
+            await asyncio.sleep(0.5)
+        # Leaving the block closes the QUIC connection.
+
+    run(leave())
+    deadline = time.monotonic() + 10
+    while int(h3_request(h3_server.port, pki.ca_file, 'GET', '/gone').body) == before:
+        assert time.monotonic() < deadline, 'the app never heard that the client left'
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize('http2', [False, True], ids=['http1.1', 'h2'])
+def test_tcp_responses_advertise_http3(h3_server, pki, http2):
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    with httpx.Client(verify=context, http1=not http2, http2=http2, timeout=10) as client:
+        response = client.get(f'https://{h3_server.host}:{h3_server.port}/info')
+    assert response.status_code == 200
+    assert response.headers['alt-svc'] == f'h3=":{h3_server.port}"; ma=86400'
+
+
+def test_no_alt_svc_without_http3(server_factory, pki):
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args())
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    response = httpx.get(f'https://{server.host}:{server.port}/info', verify=context, timeout=10)
+    assert response.status_code == 200
+    assert 'alt-svc' not in response.headers
+
+
+@pytest.mark.parametrize('interface', ['rsgi', 'wsgi'])
+def test_shutdown_lets_every_stream_in_flight_finish(server_factory, pki, interface):
+    server = server_factory(
+        TARGETS[interface],
+        interface=interface,
+        working_dir=APPS_DIR,
+        extra_args=pki.args('--http3', '--blocking-threads', '8') if interface == 'wsgi' else pki.args('--http3'),
+    )
+
+    async def load() -> list:
+        async with (
+            h3_connection(server.port, pki.ca_file) as first,
+            h3_connection(server.port, pki.ca_file) as second,
+        ):
+            requests = [client.request('GET', '/slow') for client in (first, second) for _ in range(8)]
+            pending = asyncio.gather(*requests, return_exceptions=True)
+            await asyncio.sleep(0.2)
+            server.send_signal(signal.SIGTERM)
+            return await pending
+
+    responses = run(load())
+    failed = [r for r in responses if isinstance(r, BaseException)]
+    assert not failed, failed
+    assert [(r.status, r.body) for r in responses] == [(200, b'slow')] * 16
+    assert server.wait(15) == 0, server.output
+
+
+def test_several_workers_serve_http3(server_factory, pki):
+    server = server_factory(
+        TARGETS['asgi'], interface='asgi', working_dir=APPS_DIR, extra_args=pki.args('--http3', '--workers', '2')
+    )
+
+    async def many_connections() -> list:
+        async def one() -> list:
+            async with h3_connection(server.port, pki.ca_file) as client:
+                return [await client.request('POST', '/echo', body=b'%d' % n) for n in range(5)]
+
+        return await asyncio.gather(*(one() for _ in range(8)))
+
+    for responses in run(many_connections()):
+        assert [r.body for r in responses] == [b'%d' % n for n in range(5)]
+
+
+def test_access_log_names_http3(server_factory, pki):
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3', '--access-log'))
+    assert h3_request(server.port, pki.ca_file, 'GET', '/info').status == 200
+    assert server.wait_for_output('"GET /info HTTP/3" 200'), server.output
+
+
+def test_a_stream_reset_by_the_client_leaves_the_connection_serving(h3_server, pki):
+    async def reset_then_request():
+        async with h3_connection(h3_server.port, pki.ca_file) as client:
+            stream_id = client.open('POST', '/echo', end=False)
+            client.send(stream_id, b'partial')
+            client.reset(stream_id)
+            with pytest.raises((StreamFailed, asyncio.TimeoutError)):
+                await asyncio.wait_for(client.response(stream_id), 2)
+            return await client.request('POST', '/echo', body=b'after')
+
+    response = run(reset_then_request())
+    assert (response.status, response.body) == (200, b'after')
+
+
+def _refused(args: list[str]) -> str:
+    """Runs the server with `args`; asserts the usage error's exit code (2) and one line of output."""
+    command = ['--interface', 'rsgi', '--host', HOST, '--port', str(free_port()), *args, TARGETS['rsgi']]
+    result = run_granian(command, cwd=APPS_DIR)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, f'exit code {result.returncode}; output:\n{output}'
+    assert len(output.strip().splitlines()) == 1, output
+    return output
+
+
+def test_http3_without_tls_is_refused_with_one_line():
+    output = _refused(['--http3'])
+    assert 'HTTP/3 runs over TLS' in output, output
+
+
+def test_http3_on_a_unix_socket_is_refused_with_one_line(pki, tmp_path):
+    output = _refused([*pki.args('--http3'), '--uds', str(tmp_path / 'granian.sock')])
+    assert 'http3' in output and 'TCP address' in output, output
+
+
+def test_http3_settings_are_checked(pki):
+    output = _refused([*pki.args('--http3'), '--http3-idle-timeout', '0'])
+    assert '--http3-idle-timeout' in output, output
