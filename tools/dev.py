@@ -96,6 +96,8 @@ def parallel(extra: list[str]) -> list[str]:
 def test(extra: list[str]) -> None:
     """Run the Rust unit tests, then the Python test suite against the built packages."""
     run('cargo', 'test', '--quiet', '--workspace')
+    # The core must also build without its optional HTTP/3 (it then refuses --http3 with one line).
+    run('cargo', 'check', '--quiet', '-p', 'granian-core', '--no-default-features', '--features', 'crypto-ring')
     run(PYTHON, '-m', 'pytest', *parallel(extra))
 
 

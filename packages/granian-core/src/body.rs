@@ -55,7 +55,8 @@ impl LimitedBody {
     /// Wraps `body` to fail past `max` bytes (None: no limit, nothing allocated). The flag returned
     /// with a limit is set when the body turned out larger, so that the worker answers 413 for an
     /// app whose read failed.
-    pub fn new(body: IncomingBody, max: Option<u64>) -> (Self, Option<Arc<AtomicBool>>) {
+    pub fn new(body: impl Into<IncomingBody>, max: Option<u64>) -> (Self, Option<Arc<AtomicBool>>) {
+        let body = body.into();
         let Some(max) = max else {
             return (Self { body, limit: None, prefetched: None }, None);
         };

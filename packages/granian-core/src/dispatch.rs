@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::incoming::IncomingBody;
+use crate::incoming::TransportBody;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Version};
 use pyo3::prelude::*;
@@ -91,9 +91,9 @@ impl<H: RequestHandler> PyDispatcher<H> {
 }
 
 impl<H: RequestHandler> Dispatcher for PyDispatcher<H> {
-    async fn dispatch(
+    async fn dispatch<B: TransportBody>(
         &self,
-        request: Request<IncomingBody>,
+        request: Request<B>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
     ) -> Response<ResponseBody> {
@@ -130,8 +130,8 @@ pub enum BodyPrefetch {
 
 /// The tokio side of every interface: packs the request, lets `send` hand it to the Python side,
 /// waits for the response intent and turns it into the response (500 if none ever comes).
-pub async fn hand_off(
-    request: Request<IncomingBody>,
+pub async fn hand_off<B: TransportBody>(
+    request: Request<B>,
     connection: Arc<ConnectionInfo>,
     permit: OwnedSemaphorePermit,
     prefetch: BodyPrefetch,
@@ -177,8 +177,8 @@ pub async fn hand_off(
 /// The tokio side of a WebSocket request: refuses a bad handshake, hands a good one to the Python
 /// side with a task that starts the session once the app accepted and the connection switched.
 /// The backpressure `permit` stays taken for as long as the WebSocket is open.
-pub async fn hand_off_websocket(
-    mut request: Request<IncomingBody>,
+pub async fn hand_off_websocket<B>(
+    mut request: Request<B>,
     connection: Arc<ConnectionInfo>,
     permit: OwnedSemaphorePermit,
     settings: &WsSettings,

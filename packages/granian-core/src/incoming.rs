@@ -20,9 +20,23 @@ pub enum IncomingBody {
     Http3(crate::http3::body::StreamBody),
 }
 
+/// A transport's request body as the engine takes it. Requests keep their transport's body type up
+/// to [`crate::body::LimitedBody`], which converts it: converting the whole request up front
+/// would move its head (over 200 bytes) once more per request.
+pub trait TransportBody: Body<Data = Bytes> + Into<IncomingBody> + Send + 'static {}
+
+impl<B: Body<Data = Bytes> + Into<IncomingBody> + Send + 'static> TransportBody for B {}
+
 impl From<Incoming> for IncomingBody {
     fn from(body: Incoming) -> Self {
         Self::Hyper(body)
+    }
+}
+
+#[cfg(feature = "http3")]
+impl From<crate::http3::body::StreamBody> for IncomingBody {
+    fn from(body: crate::http3::body::StreamBody) -> Self {
+        Self::Http3(body)
     }
 }
 

@@ -27,8 +27,8 @@ use crate::http::{
     body_too_large, connection_builder, error_response, http1_builder, Http1Settings, Http2Settings, Http3Settings,
     HttpMode, ResponseBody,
 };
-use crate::incoming::IncomingBody;
-use crate::metrics::{Field, WorkerMetrics};
+use crate::incoming::TransportBody;
+use crate::metrics::{Field, InFlight, WorkerMetrics};
 use crate::net::{Accept, Accepted, AsyncListener, Endpoint, Listener, UnixAcceptor};
 use crate::observe::ObservedBody;
 use crate::pytemplate::RequestTemplate;
@@ -147,9 +147,9 @@ const FINAL_WRITES: Duration = Duration::from_secs(1);
 /// Turns a request into a response; implemented once per interface.
 pub trait Dispatcher: Send + Sync + 'static {
     /// `permit` is one unit of backpressure: hold it until the app is done with the request.
-    fn dispatch(
+    fn dispatch<B: TransportBody>(
         &self,
-        request: Request<IncomingBody>,
+        request: Request<B>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
     ) -> impl Future<Output = Response<ResponseBody>> + Send;
@@ -333,22 +333,34 @@ impl Worker {
 }
 
 impl<D: Dispatcher> Engine<D> {
-    /// One request, whatever carried it: counted, logged, answered (a static file or the app), and
-    /// observed until its body is sent. `adjust` sees the response before it is observed.
-    pub(crate) async fn answer(
-        &self,
-        request: Request<IncomingBody>,
-        info: &Arc<ConnectionInfo>,
-        exchange: Option<OpenExchange>,
-        adjust: impl FnOnce(&mut Response<ResponseBody>),
-    ) -> Response<ObservedBody> {
+    /// Notes a request's arrival, whatever carried it: counted, its access record and metrics timer
+    /// started. The caller answers it with [`respond`], then hands the response to
+    /// [`Arrival::observe`]. (Three steps rather than one async function: the request would
+    /// otherwise sit in one more future, and a request's futures are moved several times.)
+    pub(crate) fn arrive<B>(&self, request: &Request<B>, info: &ConnectionInfo) -> Arrival {
         info.mark_request();
-        let timing = self.context.metrics.as_ref().map(WorkerMetrics::begin_request);
-        // Boxed: the service future stays small when the access log is off.
-        let record = self.access.as_ref().map(|log| Box::new(begin_record(log, &request, self, info)));
-        let mut response = respond(request, self, info).await;
-        adjust(&mut response);
-        ObservedBody::wrap(response, record, timing, exchange)
+        Arrival {
+            timing: self.context.metrics.as_ref().map(WorkerMetrics::begin_request),
+            // Boxed: the service future stays small when the access log is off.
+            record: self.access.as_ref().map(|log| Box::new(begin_record(log, request, self, info))),
+        }
+    }
+}
+
+/// A request's access record and metrics timer, from its arrival until its response is observed.
+pub(crate) struct Arrival {
+    timing: Option<InFlight>,
+    record: Option<Box<Record>>,
+}
+
+impl Arrival {
+    /// The response, observed until its body is sent (access log, metrics, `exchange`).
+    pub(crate) fn observe(
+        self,
+        response: Response<ResponseBody>,
+        exchange: Option<OpenExchange>,
+    ) -> Response<ObservedBody> {
+        ObservedBody::wrap(response, self.record, self.timing, exchange)
     }
 }
 
@@ -440,23 +452,20 @@ where
             let connect = request.method() == http::Method::CONNECT;
             let exchanges = exchanges.clone();
             async move {
-                let request = request.map(IncomingBody::Hyper);
-                let response = engine
-                    .answer(request, &info, exchange, |response| {
-                        let status = response.status();
-                        if http1 && (status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())) {
-                            // hyper hands the connection to the upgrade: request validation stops.
-                            exchanges.switch_protocols();
-                        }
-                        if let (true, Some(ledger)) = (http1, &info.zero_copy) {
-                            response.body_mut().send_with(ledger);
-                        }
-                        if let Some(alt_svc) = &engine.alt_svc {
-                            response.headers_mut().insert(ALT_SVC, alt_svc.clone());
-                        }
-                    })
-                    .await;
-                Ok::<_, Infallible>(response)
+                let arrival = engine.arrive(&request, &info);
+                let mut response = respond(request, &engine, &info).await;
+                let status = response.status();
+                if http1 && (status == StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success())) {
+                    // hyper hands the connection to the upgrade: request validation stops.
+                    exchanges.switch_protocols();
+                }
+                if let (true, Some(ledger)) = (http1, &info.zero_copy) {
+                    response.body_mut().send_with(ledger);
+                }
+                if let Some(alt_svc) = &engine.alt_svc {
+                    response.headers_mut().insert(ALT_SVC, alt_svc.clone());
+                }
+                Ok::<_, Infallible>(arrival.observe(response, exchange))
             }
         })
     };
@@ -507,8 +516,8 @@ where
 
 /// The response to one request: a static file, or the app's answer (503 when the worker stopped
 /// handing out backpressure permits).
-async fn respond<D: Dispatcher>(
-    request: Request<IncomingBody>,
+pub(crate) async fn respond<D: Dispatcher, B: TransportBody>(
+    request: Request<B>,
     engine: &Engine<D>,
     info: &Arc<ConnectionInfo>,
 ) -> Response<ResponseBody> {
@@ -547,9 +556,9 @@ async fn respond<D: Dispatcher>(
     }
 }
 
-fn begin_record<D: Dispatcher>(
+fn begin_record<D: Dispatcher, B>(
     log: &Arc<AccessLog>,
-    request: &Request<IncomingBody>,
+    request: &Request<B>,
     engine: &Engine<D>,
     info: &ConnectionInfo,
 ) -> Record {

@@ -144,7 +144,7 @@ def test_no_alt_svc_without_http3(server_factory, pki):
     assert 'alt-svc' not in response.headers
 
 
-@pytest.mark.parametrize('interface', ['rsgi', 'wsgi'])
+@pytest.mark.parametrize('interface', sorted(TARGETS))
 def test_shutdown_lets_every_stream_in_flight_finish(server_factory, pki, interface):
     server = server_factory(
         TARGETS[interface],

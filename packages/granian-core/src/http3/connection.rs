@@ -11,12 +11,11 @@ use tokio_util::task::TaskTracker;
 
 use super::body::{send_response, StreamBody};
 use super::{CLOSE_GRACE, NO_ERROR};
-use crate::incoming::IncomingBody;
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::Endpoint;
 use crate::tls::info::TlsInfo;
 use crate::tls::HANDSHAKE_TIMEOUT;
-use crate::workers::{ConnectionInfo, Dispatcher, Engine};
+use crate::workers::{respond, ConnectionInfo, Dispatcher, Engine};
 
 /// TLS 1.3, the only version QUIC runs on (RFC 9001).
 const TLS13: u16 = 0x0304;
@@ -142,8 +141,10 @@ async fn exchange<D: Dispatcher>(resolver: Resolver, engine: Arc<Engine<D>>, inf
     };
     let (mut send, receive) = stream.split();
     let (parts, ()) = request.into_parts();
-    let body = IncomingBody::Http3(StreamBody::new(receive, &parts.headers));
-    let response = engine.answer(Request::from_parts(parts, body), &info, None, |_| {}).await;
+    let body = StreamBody::new(receive, &parts.headers);
+    let request = Request::from_parts(parts, body);
+    let arrival = engine.arrive(&request, &info);
+    let response = arrival.observe(respond(request, &engine, &info).await, None);
     if let Err(reason) = send_response(&mut send, response).await {
         if let Some(debug) = &engine.debug {
             debug(format!("HTTP/3 response to {} not completed: {reason}", info.peer));

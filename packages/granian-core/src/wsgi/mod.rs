@@ -10,7 +10,7 @@ mod response;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::incoming::IncomingBody;
+use crate::incoming::TransportBody;
 use http::{Request, Response};
 use pyo3::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
@@ -35,9 +35,9 @@ struct WsgiDispatcher {
 }
 
 impl Dispatcher for WsgiDispatcher {
-    async fn dispatch(
+    async fn dispatch<B: TransportBody>(
         &self,
-        request: Request<IncomingBody>,
+        request: Request<B>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
     ) -> Response<ResponseBody> {
