@@ -14,6 +14,9 @@
                                         # WebSocket echo and idle-connection memory (results/websocket.json)
     python benchmarks/run.py static [--quick]
                                         # static files vs granian 2.8.1 and nginx (results/static.json)
+    python benchmarks/run.py http3 [--quick] [--interfaces rsgi,asgi] [--connections 4] [--streams 16]
+                                        # HTTP/3: ours and Hypercorn (h3load, aioquic) vs ours over
+                                        # HTTP/2+TLS (h2load) (results/http3.json)
 
 Each server runs one worker on 127.0.0.1 pinned to CPU 0; the load generator (wrk, h2load) runs
 pinned to CPU 1. A full run writes results/latest.json, the charts and README.md; other runs write
@@ -33,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import accounting, compare, environment, instructions, peers, reference, static
+from harness import accounting, compare, environment, http3, instructions, peers, reference, static
 from harness import websocket as ws
 from harness.plan import PLANS
 from harness.report import latest_latency_save, write_readme
@@ -46,9 +49,10 @@ RAW = RESULTS / 'raw'
 LATEST = RESULTS / 'latest.json'
 WEBSOCKET = RESULTS / 'websocket.json'
 STATIC = RESULTS / 'static.json'
+HTTP3 = RESULTS / 'http3.json'
 TEMPLATE = BENCHMARKS / 'README.template.md'
 README = BENCHMARKS / 'README.md'
-COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'ref', 'ab', 'count', 'instructions')
+COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'http3', 'ref', 'ab', 'count', 'instructions')
 AB = RESULTS / 'ab.json'
 
 
@@ -243,6 +247,35 @@ def command_static(options: argparse.Namespace) -> int:
     return 0
 
 
+def command_http3(options: argparse.Namespace) -> int:
+    plan = http3.PLANS['quick' if options.quick else 'full']
+    interfaces = _names(options.interfaces, http3.INTERFACES, 'interfaces') or list(http3.INTERFACES)
+    for tool, package in (('h2load', 'nghttp2-client'), ('taskset', 'util-linux'), ('openssl', 'openssl')):
+        if shutil.which(tool) is None:
+            sys.exit(f'{tool} is needed: apt-get install -y {package}')
+    if options.connections < 1 or options.streams < 1:
+        sys.exit('--connections and --streams must be at least 1')
+    if not PEERS_PYTHON.exists() and peers.setup() != 0:
+        return 1
+    runner = http3.Http3Runner(plan, RAW, interfaces, options.connections, options.streams)
+    results = runner.run()
+    partial = (
+        options.interfaces is not None or options.connections != http3.CONNECTIONS or options.streams != http3.STREAMS
+    )
+    default = HTTP3 if plan.name == 'full' and not partial else RESULTS / f'http3-{plan.name}.json'
+    output = Path(options.output or default)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=1) + '\n')
+    print()
+    print(http3.table(results))
+    print()
+    print(http3.caveat(results))
+    for note in results['notes']:
+        print(f'note: {note}')
+    print(f'results: {output}')
+    return 0
+
+
 def command_report(options: argparse.Namespace) -> int:
     results = json.loads(Path(options.input).read_text())
     publish(results)
@@ -305,7 +338,17 @@ def main() -> int:
     static_run = commands.add_parser('static', help='static files: ours vs granian 2.8.1 vs nginx')
     static_run.add_argument('--quick', action='store_true', help='the short plan (about 1 minute)')
     static_run.add_argument('--output', help='results file (default: results/static.json for a full run)')
+    h3 = commands.add_parser('http3', help='HTTP/3: ours and Hypercorn vs ours over HTTP/2+TLS')
+    h3.add_argument('--quick', action='store_true', help='the short plan (1 x 3 s per row, under 2 minutes)')
+    h3.add_argument('--interfaces', help=f'comma-separated subset of {",".join(http3.INTERFACES)}')
+    h3.add_argument('--connections', type=int, default=http3.CONNECTIONS, help='connections (default: 4)')
+    h3.add_argument(
+        '--streams', type=int, default=http3.STREAMS, help='requests in flight per connection (default: 16)'
+    )
+    h3.add_argument('--output', help='results file (default: results/http3.json for a full run)')
     options = parser.parse_args(argv)
+    if options.command == 'http3':
+        return command_http3(options)
     if options.command == 'static':
         return command_static(options)
     if options.command == 'websocket':

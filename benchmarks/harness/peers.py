@@ -16,6 +16,8 @@ REQUIRED = ['granian==2.8.1', 'uvloop==0.23.0']
 OPTIONAL = {
     'uvicorn': ['uvicorn==0.54.0', 'httptools==0.9.0', 'websockets==17.4'],
     'hypercorn': ['hypercorn==0.18.0'],
+    # Hypercorn's HTTP/3 (`--quic-bind`, the http3 benchmark); without it only that row is skipped.
+    'aioquic': ['aioquic==1.7.2'],
     'gunicorn': ['gunicorn==27.0.1', 'uvicorn-worker==0.4.0'],
     'bjoern': ['bjoern==3.2.2'],
     'fastwsgi': ['fastwsgi==0.0.9'],

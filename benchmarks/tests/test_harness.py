@@ -6,11 +6,12 @@ No load is generated here; these check the arithmetic and the commands the harne
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import accounting, compare, instructions, load, report, servers
+from harness import accounting, compare, h3load, http3, instructions, load, report, servers
 from harness.scenarios import SCENARIOS
 
 
@@ -288,3 +289,63 @@ def test_tls_servers_get_the_workspace_certificate(tmp_path, monkeypatch):
         assert flags == ('--ssl-certificate', str(tmp_path / 'c.pem'), '--ssl-keyfile', str(tmp_path / 'k.pem'))
     finally:
         workspace.close()
+
+
+def test_h3load_summary_counts_rates_latency_percentiles_and_its_own_cpu():
+    latencies = [n / 1000 for n in range(200, 0, -1)]  # 1..200 ms, out of order
+    figures = h3load.summarise(latencies, errors=2, window_s=2.0, cpu_s=1.9, unfinished=64, first_error='status 500')
+    assert figures['completed'] == 200 and figures['errors'] == 2 and figures['unfinished'] == 64
+    assert figures['rps'] == 100.0
+    assert figures['p50_ms'] == 101.0 and figures['p99_ms'] == 199.0
+    assert figures['busy'] == 0.95 and figures['first_error'] == 'status 500'
+    # Nothing completed: no percentiles, no rate, and no division by an empty window.
+    empty = h3load.summarise([], errors=0, window_s=0.0, cpu_s=0.0)
+    assert empty['rps'] == 0.0 and empty['p50_ms'] is None and empty['p99_ms'] is None and empty['busy'] is None
+
+
+def test_h3load_checks_every_answer_and_sends_the_apps_payload():
+    body = h3load.payload(1024)
+    assert body == load.payload(1024)  # the same bytes as benchmarks/apps/payloads.py
+    echo = h3load.Request('POST', '/echo', body, 1024, echo=True)
+    assert echo.problem(200, body) is None
+    assert echo.problem(500, body) == 'status 500'
+    assert echo.problem(200, body[:10]) == '10 body bytes instead of 1024'
+    assert echo.problem(200, body[::-1]) == 'the echoed body differs from the request body'
+    assert (b'content-length', b'1024') in echo.head()
+    assert h3load.Request('GET', '/b/1k').problem(200, b'any length') is None
+
+
+def test_http3_rows_take_medians_and_the_table_marks_a_saturated_client():
+    def result(rps: float, client_cpu: float, server_cpu: float) -> load.LoadResult:
+        measured = load.LoadResult(rps=rps, p50_ms=1.0, p99_ms=2.0, requests=int(rps * 2), errors=0)
+        measured.client_cpu_s, measured.client_wall_s, measured.server_cpu_s = client_cpu, 2.0, server_cpu
+        return measured
+
+    server = servers.RunningServer(servers.SERVERS['ours'], 'rsgi', Path('unused.log'), port=1)
+    h3 = http3.Target(server, 'ours', http3.HTTP3)
+    h2 = http3.Target(server, 'ours', http3.HTTP2_TLS)
+    rows = [
+        http3.row('get-1k', 'rsgi', h3, [result(3_000, 2.0, 0.4), result(2_000, 1.9, 0.4), result(2_500, 2.0, 0.4)]),
+        http3.row('get-1k', 'rsgi', h2, [result(50_000, 0.8, 2.0)]),
+    ]
+    assert rows[0]['rps'] == 2_500 and rows[0]['client'] == 'h3load' and rows[0]['client_busy'] == 1.0
+    assert rows[0]['server_busy'] == 0.2 and rows[0]['rps_per_server_cpu'] == 12_500
+    results = {'rows': rows, 'connections': 4, 'streams': 16, 'plan': {'name': 'quick', 'repeats': 1, 'seconds': 3}}
+    lines = http3.table(results).splitlines()
+    assert '| GET 1 KiB | RSGI | ours | HTTP/3 | h3load | 2,500 |' in lines[2]
+    assert '| 100% **sat** | 20% | 12,500 | 0.05x |' in lines[2]
+    assert lines[3].endswith('| 40% | 100% | 50,000 | - |')
+    assert 'The clients differ' in http3.caveat(results)
+
+
+def test_h3load_fatal_errors_and_its_command_line():
+    try:
+        http3.parse_h3load('{"fatal": "TimeoutError: "}\n')
+    except load.LoadError as error:
+        assert 'TimeoutError' in str(error)
+    else:
+        raise AssertionError('a fatal h3load report must fail the run')
+    echo = replace(http3.CELLS['echo-1k'], streams=16)
+    argv = http3.h3load_argv(echo, 8443, 4, 16, 3.0)
+    assert argv[argv.index('--body-size') + 1] == '1024' and argv[argv.index('--expect-size') + 1] == '1024'
+    assert argv[argv.index('--method') + 1] == 'POST' and argv[argv.index('--path') + 1] == '/echo'
