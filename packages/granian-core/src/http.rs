@@ -69,6 +69,8 @@ pub struct Http3Settings {
     pub idle_timeout: Duration,
     /// Most requests (bidirectional streams) a client may have open on one connection.
     pub max_concurrent_streams: u32,
+    /// The UDP socket the supervisor bound for this worker's slot (its buffers sized there).
+    pub udp_fd: Option<i32>,
 }
 
 /// Applies the HTTP/1 settings to hyper's builder or to hyper-util's (their methods share names).

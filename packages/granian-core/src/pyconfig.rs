@@ -92,7 +92,11 @@ fn read_http3(settings: &Bound<'_, PyAny>, tls: bool) -> PyResult<Option<Http3Se
     if idle_timeout.is_zero() {
         return Err(invalid("http3_idle_timeout", 0));
     }
-    Ok(Some(Http3Settings { idle_timeout, max_concurrent_streams: attr(settings, "http3_max_concurrent_streams")? }))
+    Ok(Some(Http3Settings {
+        idle_timeout,
+        max_concurrent_streams: attr(settings, "http3_max_concurrent_streams")?,
+        udp_fd: attr(settings, "http3_udp_fd")?,
+    }))
 }
 
 fn read_websockets(settings: &Bound<'_, PyAny>) -> PyResult<Option<WsSettings>> {

@@ -221,7 +221,7 @@ impl Worker {
         });
         #[cfg(feature = "http3")]
         let quic = match (&config.http3, &config.tls) {
-            (Some(settings), Some(tls)) => Some(crate::http3::QuicListener::bind(&listener, settings, tls)?),
+            (Some(settings), Some(tls)) => Some(crate::http3::QuicListener::bind(settings, tls)?),
             _ => None,
         };
         #[cfg(feature = "http3")]

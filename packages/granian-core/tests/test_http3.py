@@ -5,8 +5,11 @@ draining on shutdown, several workers, and the settings refused at start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -187,6 +190,31 @@ def test_several_workers_serve_http3(server_factory, pki):
         assert [r.body for r in responses] == [b'%d' % n for n in range(5)]
 
 
+def test_replacing_a_worker_leaves_the_other_workers_connections_alone(server_factory, pki):
+    server = server_factory(
+        TARGETS['asgi'],
+        interface='asgi',
+        working_dir=APPS_DIR,
+        extra_args=pki.args('--http3', '--workers', '2', '--respawn-failed-workers'),
+    )
+
+    async def kill_one_worker() -> list:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(h3_connection(server.port, pki.ca_file)) for _ in range(16)]
+            served_by = [json.loads((await client.request('GET', '/info')).body)['pid'] for client in clients]
+            assert len(set(served_by)) == 2, served_by  # the kernel spread the clients over both workers
+            victim = min(served_by)
+            os.kill(victim, signal.SIGKILL)
+            assert await asyncio.to_thread(server.wait_for_output, 'Respawned worker-', 30), server.output
+            survivors = [client for client, pid in zip(clients, served_by, strict=True) if pid != victim]
+            requests = [client.request('GET', '/info') for client in survivors]
+            return await asyncio.gather(*requests, return_exceptions=True)
+
+    answers = run(kill_one_worker(), 60)
+    failed = [answer for answer in answers if isinstance(answer, BaseException)]
+    assert not failed, f'{len(failed)} of {len(answers)} connections of the surviving worker broke: {failed}'
+
+
 def test_access_log_names_http3(server_factory, pki):
     server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3', '--access-log'))
     assert h3_request(server.port, pki.ca_file, 'GET', '/info').status == 200
@@ -230,3 +258,16 @@ def test_http3_on_a_unix_socket_is_refused_with_one_line(pki, tmp_path):
 def test_http3_settings_are_checked(pki):
     output = _refused([*pki.args('--http3'), '--http3-idle-timeout', '0'])
     assert '--http3-idle-timeout' in output, output
+
+
+def test_a_taken_udp_port_stops_the_server_with_one_line(pki):
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((HOST, port))
+        command = ['--interface', 'rsgi', '--host', HOST, '--port', str(port), *pki.args('--http3'), TARGETS['rsgi']]
+        result = run_granian(command, cwd=APPS_DIR)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, f'exit code {result.returncode}; output:\n{output}'
+    assert 'Traceback' not in output, output
+    lines = [line for line in output.splitlines() if f'cannot serve HTTP/3 on udp://{HOST}:{port}' in line]
+    assert len(lines) == 1 and 'Address already in use' in lines[0], output

@@ -2,10 +2,12 @@
 //! whose requests go through the same engine as HTTP/1.1 and HTTP/2 (static files, backpressure,
 //! the interface's dispatcher, access log, metrics).
 //!
-//! Each worker binds its own UDP socket with `SO_REUSEPORT`; Linux picks the socket for a datagram
-//! by hashing its addresses, so all of one client's datagrams reach the same worker as long as the
-//! set of workers does not change (connection migration is off for this reason). See
-//! docs/http3.md for the trade-offs.
+//! The supervisor binds one UDP socket per worker slot, all on the same address with
+//! `SO_REUSEPORT`, and keeps them for the server's life; each worker serves its slot's socket.
+//! Linux picks the socket for a datagram by hashing its addresses over the group, so all of one
+//! client's datagrams reach the same worker, and since the group never changes, replacing a worker
+//! moves no other worker's clients (connection migration is off: a new client address would hash
+//! elsewhere). See docs/http3.md for the trade-offs.
 
 pub mod body;
 mod connection;
@@ -16,17 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;
 
 use crate::http::Http3Settings;
-use crate::net::Listener;
 use crate::tls::ServerTls;
 use crate::workers::{Dispatcher, Engine};
-
-/// The size asked for each UDP socket buffer: a burst of a few hundred full datagrams per direction.
-/// The kernel caps it at `net.core.rmem_max` / `wmem_max`.
-const UDP_BUFFER_BYTES: usize = 2 * 1024 * 1024;
 
 /// Handshakes in progress above which a client must first prove its address with a Retry packet
 /// (one more round trip), so that spoofed Initial packets cannot make the worker do handshakes.
@@ -47,15 +43,13 @@ pub struct QuicListener {
 }
 
 impl QuicListener {
-    /// Binds UDP on `listener`'s address and port and builds the QUIC configuration from the
-    /// server's TLS; the error says which step failed.
-    pub fn bind(listener: &Listener, settings: &Http3Settings, tls: &ServerTls) -> std::io::Result<Self> {
-        let Listener::Tcp(tcp) = listener else {
-            return Err(std::io::Error::other("HTTP/3 needs a TCP address to share, not a Unix socket"));
+    /// The worker's UDP socket (the one the supervisor bound for its slot) with the QUIC
+    /// configuration from the server's TLS; the error says which step failed.
+    pub fn bind(settings: &Http3Settings, tls: &ServerTls) -> std::io::Result<Self> {
+        let Some(fd) = settings.udp_fd else {
+            return Err(std::io::Error::other("HTTP/3 serves the UDP socket its supervisor binds, and none was given"));
         };
-        let address = tcp.local_addr()?;
-        let socket = udp_socket(address)
-            .map_err(|err| std::io::Error::new(err.kind(), format!("HTTP/3: cannot bind UDP {address}: {err}")))?;
+        let socket = inherited_udp_socket(fd)?;
         let config = server_config(settings, tls).map_err(std::io::Error::other)?;
         Ok(Self { local: socket.local_addr()?, socket, config, certificate_pem: tls.certificate_pem.clone() })
     }
@@ -67,19 +61,15 @@ impl QuicListener {
     }
 }
 
-fn udp_socket(address: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
-    // Every worker binds the same address; the kernel spreads clients over them by address hash.
-    socket.set_reuse_port(true)?;
-    if address.is_ipv6() {
-        socket.set_only_v6(false).ok();
-    }
-    // Best effort: a smaller buffer only costs throughput under bursts.
-    socket.set_recv_buffer_size(UDP_BUFFER_BYTES).ok();
-    socket.set_send_buffer_size(UDP_BUFFER_BYTES).ok();
-    socket.bind(&address.into())?;
+/// A duplicate of the UDP socket `fd` (the caller keeps its own descriptor).
+fn inherited_udp_socket(fd: i32) -> std::io::Result<UdpSocket> {
+    // SAFETY: `fd` is a descriptor the caller holds open for the duration of this call; it is only
+    // borrowed to duplicate it, and the duplicate is owned by the returned socket.
+    #[allow(unsafe_code)]
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let socket = UdpSocket::from(borrowed.try_clone_to_owned()?);
     socket.set_nonblocking(true)?;
-    Ok(socket.into())
+    Ok(socket)
 }
 
 /// QUIC on the server's rustls configuration, with HTTP/3's ALPN and without 0-RTT (early data

@@ -1,6 +1,6 @@
 """One app per interface for the HTTP/3 tests.
 
-- `/info`: the HTTP version, scheme and (ASGI) TLS extension the app sees, as JSON.
+- `/info`: the HTTP version, scheme and (ASGI) TLS extension the app sees, and the worker's pid, as JSON.
 - `/echo`: the request body back, with `x-length` the number of bytes read.
 - `/stream`: a streamed response of three chunks, 50 ms apart, without a declared length.
 - `/slow`: answers `slow` after 0.5 s (for shutdown under load).
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 CHUNKS = (b'one,', b'two,', b'three')
@@ -18,7 +19,7 @@ gone = 0
 
 
 def _info(http_version: str, scheme: str, tls: object = None) -> bytes:
-    return json.dumps({'http_version': http_version, 'scheme': scheme, 'tls': tls}).encode()
+    return json.dumps({'http_version': http_version, 'scheme': scheme, 'tls': tls, 'pid': os.getpid()}).encode()
 
 
 async def rsgi(scope, proto):

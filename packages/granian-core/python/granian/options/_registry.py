@@ -189,8 +189,8 @@ OPTIONS: tuple[Option, ...] = (
         'Also serve HTTP/3 over QUIC, on UDP at the same address and port (needs TLS).',
         'http3',
         note=(
-            'TCP responses then carry `Alt-Svc: h3=":PORT"` so that clients can switch. Each worker binds'
-            ' its own UDP socket with SO_REUSEPORT; see docs/http3.md for what that means with several workers.'
+            'TCP responses then carry `Alt-Svc: h3=":PORT"` so that clients can switch. Each worker slot has a'
+            ' UDP socket of its own (SO_REUSEPORT), kept across replacements; see docs/http3.md for several workers.'
         ),
     ),
     Option(

@@ -152,6 +152,8 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
     # Set by the supervisor when metrics are on: the shared region, and each worker's slot of it.
     resolved['metrics_region'] = None
     resolved['metrics_slot'] = None
+    # Set in each worker with --http3: its slot's UDP socket, bound by the supervisor.
+    resolved['http3_udp_fd'] = None
     if wsgi:
         resolved['websockets'] = False  # WSGI has no WebSocket protocol
     resolved['target'] = target

@@ -234,6 +234,28 @@ def reuse_port_member(reserved: socket.socket, backlog: int) -> socket.socket:
     return sock
 
 
+#: The UDP buffer size asked for each HTTP/3 socket (the kernel caps it at net.core.rmem_max/wmem_max).
+QUIC_BUFFER_BYTES = 2 * 1024 * 1024
+
+
+def quic_socket(listening: socket.socket) -> socket.socket:
+    """A UDP socket on the address and port of the TCP socket `listening`, in the SO_REUSEPORT group
+    that the HTTP/3 sockets of every worker slot share; FatalError naming the address when it cannot
+    be had."""
+    address = listening.getsockname()
+    where = f'udp://{host_port(address[0], address[1])}'
+    sock = socket.socket(listening.family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, QUIC_BUFFER_BYTES)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise FatalError(f'cannot serve HTTP/3 on {where}: {exc.strerror or exc}') from None
+    return sock
+
+
 def _bound_tcp(family: int, address: tuple, reuse_port: bool, where: str) -> socket.socket:
     """A TCP socket bound to `address` (SO_REUSEADDR, and SO_REUSEPORT when asked); FatalError naming
     `where` when the address cannot be had."""

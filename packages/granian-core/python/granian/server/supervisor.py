@@ -32,7 +32,7 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, WorkerSettings, build_config, check_tls
-from .listen import Listener, migrate_req_notice, open_listener, socket_address, systemd_sockets
+from .listen import Listener, migrate_req_notice, open_listener, quic_socket, socket_address, systemd_sockets
 from .metrics import SupervisorMetrics
 from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
 from .reload import Reloader
@@ -104,8 +104,10 @@ class WorkerProcess:
         listener: socket.socket,
         metrics: SupervisorMetrics | None = None,
         leave_supervisor: Callable[[], None] | None = None,
+        quic: socket.socket | None = None,
     ) -> None:
-        """`leave_supervisor` runs first in a forked worker (None: the worker is spawned)."""
+        """`leave_supervisor` runs first in a forked worker (None: the worker is spawned); `quic` is
+        the slot's HTTP/3 socket (None without --http3)."""
         self.index = index
         self.ready = context.Event()
         self._metrics = metrics
@@ -114,7 +116,7 @@ class WorkerProcess:
         # The worker writes to this pipe when it has served its `workers_max_requests`.
         self.recycle_requests, recycle_writer = context.Pipe(duplex=False)
         self._pipe_ends = (self.recycle_requests, recycle_writer)
-        args: tuple[Any, ...] = (config.worker, index, listener, self.ready, recycle_writer, self.metrics_slot)
+        args: tuple[Any, ...] = (config.worker, index, listener, self.ready, recycle_writer, self.metrics_slot, quic)
         target: Callable[..., None] = run_worker
         if leave_supervisor is not None:
             target, args = _run_forked_worker, (leave_supervisor, *args)
@@ -304,6 +306,8 @@ class Server:
         self._failures: dict[int, list[float]] = {}
         #: The metrics region and endpoint while serving with `metrics_enabled`.
         self._metrics: SupervisorMetrics | None = None
+        #: The HTTP/3 UDP socket of each worker slot (see `_bind_quic`); empty without --http3.
+        self._quic_sockets: dict[int, socket.socket] = {}
 
     # Hooks run in the supervisor process, as with Granian 2.8.
     def on_startup(self, hook: Callable[[], Any]) -> Callable[[], Any]:
@@ -401,6 +405,12 @@ class Server:
     def _serve(self, config: ServerConfig, wakeup: socket.socket) -> None:
         bound = self._bind(config)
         listener = bound.socket
+        if config.worker.http3:
+            try:
+                self._bind_quic(config, listener)
+            except FatalError:
+                bound.close()
+                raise
         set_process_title(process_title(config.worker, listener))
         if config.worker.metrics_enabled:
             try:
@@ -446,6 +456,7 @@ class Server:
             # Closed before the workers drain: once they stop accepting (serving what already waits
             # in the backlog), new clients are refused at once rather than queued and then reset.
             bound.close()
+            self._close_quic()
             self._finish(workers.values(), config)
             if self._metrics is not None:
                 self._metrics.close()
@@ -476,9 +487,27 @@ class Server:
             logger.error('%s', exc)
             raise FatalError(str(exc), logged=True) from None
 
+    def _bind_quic(self, config: ServerConfig, listener: socket.socket) -> None:
+        """One HTTP/3 UDP socket per worker slot, kept for the server's life: a replaced worker takes
+        over its slot's socket, so the SO_REUSEPORT group (over which the kernel hashes each client
+        to a socket) never changes, and no other worker's clients move (docs/http3.md)."""
+        try:
+            for index in range(1, config.workers + 1):
+                self._quic_sockets[index] = quic_socket(listener)
+        except FatalError as exc:
+            self._close_quic()
+            logger.error('%s', exc)
+            raise FatalError(str(exc), logged=True) from None
+
+    def _close_quic(self) -> None:
+        for sock in self._quic_sockets.values():
+            sock.close()
+        self._quic_sockets = {}
+
     def _start_worker(self, context: Any, config: ServerConfig, index: int, listener: socket.socket) -> WorkerProcess:
         leave = self._leave_supervisor if self._fork_workers else None
-        worker = WorkerProcess(context, config, index, listener, self._metrics, leave)
+        quic = self._quic_sockets.get(index)
+        worker = WorkerProcess(context, config, index, listener, self._metrics, leave, quic)
         worker.start()
         self._count('workers_spawns')
         if worker.due is not None:

@@ -95,12 +95,16 @@ def run_worker(
     ready: Any,
     recycle: Any,
     metrics_slot: int | None = None,
+    quic: socket.socket | None = None,
 ) -> None:
     """Entry point of a worker process; `recycle` is the write end of its supervisor's pipe,
-    `metrics_slot` its slot of the supervisor's metrics region (None without metrics)."""
+    `metrics_slot` its slot of the supervisor's metrics region (None without metrics), `quic` its
+    slot's HTTP/3 UDP socket (None without --http3)."""
     follow_supervisor()
     if metrics_slot is not None:
         settings = settings.replace(metrics_slot=metrics_slot)
+    if quic is not None:
+        settings = settings.replace(http3_udp_fd=quic.fileno())
     configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
     name = f'worker-{index}'
     set_process_title(f'{process_title(settings, listener)} {name}')
