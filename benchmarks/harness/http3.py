@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import environment
 from .load import MARGIN, LoadError, LoadResult, Workspace, check, median, run_h2load, run_pinned, warm_up
+from .progress import Progress
 from .scenarios import SCENARIOS, Scenario, expected_size
 from .servers import HOST, OURS, OURS_PYTHON, PEERS_PYTHON, SERVERS, RunningServer, ServerError, free_port
 
@@ -122,7 +123,7 @@ def run_h3load(
     return h3_result(figures), figures
 
 
-class Http3Runner:
+class Http3Runner(Progress):
     """Runs an HTTP/3 plan and collects its results document."""
 
     def __init__(
@@ -139,16 +140,7 @@ class Http3Runner:
         self.connections = connections
         self.streams = streams
         self.workspace = Workspace()
-        self.started = time.monotonic()
-        self.results: dict = {}
-
-    def say(self, text: str) -> None:
-        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
-        print(f'[{minutes:02d}:{seconds:02d}] {text}', flush=True)
-
-    def note(self, text: str) -> None:
-        self.results['notes'].append(text)
-        self.say(f'note: {text}')
+        super().__init__()
 
     def run(self) -> dict:
         specs = [SERVERS[OURS], SERVERS[HYPERCORN]]

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import environment
 from .load import DRIVERS, LoadError, LoadResult, Workspace, check, median, run_counted, warm_up
 from .plan import START_COST, Plan
+from .progress import Progress
 from .scenarios import SCENARIOS
 from .servers import (
     BASELINE,
@@ -30,7 +31,7 @@ from .servers import (
 INTERFACES = ('rsgi', 'asgi', 'wsgi')
 
 
-class Runner:
+class Runner(Progress):
     """Runs a plan and collects the results document."""
 
     def __init__(
@@ -47,25 +48,8 @@ class Runner:
         self.selected = set(servers) if servers is not None else set(DEFAULT_SERVERS)
         self.memory_enabled = memory
         self.workspace = Workspace()
-        self.started = time.monotonic()
-        self.results: dict = {}
+        super().__init__()
         self.crashed: set[RunningServer] = set()
-
-    # -- progress -------------------------------------------------------------------------------
-
-    def elapsed(self) -> float:
-        """Seconds since the run started."""
-        return time.monotonic() - self.started
-
-    def say(self, text: str) -> None:
-        """One progress line, prefixed with the elapsed time."""
-        minutes, seconds = divmod(int(self.elapsed()), 60)
-        print(f'[{minutes:02d}:{seconds:02d}] {text}', flush=True)
-
-    def note(self, text: str) -> None:
-        """A remark that goes into the results (and the README)."""
-        self.results['notes'].append(text)
-        self.say(f'note: {text}')
 
     # -- the run ----------------------------------------------------------------------------------
 

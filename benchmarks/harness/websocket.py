@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import environment
 from .load import MARGIN, LoadError, median, run_pinned
+from .progress import Progress
 from .servers import BASELINE, HOST, LOAD_CPU, OURS, ROOT, SERVERS, RunningServer, ServerError
 
 WSLOAD_SOURCE = ROOT / 'benchmarks' / 'wsload'
@@ -126,7 +127,7 @@ class IdleConnections:
             self.process.wait()
 
 
-class WebsocketRunner:
+class WebsocketRunner(Progress):
     """Runs a WebSocket plan and collects its results document."""
 
     def __init__(self, plan: WebsocketPlan, raw: Path, interfaces: Iterable[str], memory: bool = True) -> None:
@@ -134,16 +135,7 @@ class WebsocketRunner:
         self.raw = raw
         self.interfaces = tuple(interfaces)
         self.memory_enabled = memory
-        self.started = time.monotonic()
-        self.results: dict = {}
-
-    def say(self, text: str) -> None:
-        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
-        print(f'[{minutes:02d}:{seconds:02d}] {text}', flush=True)
-
-    def note(self, text: str) -> None:
-        self.results['notes'].append(text)
-        self.say(f'note: {text}')
+        super().__init__()
 
     def run(self) -> dict:
         build_wsload()

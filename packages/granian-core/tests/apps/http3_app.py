@@ -14,6 +14,8 @@ import json
 import os
 import time
 
+from tls_app import lifespan
+
 CHUNKS = (b'one,', b'two,', b'three')
 gone = 0
 
@@ -60,12 +62,7 @@ async def _read(receive) -> bytes:
 async def asgi(scope, receive, send):
     global gone
     if scope['type'] == 'lifespan':
-        while True:
-            message = await receive()
-            kind = message['type'].rsplit('.', 1)[-1]
-            await send({'type': f'lifespan.{kind}.complete'})
-            if kind == 'shutdown':
-                return
+        return await lifespan(receive, send)
     path = scope['path']
 
     async def answer(status: int, body: bytes, headers=()) -> None:
