@@ -140,10 +140,15 @@ def _response(stream: _Stream) -> Response:
     return Response(status, [(n, v) for n, v in headers if not n.startswith(':')], bytes(stream.body))
 
 
-def configuration(ca_file: Path | str, *, idle_timeout: float = 30.0) -> QuicConfiguration:
+def configuration(
+    ca_file: Path | str, *, idle_timeout: float = 30.0, client_cert: tuple[Path, Path] | None = None
+) -> QuicConfiguration:
+    """A client configuration trusting the CA in `ca_file`; `client_cert` is (certificate, key) files."""
     config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, idle_timeout=idle_timeout)
     config.server_name = 'localhost'
     config.load_verify_locations(cafile=str(ca_file))
+    if client_cert is not None:
+        config.load_cert_chain(client_cert[0], client_cert[1])
     return config
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from cryptography import x509
 
 from tests_support.http3 import StreamFailed, h3_connection, h3_request
 from tests_support.server import HOST, free_port, run_granian
@@ -31,6 +32,7 @@ class Pki:
     cert: Path
     key: Path
     ca_file: Path
+    ca: trustme.CA
 
     def args(self, *extra: str) -> list[str]:
         return ['--ssl-certificate', str(self.cert), '--ssl-keyfile', str(self.key), *extra]
@@ -41,7 +43,7 @@ def pki(tmp_path_factory) -> Pki:
     directory = tmp_path_factory.mktemp('h3pki')
     ca = trustme.CA()
     issued = ca.issue_cert('127.0.0.1', 'localhost')
-    pki = Pki(directory / 'cert.pem', directory / 'key.pem', directory / 'ca.pem')
+    pki = Pki(directory / 'cert.pem', directory / 'key.pem', directory / 'ca.pem', ca)
     issued.cert_chain_pems[0].write_to_path(str(pki.cert))
     issued.private_key_pem.write_to_path(str(pki.key))
     ca.cert_pem.write_to_path(str(pki.ca_file))
@@ -213,6 +215,27 @@ def test_replacing_a_worker_leaves_the_other_workers_connections_alone(server_fa
     answers = run(kill_one_worker(), 60)
     failed = [answer for answer in answers if isinstance(answer, BaseException)]
     assert not failed, f'{len(failed)} of {len(answers)} connections of the surviving worker broke: {failed}'
+
+
+def test_client_certificates_over_http3(server_factory, pki, tmp_path):
+    client = pki.ca.issue_cert('client@example.com')
+    cert, key = tmp_path / 'client.pem', tmp_path / 'client-key.pem'
+    client.cert_chain_pems[0].write_to_path(str(cert))
+    client.private_key_pem.write_to_path(str(key))
+    args = pki.args('--http3', '--ssl-ca', str(pki.ca_file), '--ssl-client-verify')
+    server = server_factory(TARGETS['asgi'], interface='asgi', working_dir=APPS_DIR, extra_args=args)
+
+    async def info(**options) -> dict:
+        async with h3_connection(server.port, pki.ca_file, **options) as connection:
+            return json.loads((await connection.request('GET', '/info')).body)
+
+    tls = run(info(client_cert=(cert, key)))['tls']
+    client_pem = client.cert_chain_pems[0].bytes().decode()
+    assert tls['client_cert_chain'] == [client_pem]
+    subject = x509.load_pem_x509_certificate(client_pem.encode()).subject.rfc4514_string()
+    assert tls['client_cert_name'] == subject
+    with pytest.raises((ConnectionError, StreamFailed, asyncio.TimeoutError)):
+        run(info(), timeout=10)  # --ssl-client-verify: no certificate, no connection
 
 
 def test_access_log_names_http3(server_factory, pki):

@@ -58,6 +58,9 @@ pub struct Http1Checker {
     phase: Phase,
     /// Whether the current chunked message upgrades the connection once it ends.
     upgrade_after_body: bool,
+    /// Whether the current message is the connection's last (`Connection: close`): what follows it
+    /// is never read as a request, so it is not checked (nor refused) either.
+    last_message: bool,
     /// How far the incomplete head or trailer section at the start of the input has been searched
     /// for its end (the start of its last, unfinished line): each call searches only what arrived
     /// since, so a head trickling in byte by byte costs linear, not quadratic, time.
@@ -66,7 +69,7 @@ pub struct Http1Checker {
 
 impl Default for Http1Checker {
     fn default() -> Self {
-        Self { phase: Phase::Head { first: true }, upgrade_after_body: false, scanned: 0 }
+        Self { phase: Phase::Head { first: true }, upgrade_after_body: false, last_message: false, scanned: 0 }
     }
 }
 
@@ -86,6 +89,8 @@ struct HeadFacts {
     upgrade: bool,
     /// `PRI * HTTP/2.0`: the first line of HTTP/2's connection preface.
     http2_preface: bool,
+    /// `Connection: close`: hyper answers this message, then closes without reading another.
+    closes: bool,
 }
 
 impl Http1Checker {
@@ -112,11 +117,9 @@ impl Http1Checker {
                     }
                     Ok(facts) if facts.http2_preface => Step::RefuseMessage(StatusCode::BAD_REQUEST),
                     Ok(facts) => {
+                        self.last_message = facts.closes;
                         self.phase = match facts.framing {
-                            Framing::None if facts.upgrade => Phase::AwaitUpgrade,
-                            Framing::None => Phase::Head { first: false },
-                            Framing::Length(0) if facts.upgrade => Phase::AwaitUpgrade,
-                            Framing::Length(0) => Phase::Head { first: false },
+                            Framing::None | Framing::Length(0) => self.message_done(facts.upgrade),
                             Framing::Length(length) => Phase::Body { remaining: length, upgrade: facts.upgrade },
                             Framing::Chunked => {
                                 self.upgrade_after_body = facts.upgrade;
@@ -240,6 +243,8 @@ impl Http1Checker {
         self.upgrade_after_body = false;
         if upgrade {
             Phase::AwaitUpgrade
+        } else if self.last_message {
+            Phase::PassThrough
         } else {
             Phase::Head { first: false }
         }
@@ -357,7 +362,7 @@ fn check_head(head: &[u8]) -> Result<HeadFacts, StatusCode> {
         b"HTTP/1.1" => false,
         b"HTTP/1.0" => true,
         b"HTTP/2.0" if method == b"PRI" && target == b"*" => {
-            return Ok(HeadFacts { framing: Framing::None, upgrade: true, http2_preface: true })
+            return Ok(HeadFacts { framing: Framing::None, upgrade: true, http2_preface: true, closes: false })
         }
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
             return Err(StatusCode::HTTP_VERSION_NOT_SUPPORTED)
@@ -377,6 +382,7 @@ fn check_head(head: &[u8]) -> Result<HeadFacts, StatusCode> {
 
     let (mut hosts, mut lengths, mut encodings) = (0, Vec::new(), Vec::new());
     let mut upgrade = connect;
+    let mut closes = false;
     for line in lines {
         let (name, value) = field(line).ok_or(bad)?;
         if name.eq_ignore_ascii_case(b"host") {
@@ -387,6 +393,8 @@ fn check_head(head: &[u8]) -> Result<HeadFacts, StatusCode> {
             encodings.push(value);
         } else if name.eq_ignore_ascii_case(b"upgrade") {
             upgrade = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            closes |= has_close_token(value);
         }
     }
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one otherwise.
@@ -403,7 +411,16 @@ fn check_head(head: &[u8]) -> Result<HeadFacts, StatusCode> {
         ([], [coding]) if !http10 && coding.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
         _ => return Err(bad),
     };
-    Ok(HeadFacts { framing, upgrade, http2_preface: false })
+    Ok(HeadFacts { framing, upgrade, http2_preface: false, closes })
+}
+
+/// A `close` token in a Connection field value, exactly as hyper finds it: only in a value of
+/// visible ASCII (hyper reads others as no token at all), split at commas, trimmed. A message
+/// counted as the last here must be the last for hyper too, or bytes hyper reads as a request would
+/// pass unchecked.
+fn has_close_token(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        && value.split(|&b| b == b',').any(|token| trim_ows(token).eq_ignore_ascii_case(b"close"))
 }
 
 /// `host:port` (CONNECT's authority-form).
@@ -653,6 +670,27 @@ mod tests {
         assert_eq!(verdict(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Step::PassThrough);
         let late = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         assert_eq!(verdict(late), Step::RefuseMessage(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn what_follows_a_message_that_closes_the_connection_is_not_checked() {
+        let head = b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n";
+        let mut checker = Http1Checker::default();
+        assert_eq!(checker.step(head), Step::Release(head.len()));
+        assert_eq!(checker.step(b"0\r\n\r\n"), Step::PassThrough);
+        // After its body, chunked or not.
+        let posted = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabcGET";
+        assert_eq!(run(posted), vec![Step::Release(posted.len() - 6), Step::Release(3), Step::PassThrough]);
+        let chunked =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nxx";
+        assert_eq!(verdict(chunked), Step::PassThrough);
+        // Only a whole `close` token in a plain-ASCII value counts, as for hyper.
+        for other in [&b"closed"[..], b"keep-alive", b"clo se", b"close\x80"] {
+            let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: ".to_vec();
+            head.extend_from_slice(other);
+            head.extend_from_slice(b"\r\n\r\nGET / HTTP/1.1\nHost: x\n\n");
+            assert_eq!(verdict(&head), Step::RefuseMessage(StatusCode::BAD_REQUEST), "{other:?}");
+        }
     }
 
     /// Property tests: generated requests, mutated ones and arbitrary bytes, delivered whole and in
