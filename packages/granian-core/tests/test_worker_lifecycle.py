@@ -173,7 +173,10 @@ def test_drain_timeout_lets_quick_requests_finish_and_closes_slow_ones(rsgi_apps
 
 
 def test_reload_keeps_the_old_worker_for_the_respawn_interval(rsgi_apps_dir: Path):
-    with RunningServer(APP, working_dir=rsgi_apps_dir, extra_args=['--respawn-interval', '3']) as server:
+    # The old worker keeps accepting on the shared socket until it stops, so the first request that
+    # reaches the new one may come late on a busy machine: an interval of 5 s against a required
+    # overlap of 2 s leaves 3 s for that, and an ignored interval (overlap near 0) still fails.
+    with RunningServer(APP, working_dir=rsgi_apps_dir, extra_args=['--respawn-interval', '5']) as server:
         (old,) = collect_worker_pids(server, want=1)
         server.send_signal(signal.SIGHUP)
         new_seen: list[float] = []
