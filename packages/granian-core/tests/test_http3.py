@@ -294,3 +294,9 @@ def test_a_taken_udp_port_stops_the_server_with_one_line(pki):
     assert 'Traceback' not in output, output
     lines = [line for line in output.splitlines() if f'cannot serve HTTP/3 on udp://{HOST}:{port}' in line]
     assert len(lines) == 1 and 'Address already in use' in lines[0], output
+
+
+def test_a_204_carries_no_content_length(h3_server, pki):
+    empty = h3_request(h3_server.port, pki.ca_file, 'GET', '/no-content')
+    assert empty.status == 204 and empty.body == b''
+    assert empty.header('content-length') is None, empty.headers

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use bytes::{Buf, Bytes};
 use h3::server::RequestStream;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING, UPGRADE};
-use http::Response;
+use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -78,16 +78,25 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
 }
 
 /// Sends `response` on `stream`: the head (with `date`, and `content-length` when the body's
-/// length is known), then its body, then the end of the stream. A body that fails midway resets
-/// the stream, so the client sees an incomplete response rather than a short one.
-pub async fn send_response<B>(stream: &mut SendHalf, response: Response<B>) -> Result<(), String>
+/// length is known and the response may have a body), then its body, then the end of the stream.
+/// `head_only`: the answer to a HEAD request, whose length is the app's to declare. A body that
+/// fails midway resets the stream, so the client sees an incomplete response rather than a short one.
+pub async fn send_response<B>(stream: &mut SendHalf, response: Response<B>, head_only: bool) -> Result<(), String>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
     let (mut parts, mut body) = response.into_parts();
     strip_connection_headers(&mut parts.headers);
-    if let (Some(length), false) = (body.size_hint().exact(), parts.headers.contains_key(CONTENT_LENGTH)) {
+    // RFC 9110 §8.6: no Content-Length in a 1xx or 204 response, nor one made up for a 304 or HEAD.
+    let status = parts.status;
+    let bodiless = head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if let (Some(length), false, false) =
+        (body.size_hint().exact(), bodiless, parts.headers.contains_key(CONTENT_LENGTH))
+    {
         parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     if !parts.headers.contains_key(DATE) {
@@ -96,7 +105,7 @@ where
         }
     }
     stream.send_response(Response::from_parts(parts, ())).await.map_err(|err| err.to_string())?;
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = if bodiless { None } else { body.frame().await } {
         match frame {
             Ok(frame) => {
                 if let Ok(data) = frame.into_data() {

@@ -141,11 +141,12 @@ async fn exchange<D: Dispatcher>(resolver: Resolver, engine: Arc<Engine<D>>, inf
     };
     let (mut send, receive) = stream.split();
     let (parts, ()) = request.into_parts();
+    let head_only = parts.method == http::Method::HEAD;
     let body = StreamBody::new(receive, &parts.headers);
     let request = Request::from_parts(parts, body);
     let arrival = engine.arrive(&request, &info);
     let response = arrival.observe(respond(request, &engine, &info).await, None);
-    if let Err(reason) = send_response(&mut send, response).await {
+    if let Err(reason) = send_response(&mut send, response, head_only).await {
         if let Some(debug) = &engine.debug {
             debug(format!("HTTP/3 response to {} not completed: {reason}", info.peer));
         }

@@ -4,6 +4,7 @@
 - `/echo`: the request body back, with `x-length` the number of bytes read.
 - `/stream`: a streamed response of three chunks, 50 ms apart, without a declared length.
 - `/slow`: answers `slow` after 0.5 s (for shutdown under load).
+- `/no-content`: 204.
 - `/wait`: waits until the client is gone (RSGI, ASGI), which `/gone` then counts.
 """
 
@@ -44,6 +45,8 @@ async def rsgi(scope, proto):
         gone += 1
     elif scope.path == '/gone':
         proto.response_str(200, [], str(gone))
+    elif scope.path == '/no-content':
+        proto.response_empty(204, [])
     else:
         proto.response_empty(404, [])
 
@@ -90,6 +93,8 @@ async def asgi(scope, receive, send):
         gone += 1
     elif path == '/gone':
         await answer(200, str(gone).encode())
+    elif path == '/no-content':
+        await answer(204, b'')
     else:
         await answer(404, b'')
 
@@ -113,6 +118,9 @@ def wsgi(environ, start_response):
                 time.sleep(0.05)
 
         return chunks()
+    if path == '/no-content':
+        start_response('204 No Content', [])
+        return []
     if path == '/slow':
         time.sleep(0.5)
         start_response('200 OK', [])
