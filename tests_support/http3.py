@@ -103,6 +103,11 @@ class H3Client(QuicConnectionProtocol):
             self._quic.stop_stream(stream_id, REQUEST_CANCELLED)
         self.transmit()
 
+    def cancel(self, stream_id: int) -> None:
+        """Stops reading the response only (STOP_SENDING), as a client does for a request it sent whole."""
+        self._quic.stop_stream(stream_id, REQUEST_CANCELLED)
+        self.transmit()
+
     async def response(self, stream_id: int) -> Response:
         stream = self._streams[stream_id]
         await stream.done

@@ -20,7 +20,9 @@ import pytest
 import trustme
 from cryptography import x509
 
-from tests_support.http3 import StreamFailed, h3_connection, h3_request
+from aioquic.quic.connection import QuicConnection
+
+from tests_support.http3 import StreamFailed, configuration, h3_connection, h3_request
 from tests_support.server import HOST, free_port, run_granian
 
 APPS_DIR = Path(__file__).parent / 'apps'
@@ -130,6 +132,25 @@ def test_the_app_hears_when_the_client_goes(h3_server, pki):
     while int(h3_request(h3_server.port, pki.ca_file, 'GET', '/gone').body) == before:
         assert time.monotonic() < deadline, 'the app never heard that the client left'
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize('interface', ['rsgi', 'asgi'], indirect=True)
+def test_the_app_hears_when_the_client_cancels_a_request(h3_server, pki):
+    """STOP_SENDING on one stream, the connection staying open: the app hears it as a disconnect
+    (as for a reset HTTP/2 stream), and the connection goes on serving."""
+
+    async def cancel_one() -> tuple[int, int]:
+        async with h3_connection(h3_server.port, pki.ca_file) as client:
+            before = int((await client.request('GET', '/gone')).body)
+            client.cancel(client.open('GET', '/wait'))
+            deadline = time.monotonic() + 10
+            while (now := int((await client.request('GET', '/gone')).body)) == before:
+                assert time.monotonic() < deadline, 'the app never heard that the request was cancelled'
+                await asyncio.sleep(0.1)
+            return before, now
+
+    before, now = run(cancel_one())
+    assert now == before + 1
 
 
 @pytest.mark.parametrize('http2', [False, True], ids=['http1.1', 'h2'])
@@ -256,6 +277,33 @@ def test_a_stream_reset_by_the_client_leaves_the_connection_serving(h3_server, p
 
     response = run(reset_then_request())
     assert (response.status, response.body) == (200, b'after')
+
+
+def test_a_burst_of_handshakes_makes_new_clients_prove_their_address(server_factory, pki):
+    """Above 64 handshakes in progress, a new client is first sent a Retry (one more round trip, so
+    that spoofed Initial packets cannot make the server do handshakes); a real client goes through."""
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3'))
+
+    async def get_info() -> tuple[int, int]:
+        async with h3_connection(server.port, pki.ca_file) as client:
+            response = await client.request('GET', '/info')
+            return response.status, client._quic._retry_count
+
+    assert run(get_info()) == (200, 0)
+    # 80 handshakes started and never finished (each stays in progress for the handshake timeout).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+        for _ in range(80):
+            quic = QuicConnection(configuration=configuration(pki.ca_file))
+            quic.connect((HOST, server.port), now=time.monotonic())
+            for datagram, address in quic.datagrams_to_send(now=time.monotonic()):
+                flood.sendto(datagram, address)
+        time.sleep(0.5)
+        assert run(get_info()) == (200, 1)
+        # Handshakes that never finish do not hold a stop up (they would for their 10 s timeout).
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(15) == 0, server.output
+        assert time.monotonic() - started < 5
 
 
 def _refused(args: list[str]) -> str:

@@ -12,12 +12,13 @@ use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
+use super::transport::{RequestSide, ResponseSide};
 use crate::errors::CoreError;
 
 /// The receiving half of a request stream.
-type RecvHalf = RequestStream<h3_quinn::RecvStream, Bytes>;
+type RecvHalf = RequestStream<RequestSide, Bytes>;
 /// The sending half of a request stream.
-pub type SendHalf = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
+pub type SendHalf = RequestStream<ResponseSide<Bytes>, Bytes>;
 
 /// A request body read from its HTTP/3 stream.
 pub struct StreamBody {

@@ -10,6 +10,7 @@ use rustls::pki_types::CertificateDer;
 use tokio_util::task::TaskTracker;
 
 use super::body::{send_response, StreamBody};
+use super::transport::{self, Cancellations};
 use super::{CLOSE_GRACE, NO_ERROR};
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::Endpoint;
@@ -20,7 +21,7 @@ use crate::workers::{respond, ConnectionInfo, Dispatcher, Engine};
 /// TLS 1.3, the only version QUIC runs on (RFC 9001).
 const TLS13: u16 = 0x0304;
 
-type Resolver = h3::server::RequestResolver<h3_quinn::Connection, Bytes>;
+type Resolver = h3::server::RequestResolver<transport::Connection, Bytes>;
 
 /// A client's first packet, with what its connection needs from the endpoint.
 pub struct Accepted {
@@ -38,7 +39,13 @@ pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
     let peer = incoming.remote_address();
     let _open = engine.context.metrics.as_ref().map(WorkerMetrics::open_connection);
     handshakes.fetch_add(1, Ordering::Relaxed);
-    let handshake = handshake(incoming).await;
+    // A stopping worker abandons its handshakes: such a connection could make no request anyway
+    // (it would be sent GOAWAY at once), and a client that never finishes would hold the stop up.
+    let handshake = tokio::select! {
+        biased;
+        done = handshake(incoming) => done,
+        () = engine.shutdown.cancelled() => Err("the worker is stopping".to_owned()),
+    };
     handshakes.fetch_sub(1, Ordering::Relaxed);
     let connection = match handshake {
         Ok(connection) => connection,
@@ -66,9 +73,10 @@ pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
         None,
         engine.context.clone(),
     ));
+    let cancellations = Cancellations::default();
     let built = h3::server::builder()
         .max_field_section_size(engine.max_head_bytes as u64)
-        .build::<_, Bytes>(h3_quinn::Connection::new(connection.clone()))
+        .build::<_, Bytes>(transport::Connection::new(connection.clone(), cancellations.clone()))
         .await;
     let mut h3 = match built {
         Ok(h3) => h3,
@@ -85,7 +93,7 @@ pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
-                    requests.spawn(exchange(resolver, engine.clone(), info.clone()));
+                    requests.spawn(exchange(resolver, engine.clone(), info.clone(), cancellations.clone()));
                 }
                 // The client said GOAWAY and its requests are done, or the connection ended.
                 Ok(None) | Err(_) => break,
@@ -128,8 +136,17 @@ async fn handshake(incoming: quinn::Incoming) -> Result<quinn::Connection, Strin
     }
 }
 
-/// One request: its head, then the engine's answer written back on its stream.
-async fn exchange<D: Dispatcher>(resolver: Resolver, engine: Arc<Engine<D>>, info: Arc<ConnectionInfo>) {
+/// One request: its head, then the engine's answer written back on its stream. A client that
+/// cancels the request meanwhile (STOP_SENDING) ends it at once: the app hears that the client is
+/// gone, as for a reset HTTP/2 stream, and the access log records 499.
+async fn exchange<D: Dispatcher>(
+    resolver: Resolver,
+    engine: Arc<Engine<D>>,
+    info: Arc<ConnectionInfo>,
+    cancellations: Cancellations,
+) {
+    // Taken before anything can fail, so that no stream's signal outlives its request.
+    let cancelled = cancellations.take(resolver.frame_stream.id());
     let (request, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
         Err(err) => {
@@ -145,8 +162,19 @@ async fn exchange<D: Dispatcher>(resolver: Resolver, engine: Arc<Engine<D>>, inf
     let body = StreamBody::new(receive, &parts.headers);
     let request = Request::from_parts(parts, body);
     let arrival = engine.arrive(&request, &info);
-    let response = arrival.observe(respond(request, &engine, &info).await, None);
-    if let Err(reason) = send_response(&mut send, response, head_only).await {
+    let answer = async {
+        let response = arrival.observe(respond(request, &engine, &info).await, None);
+        send_response(&mut send, response, head_only).await
+    };
+    let outcome = match cancelled {
+        Some(cancelled) => tokio::select! {
+            biased;
+            outcome = answer => outcome,
+            () = cancelled => Err("the client cancelled the request".to_owned()),
+        },
+        None => answer.await,
+    };
+    if let Err(reason) = outcome {
         if let Some(debug) = &engine.debug {
             debug(format!("HTTP/3 response to {} not completed: {reason}", info.peer));
         }

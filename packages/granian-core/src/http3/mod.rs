@@ -11,6 +11,7 @@
 
 pub mod body;
 mod connection;
+mod transport;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicUsize;
