@@ -71,6 +71,8 @@ pub struct Http3Settings {
     pub max_concurrent_streams: u32,
     /// The UDP socket the supervisor bound for this worker's slot (its buffers sized there).
     pub udp_fd: Option<i32>,
+    /// The slot's lock file, held while serving the socket (none for the embedded server).
+    pub slot_lock: Option<std::path::PathBuf>,
 }
 
 /// Applies the HTTP/1 settings to hyper's builder or to hyper-util's (their methods share names).

@@ -96,6 +96,7 @@ fn read_http3(settings: &Bound<'_, PyAny>, tls: bool) -> PyResult<Option<Http3Se
         idle_timeout,
         max_concurrent_streams: attr(settings, "http3_max_concurrent_streams")?,
         udp_fd: attr(settings, "http3_udp_fd")?,
+        slot_lock: attr::<Option<String>>(settings, "http3_slot_lock")?.map(Into::into),
     }))
 }
 

@@ -238,6 +238,40 @@ def test_replacing_a_worker_leaves_the_other_workers_connections_alone(server_fa
     assert not failed, f'{len(failed)} of {len(answers)} connections of the surviving worker broke: {failed}'
 
 
+def test_a_reload_under_load_loses_no_request(server_factory, pki):
+    """SIGHUP while four connections send requests back to back. The old worker answers every
+    request it accepted; what a client sends after its GOAWAY (this client ignores GOAWAY) is refused
+    with H3_REQUEST_REJECTED, which RFC 9114 makes safe to retry; the new worker serves the rest."""
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3'))
+    pids: list[int] = []
+    failures: list[str] = []
+
+    def done() -> bool:
+        # Until the new worker has answered a hundred requests (or 20 s went by).
+        return len(pids) > 100 and pids[-100] != pids[0] or time.monotonic() > deadline
+
+    async def back_to_back() -> None:
+        while not done():
+            async with h3_connection(server.port, pki.ca_file) as client:
+                while not done():
+                    try:
+                        pids.append(json.loads((await client.request('GET', '/info')).body)['pid'])
+                    except StreamFailed as exc:
+                        failures.append(str(exc))
+                        break
+
+    async def load() -> None:
+        clients = [asyncio.create_task(back_to_back()) for _ in range(4)]
+        await asyncio.sleep(1)
+        server.send_signal(signal.SIGHUP)
+        await asyncio.gather(*clients)
+
+    deadline = time.monotonic() + 20
+    run(load())
+    assert len(set(pids)) == 2 and pids[-1] != pids[0], 'the new worker served nothing'
+    assert all(failure == 'stream reset with code 0x10b' for failure in failures), failures
+
+
 def test_client_certificates_over_http3(server_factory, pki, tmp_path):
     client = pki.ca.issue_cert('client@example.com')
     cert, key = tmp_path / 'client.pem', tmp_path / 'client-key.pem'

@@ -88,35 +88,46 @@ pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
         }
     };
     let requests = TaskTracker::new();
-    let mut draining = false;
+    // Ending in order: GOAWAY was exchanged (sent by us on stop, or by the client). The connection
+    // closes once the requests in flight are answered and the client had a moment to take the last
+    // responses (closing drops what it has not acknowledged) or to close it itself. Meanwhile h3
+    // goes on accepting: it refuses (H3_REQUEST_REJECTED, safe to retry) what comes after GOAWAY.
+    let mut ending = false;
+    let mut accepting = true;
+    let grace = tokio::time::sleep(CLOSE_GRACE);
+    tokio::pin!(grace);
+    let mut in_grace = false;
     loop {
         tokio::select! {
-            accepted = h3.accept() => match accepted {
+            accepted = h3.accept(), if accepting => match accepted {
                 Ok(Some(resolver)) => {
+                    in_grace = false;
                     requests.spawn(exchange(resolver, engine.clone(), info.clone(), cancellations.clone()));
                 }
-                // The client said GOAWAY and its requests are done, or the connection ended.
-                Ok(None) | Err(_) => break,
+                Ok(None) => {
+                    accepting = false;
+                    ending = true;
+                    requests.close();
+                }
+                // The connection is lost.
+                Err(_) => break,
             },
-            _ = engine.shutdown.cancelled(), if !draining => {
-                draining = true;
+            _ = engine.shutdown.cancelled(), if !ending => {
+                ending = true;
                 // GOAWAY naming the first stream not accepted (h3 counts from the last accepted):
                 // no new requests on this connection; those in flight finish.
                 let _ = tokio::time::timeout(CLOSE_GRACE, h3.shutdown(1)).await;
                 requests.close();
             }
-            _ = requests.wait(), if draining => {
-                // The last responses may still be on their way: closing now would drop what the
-                // client has not acknowledged. Give the client a moment to close the connection
-                // itself (it may, after GOAWAY), then close it.
-                tokio::select! {
-                    _ = connection.closed() => {}
-                    _ = tokio::time::sleep(CLOSE_GRACE) => {}
-                    _ = engine.abort.cancelled() => {}
-                }
+            _ = requests.wait(), if ending && !in_grace => {
+                in_grace = true;
+                grace.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+            }
+            _ = &mut grace, if in_grace => {
                 connection.close(NO_ERROR, b"");
                 break;
             }
+            _ = connection.closed(), if ending => break,
             _ = engine.abort.cancelled() => {
                 connection.close(NO_ERROR, b"drain timeout");
                 break;

@@ -7,13 +7,17 @@
 //! Linux picks the socket for a datagram by hashing its addresses over the group, so all of one
 //! client's datagrams reach the same worker, and since the group never changes, replacing a worker
 //! moves no other worker's clients (connection migration is off: a new client address would hash
-//! elsewhere). See docs/http3.md for the trade-offs.
+//! elsewhere). A replacement worker (reload, recycling, respawn) starts serving its slot's socket
+//! only once the previous one has drained and let go of the slot's lock file: two processes reading
+//! one socket would each get a share of the other's datagrams. See docs/http3.md for the trade-offs.
 
 pub mod body;
 mod connection;
 mod transport;
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,12 +39,18 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// H3_NO_ERROR (RFC 9114, 8.1): the code of a connection closed in good order.
 const NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
 
+/// How often a replacement worker checks whether its slot's previous worker has let go of the
+/// UDP socket.
+const SLOT_POLL: Duration = Duration::from_millis(20);
+
 /// A worker's bound UDP socket and its QUIC configuration, ready to serve.
 pub struct QuicListener {
     socket: UdpSocket,
     config: quinn::ServerConfig,
     local: SocketAddr,
     certificate_pem: Arc<str>,
+    /// The slot's lock file: held while serving the socket, so that one worker at a time reads it.
+    slot_lock: Option<(File, PathBuf)>,
 }
 
 impl QuicListener {
@@ -52,7 +62,22 @@ impl QuicListener {
         };
         let socket = inherited_udp_socket(fd)?;
         let config = server_config(settings, tls).map_err(std::io::Error::other)?;
-        Ok(Self { local: socket.local_addr()?, socket, config, certificate_pem: tls.certificate_pem.clone() })
+        let slot_lock = match &settings.slot_lock {
+            Some(path) => {
+                let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|err| {
+                    std::io::Error::new(err.kind(), format!("HTTP/3 slot lock {}: {err}", path.display()))
+                })?;
+                Some((file, path.clone()))
+            }
+            None => None,
+        };
+        Ok(Self {
+            local: socket.local_addr()?,
+            socket,
+            config,
+            certificate_pem: tls.certificate_pem.clone(),
+            slot_lock,
+        })
     }
 
     /// The `Alt-Svc` value that points TCP clients at this endpoint.
@@ -97,7 +122,12 @@ fn server_config(settings: &Http3Settings, tls: &ServerTls) -> Result<quinn::Ser
 /// Serves HTTP/3 until the worker stops, then lets the open connections drain (each is sent
 /// GOAWAY and finishes its requests) before the endpoint closes.
 pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
-    let QuicListener { socket, config, local, certificate_pem } = quic;
+    let QuicListener { socket, config, local, certificate_pem, slot_lock } = quic;
+    if let Some((lock, path)) = &slot_lock {
+        if !take_slot(lock, path, &engine).await {
+            return;
+        }
+    }
     let runtime = Arc::new(quinn::TokioRuntime);
     let endpoint = match quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime) {
         Ok(endpoint) => endpoint,
@@ -135,4 +165,44 @@ pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
     }
     endpoint.close(NO_ERROR, b"");
     let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+    drop(endpoint);
+    if let Some((lock, _)) = slot_lock {
+        // Explicitly: a process the app forked would otherwise keep the lock.
+        let _ = lock.unlock();
+    }
+}
+
+/// Waits until the slot's previous worker (draining after a reload or a recycling, or gone) has
+/// let go of the UDP socket, then holds the slot; false when the worker stops first, or when the
+/// lock cannot be taken (reported).
+async fn take_slot<D: Dispatcher>(lock: &File, path: &Path, engine: &Engine<D>) -> bool {
+    let mut waited = false;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => {
+                if waited {
+                    if let Some(debug) = &engine.debug {
+                        debug("HTTP/3: the slot's previous worker has let go of the UDP socket".to_owned());
+                    }
+                }
+                return true;
+            }
+            Err(TryLockError::WouldBlock) => {
+                if !waited {
+                    waited = true;
+                    if let Some(debug) = &engine.debug {
+                        debug("HTTP/3 waits for the slot's previous worker to finish draining".to_owned());
+                    }
+                }
+            }
+            Err(TryLockError::Error(err)) => {
+                (engine.report)(format!("cannot serve HTTP/3: slot lock {}: {err}", path.display()));
+                return false;
+            }
+        }
+        tokio::select! {
+            _ = engine.shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(SLOT_POLL) => {}
+        }
+    }
 }

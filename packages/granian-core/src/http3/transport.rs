@@ -217,6 +217,23 @@ impl quic::RecvStream for RequestSide {
     }
 }
 
+impl Drop for RequestSide {
+    fn drop(&mut self) {
+        // quinn stops a stream dropped before its end was read, with code 0, even when the end has
+        // arrived (as it has for most GETs). Reading what is already here spares the client that
+        // frame; a request not read to its end is stopped with H3_NO_ERROR (RFC 9114 4.1.1).
+        let mut context = Context::from_waker(std::task::Waker::noop());
+        loop {
+            match pin!(self.0.read_chunk(usize::MAX, true)).poll(&mut context) {
+                Poll::Ready(Ok(Some(_))) => continue,
+                Poll::Ready(Ok(None) | Err(_)) => return,
+                Poll::Pending => break,
+            }
+        }
+        let _ = self.0.stop(quinn::VarInt::from_u64(Code::H3_NO_ERROR.value()).unwrap_or(quinn::VarInt::MAX));
+    }
+}
+
 /// The response's side of the stream (what the server sends): h3 hands it one buffer at a time.
 pub struct ResponseSide<B: Buf> {
     stream: quinn::SendStream,

@@ -152,8 +152,10 @@ def build_config(target: str, values: Mapping[str, Any]) -> ServerConfig:
     # Set by the supervisor when metrics are on: the shared region, and each worker's slot of it.
     resolved['metrics_region'] = None
     resolved['metrics_slot'] = None
-    # Set in each worker with --http3: its slot's UDP socket, bound by the supervisor.
+    # Set in each worker with --http3: its slot's UDP socket, bound by the supervisor, and the lock
+    # file it holds while serving the socket (none for the embedded server's single worker).
     resolved['http3_udp_fd'] = None
+    resolved['http3_slot_lock'] = None
     if wsgi:
         resolved['websockets'] = False  # WSGI has no WebSocket protocol
     resolved['target'] = target

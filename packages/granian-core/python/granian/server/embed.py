@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from typing import Any
 
 from .._interfaces import load_interface
@@ -25,13 +26,15 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import OPTIONS, check_kwargs
 from .config import ServerConfig, build_config, check_tls
-from .listen import Listener, open_listener
+from .listen import Listener, open_listener, quic_socket, socket_address
 from .worker import InterfaceWorker
 
 __all__ = ['EMBEDDED_OPTIONS', 'Server']
 
 #: Option groups that apply as a whole to an embedded server, and single options of other groups.
-_EMBEDDED_GROUPS = frozenset({'bind', 'protocols', 'websockets', 'http1', 'http2', 'logging', 'tls', 'static'})
+_EMBEDDED_GROUPS = frozenset(
+    {'bind', 'protocols', 'websockets', 'http1', 'http2', 'http3', 'logging', 'tls', 'static'}
+)
 _EMBEDDED_SINGLES = frozenset(
     {
         'blocking_threads',
@@ -82,6 +85,9 @@ class Server:
         runtime_mode: RuntimeModes | str = 'auto',
         task_impl: TaskImpl | str = 'asyncio',
         http: HTTPModes | str = 'auto',
+        http3: bool = False,
+        http3_idle_timeout: float = 30.0,
+        http3_max_concurrent_streams: int = 100,
         max_request_body_size: int | None = None,
         websockets: bool = True,
         backlog: int = 1024,
@@ -132,6 +138,8 @@ class Server:
         self._reload_requested = False
         #: Where the server listens once serving (for logs and for tests with port 0).
         self.listener: Listener | None = None
+        #: The HTTP/3 UDP socket (with http3=True), on the listener's address and port.
+        self._quic: socket.socket | None = None
 
     async def serve(self) -> None:
         """Serve until `stop()`; raises granian.errors.FatalError when the server cannot start (the
@@ -146,10 +154,14 @@ class Server:
         worker: InterfaceWorker | None = None
         try:
             self.listener = open_listener(self.config.bind)
+            if settings.http3:
+                self._quic = quic_socket(self.listener.socket)
             worker = await self._start_worker(interface)
             logger.info(
                 'Embedded granian (interface %s) listening at: %s', settings.interface, self.listener.description
             )
+            if self._quic is not None:
+                logger.info('HTTP/3 over QUIC at: udp://%s', socket_address(self._quic))
             while not self._stop_requested:
                 await self._wake.wait()
                 self._wake.clear()
@@ -168,6 +180,9 @@ class Server:
                 worker.finish()
             if self.listener is not None:
                 self.listener.close()
+            if self._quic is not None:
+                self._quic.close()
+                self._quic = None
             self._loop = self._wake = None
             self._stop_requested = self._reload_requested = False
 
@@ -176,10 +191,11 @@ class Server:
         if self.config.worker.factory:
             app = app()
         assert self._loop is not None and self.listener is not None
+        settings = self.config.worker
+        if self._quic is not None:
+            settings = settings.replace(http3_udp_fd=self._quic.fileno())
         try:
-            worker: InterfaceWorker = interface.create_worker(
-                app, self._loop, self.listener.fileno(), self.config.worker
-            )
+            worker: InterfaceWorker = interface.create_worker(app, self._loop, self.listener.fileno(), settings)
         except TypeError as exc:
             raise ConfigurationError(str(exc), key='target') from None
         await worker.start_serving()

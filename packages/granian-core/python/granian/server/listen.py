@@ -238,6 +238,17 @@ def reuse_port_member(reserved: socket.socket, backlog: int) -> socket.socket:
 QUIC_BUFFER_BYTES = 2 * 1024 * 1024
 
 
+@dataclass
+class QuicSlot:
+    """A worker slot's HTTP/3 UDP socket, and the lock file its worker holds while it serves the
+    socket: a replacement worker (reload, recycling, respawn) starts HTTP/3 once the lock is free,
+    so the old and new worker of a slot never read the socket at once (each would get a share of
+    the other's datagrams, and the draining worker's clients would lose packets)."""
+
+    socket: socket.socket
+    lock_path: str
+
+
 def quic_socket(listening: socket.socket) -> socket.socket:
     """A UDP socket on the address and port of the TCP socket `listening`, in the SO_REUSEPORT group
     that the HTTP/3 sockets of every worker slot share; FatalError naming the address when it cannot

@@ -16,9 +16,11 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import random
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +34,15 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import check_kwargs
 from .config import ServerConfig, WorkerSettings, build_config, check_tls
-from .listen import Listener, migrate_req_notice, open_listener, quic_socket, socket_address, systemd_sockets
+from .listen import (
+    Listener,
+    QuicSlot,
+    migrate_req_notice,
+    open_listener,
+    quic_socket,
+    socket_address,
+    systemd_sockets,
+)
 from .metrics import SupervisorMetrics
 from .process import EnvFiles, PidFile, process_title, require_process_titles, set_process_title
 from .reload import Reloader
@@ -104,10 +114,10 @@ class WorkerProcess:
         listener: socket.socket,
         metrics: SupervisorMetrics | None = None,
         leave_supervisor: Callable[[], None] | None = None,
-        quic: socket.socket | None = None,
+        quic: QuicSlot | None = None,
     ) -> None:
         """`leave_supervisor` runs first in a forked worker (None: the worker is spawned); `quic` is
-        the slot's HTTP/3 socket (None without --http3)."""
+        the slot's HTTP/3 socket and lock (None without --http3)."""
         self.index = index
         self.ready = context.Event()
         self._metrics = metrics
@@ -306,8 +316,10 @@ class Server:
         self._failures: dict[int, list[float]] = {}
         #: The metrics region and endpoint while serving with `metrics_enabled`.
         self._metrics: SupervisorMetrics | None = None
-        #: The HTTP/3 UDP socket of each worker slot (see `_bind_quic`); empty without --http3.
-        self._quic_sockets: dict[int, socket.socket] = {}
+        #: The HTTP/3 UDP socket and lock of each worker slot (see `_bind_quic`); empty without --http3.
+        self._quic_slots: dict[int, QuicSlot] = {}
+        #: The directory of the slots' lock files (None without --http3).
+        self._quic_locks: str | None = None
 
     # Hooks run in the supervisor process, as with Granian 2.8.
     def on_startup(self, hook: Callable[[], Any]) -> Callable[[], Any]:
@@ -490,23 +502,29 @@ class Server:
     def _bind_quic(self, config: ServerConfig, listener: socket.socket) -> None:
         """One HTTP/3 UDP socket per worker slot, kept for the server's life: a replaced worker takes
         over its slot's socket, so the SO_REUSEPORT group (over which the kernel hashes each client
-        to a socket) never changes, and no other worker's clients move (docs/http3.md)."""
+        to a socket) never changes, and no other worker's clients move (docs/http3.md). Each slot
+        has a lock file, which its serving worker holds (see `QuicSlot`)."""
+        self._quic_locks = tempfile.mkdtemp(prefix='granian-http3-')
         try:
             for index in range(1, config.workers + 1):
-                self._quic_sockets[index] = quic_socket(listener)
+                lock_path = os.path.join(self._quic_locks, f'slot-{index}.lock')
+                self._quic_slots[index] = QuicSlot(quic_socket(listener), lock_path)
         except FatalError as exc:
             self._close_quic()
             logger.error('%s', exc)
             raise FatalError(str(exc), logged=True) from None
 
     def _close_quic(self) -> None:
-        for sock in self._quic_sockets.values():
-            sock.close()
-        self._quic_sockets = {}
+        for slot in self._quic_slots.values():
+            slot.socket.close()
+        self._quic_slots = {}
+        if self._quic_locks is not None:
+            shutil.rmtree(self._quic_locks, ignore_errors=True)
+            self._quic_locks = None
 
     def _start_worker(self, context: Any, config: ServerConfig, index: int, listener: socket.socket) -> WorkerProcess:
         leave = self._leave_supervisor if self._fork_workers else None
-        quic = self._quic_sockets.get(index)
+        quic = self._quic_slots.get(index)
         worker = WorkerProcess(context, config, index, listener, self._metrics, leave, quic)
         worker.start()
         self._count('workers_spawns')

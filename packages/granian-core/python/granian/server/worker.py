@@ -26,7 +26,7 @@ from .._loops import loops
 from ..errors import ConfigurationError, FatalError
 from ..log import configure_logging, logger
 from .config import WorkerSettings
-from .listen import reuse_port_member
+from .listen import QuicSlot, reuse_port_member
 from .process import process_title, set_process_title
 
 #: Exit code of a worker that could not start; the supervisor has already been told why.
@@ -95,16 +95,16 @@ def run_worker(
     ready: Any,
     recycle: Any,
     metrics_slot: int | None = None,
-    quic: socket.socket | None = None,
+    quic: QuicSlot | None = None,
 ) -> None:
     """Entry point of a worker process; `recycle` is the write end of its supervisor's pipe,
     `metrics_slot` its slot of the supervisor's metrics region (None without metrics), `quic` its
-    slot's HTTP/3 UDP socket (None without --http3)."""
+    slot's HTTP/3 UDP socket and lock (None without --http3)."""
     follow_supervisor()
     if metrics_slot is not None:
         settings = settings.replace(metrics_slot=metrics_slot)
     if quic is not None:
-        settings = settings.replace(http3_udp_fd=quic.fileno())
+        settings = settings.replace(http3_udp_fd=quic.socket.fileno(), http3_slot_lock=quic.lock_path)
     configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
     name = f'worker-{index}'
     set_process_title(f'{process_title(settings, listener)} {name}')
