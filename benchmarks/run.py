@@ -14,7 +14,7 @@
                                         # WebSocket echo and idle-connection memory (results/websocket.json)
     python benchmarks/run.py static [--quick]
                                         # static files vs granian 2.8.1 and nginx (results/static.json)
-    python benchmarks/run.py http3 [--quick] [--interfaces rsgi,asgi] [--connections 4] [--streams 16]
+    python benchmarks/run.py http3 [--quick] [--interfaces rsgi,asgi] [--connections 4] [--streams 16] [--ref]
                                         # HTTP/3: ours and Hypercorn (h3load, aioquic) vs ours over
                                         # HTTP/2+TLS (h2load) (results/http3.json)
 
@@ -257,10 +257,13 @@ def command_http3(options: argparse.Namespace) -> int:
         sys.exit('--connections and --streams must be at least 1')
     if not PEERS_PYTHON.exists() and peers.setup() != 0:
         return 1
-    runner = http3.Http3Runner(plan, RAW, interfaces, options.connections, options.streams)
+    runner = http3.Http3Runner(plan, RAW, interfaces, options.connections, options.streams, options.ref)
     results = runner.run()
     partial = (
-        options.interfaces is not None or options.connections != http3.CONNECTIONS or options.streams != http3.STREAMS
+        options.interfaces is not None
+        or options.connections != http3.CONNECTIONS
+        or options.streams != http3.STREAMS
+        or options.ref
     )
     default = HTTP3 if plan.name == 'full' and not partial else RESULTS / f'http3-{plan.name}.json'
     output = Path(options.output or default)
@@ -346,6 +349,9 @@ def main() -> int:
         '--streams', type=int, default=http3.STREAMS, help='requests in flight per connection (default: 16)'
     )
     h3.add_argument('--output', help='results file (default: results/http3.json for a full run)')
+    h3.add_argument(
+        '--ref', action='store_true', help='also ours-ref over HTTP/3 (built by `run.py ref COMMIT`): an A/B run'
+    )
     options = parser.parse_args(argv)
     if options.command == 'http3':
         return command_http3(options)

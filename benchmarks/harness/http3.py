@@ -1,7 +1,10 @@
 """HTTP/3 over QUIC, side by side: ours with `--http3` (RSGI, ASGI, WSGI) and Hypercorn with
 `--quic-bind` (ASGI), against ours over HTTP/2 with TLS on the same interface.
 
-    python benchmarks/run.py http3 [--quick] [--interfaces rsgi,asgi] [--connections 4] [--streams 16]
+    python benchmarks/run.py http3 [--quick] [--interfaces rsgi,asgi] [--connections 4] [--streams 16] [--ref]
+
+With `--ref`, ours built from another commit (`python benchmarks/run.py ref COMMIT`) is loaded over
+HTTP/3 too: an A/B run of a change to the HTTP/3 path, best read in requests per server CPU-second.
 
 Per interface, every server is started together (pinned to the server CPU, idle while another is
 loaded) and the repeats alternate between them; the figure is the median of the repeats. The
@@ -23,8 +26,9 @@ from pathlib import Path
 from . import environment
 from .load import MARGIN, LoadError, LoadResult, Workspace, check, median, run_h2load, run_pinned, warm_up
 from .progress import Progress
+from .reference import built_commit
 from .scenarios import SCENARIOS, Scenario, expected_size
-from .servers import HOST, OURS, OURS_PYTHON, PEERS_PYTHON, SERVERS, RunningServer, ServerError, free_port
+from .servers import HOST, OURS, OURS_PYTHON, PEERS_PYTHON, REF, SERVERS, RunningServer, ServerError, free_port
 
 #: The HTTP/3 load generator, run as a script (by ours' Python: it has aioquic).
 H3LOAD = Path(__file__).with_name('h3load.py')
@@ -133,8 +137,11 @@ class Http3Runner(Progress):
         interfaces: Iterable[str] = INTERFACES,
         connections: int = CONNECTIONS,
         streams: int = STREAMS,
+        with_ref: bool = False,
     ) -> None:
         self.plan = plan
+        #: Also ours-ref over HTTP/3 (an A/B run against another commit, `run.py ref COMMIT`).
+        self.with_ref = with_ref
         self.raw = raw
         self.interfaces = tuple(interfaces)
         self.connections = connections
@@ -172,6 +179,11 @@ class Http3Runner(Progress):
         }
         if availability[OURS]['problem']:
             raise SystemExit(f'ours cannot run: {availability[OURS]["problem"]}')
+        if self.with_ref:
+            problem = environment.server_availability([SERVERS[REF]])[REF]['problem']
+            if problem:
+                raise SystemExit(f'ours-ref cannot run: {problem}')
+            self.results['servers'][REF] = built_commit()
         if client['modules'].get('aioquic'):
             raise SystemExit(f'h3load needs aioquic in {OURS_PYTHON}: {client["modules"]["aioquic"]}')
         hypercorn = None
@@ -200,7 +212,8 @@ class Http3Runner(Progress):
             return None
 
     def servers(self, interface: str, with_hypercorn: bool) -> list[Target]:
-        """Ours with --http3 (HTTP/3), ours with TLS only (HTTP/2+TLS), and Hypercorn (HTTP/3) for ASGI."""
+        """Ours with --http3 (HTTP/3), ours with TLS only (HTTP/2+TLS), ours-ref with --http3 when asked,
+        and Hypercorn (HTTP/3) for ASGI."""
         tls = self.workspace.server_arguments(True)
         started = [
             self.start(
@@ -218,6 +231,10 @@ class Http3Runner(Progress):
                 interface,
             ),
         ]  # fmt: skip
+        if self.with_ref:
+            log = self.raw / f'h3-{interface}-ref-h3.log'
+            server = RunningServer(SERVERS[REF], interface, log, tls=True, extra_arguments=(*tls, '--http3'))
+            started.append(self.start(REF, server, HTTP3, interface))
         if with_hypercorn:
             cert, key = self.workspace.certificate()
             port = free_port()

@@ -18,9 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
-from cryptography import x509
-
 from aioquic.quic.connection import QuicConnection
+from cryptography import x509
 
 from tests_support.http3 import StreamFailed, configuration, h3_connection, h3_request
 from tests_support.server import HOST, free_port, run_granian
@@ -297,6 +296,18 @@ def test_access_log_names_http3(server_factory, pki):
     server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3', '--access-log'))
     assert h3_request(server.port, pki.ca_file, 'GET', '/info').status == 200
     assert server.wait_for_output('"GET /info HTTP/3" 200'), server.output
+
+
+def test_a_cancelled_request_is_logged_as_499(server_factory, pki):
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3', '--access-log'))
+
+    async def cancel_one() -> None:
+        async with h3_connection(server.port, pki.ca_file) as client:
+            client.cancel(client.open('GET', '/wait'))
+            assert (await client.request('GET', '/info')).status == 200
+
+    run(cancel_one())
+    assert server.wait_for_output('"GET /wait HTTP/3" 499'), server.output
 
 
 def test_a_stream_reset_by_the_client_leaves_the_connection_serving(h3_server, pki):

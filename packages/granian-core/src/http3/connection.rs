@@ -156,7 +156,9 @@ async fn exchange<D: Dispatcher>(
     info: Arc<ConnectionInfo>,
     cancellations: Cancellations,
 ) {
-    // Taken before anything can fail, so that no stream's signal outlives its request.
+    // Taken before anything can fail, so that no stream's signal outlives its request. (h3 0.0.8
+    // names the stream of an unresolved request only through this public field; Cargo.toml pins
+    // h3 to 0.0.8.)
     let cancelled = cancellations.take(resolver.frame_stream.id());
     let (request, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,

@@ -32,9 +32,7 @@ from .worker import InterfaceWorker
 __all__ = ['EMBEDDED_OPTIONS', 'Server']
 
 #: Option groups that apply as a whole to an embedded server, and single options of other groups.
-_EMBEDDED_GROUPS = frozenset(
-    {'bind', 'protocols', 'websockets', 'http1', 'http2', 'http3', 'logging', 'tls', 'static'}
-)
+_EMBEDDED_GROUPS = frozenset({'bind', 'protocols', 'websockets', 'http1', 'http2', 'http3', 'logging', 'tls', 'static'})
 _EMBEDDED_SINGLES = frozenset(
     {
         'blocking_threads',
