@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import trustme
+
+from tests_support.certs import server_pki
 
 APPS_DIR = Path(__file__).parent / 'apps'
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
@@ -28,21 +29,16 @@ pytestmark = pytest.mark.skipif(
 def browser_home(tmp_path_factory):
     """A HOME whose NSS database trusts a fresh test CA; yields (home, ca, cert, key)."""
     home = tmp_path_factory.mktemp('browser-home')
-    ca = trustme.CA()
-    leaf = ca.issue_cert('127.0.0.1', 'localhost')
-    cert, key, ca_file = home / 'cert.pem', home / 'key.pem', home / 'ca.pem'
-    leaf.cert_chain_pems[0].write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
-    ca.cert_pem.write_to_path(str(ca_file))
+    pki = server_pki(home)
     database = home / '.pki' / 'nssdb'
     database.mkdir(parents=True)
     subprocess.run([CERTUTIL, '-d', f'sql:{database}', '-N', '--empty-password'], check=True, timeout=30)
     subprocess.run(
-        [CERTUTIL, '-d', f'sql:{database}', '-A', '-t', 'C,,', '-n', 'granian-test-ca', '-i', str(ca_file)],
+        [CERTUTIL, '-d', f'sql:{database}', '-A', '-t', 'C,,', '-n', 'granian-test-ca', '-i', str(pki.ca_file)],
         check=True,
         timeout=30,
     )
-    return home, ca, cert, key
+    return home, pki.ca, pki.cert, pki.key
 
 
 @pytest.mark.parametrize('interface', ['rsgi', 'asgi'])

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 
 from granian.errors import ConfigurationError, FatalError
 from granian.server.embed import Server
+from tests_support.certs import server_pki
 from tests_support.http3 import Response, h3_connection
 from tests_support.server import HOST, free_port, server_env
 from tests_support.waiting import wait_until
@@ -177,19 +177,14 @@ def test_stop_before_serving_starts_serves_and_returns():
 
 
 def test_an_embedded_server_serves_http3(tmp_path):
-    ca = trustme.CA()
-    issued = ca.issue_cert('127.0.0.1', 'localhost')
-    cert, key, ca_file = tmp_path / 'cert.pem', tmp_path / 'key.pem', tmp_path / 'ca.pem'
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
-    ca.cert_pem.write_to_path(str(ca_file))
+    pki = server_pki(tmp_path)
 
     async def run() -> Response:
         port = free_port()
-        server = Server(_rsgi_hello, port=port, log_enabled=False, ssl_cert=cert, ssl_key=key, http3=True)
+        server = Server(_rsgi_hello, port=port, log_enabled=False, ssl_cert=pki.cert, ssl_key=pki.key, http3=True)
         task = asyncio.create_task(server.serve())
         try:
-            async with h3_connection(port, ca_file) as client:
+            async with h3_connection(port, pki.ca_file) as client:
                 return await client.request('GET', '/')
         finally:
             server.stop()

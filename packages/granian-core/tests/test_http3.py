@@ -12,15 +12,14 @@ import signal
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import trustme
 from aioquic.quic.connection import QuicConnection
 from cryptography import x509
 
+from tests_support.certs import Pki, server_pki
 from tests_support.http3 import StreamFailed, configuration, h3_connection, h3_request
 from tests_support.server import HOST, free_port, run_granian
 
@@ -28,27 +27,9 @@ APPS_DIR = Path(__file__).parent / 'apps'
 TARGETS = {'rsgi': 'http3_app:rsgi', 'asgi': 'http3_app:asgi', 'wsgi': 'http3_app:wsgi'}
 
 
-@dataclass
-class Pki:
-    cert: Path
-    key: Path
-    ca_file: Path
-    ca: trustme.CA
-
-    def args(self, *extra: str) -> list[str]:
-        return ['--ssl-certificate', str(self.cert), '--ssl-keyfile', str(self.key), *extra]
-
-
 @pytest.fixture(scope='module')
 def pki(tmp_path_factory) -> Pki:
-    directory = tmp_path_factory.mktemp('h3pki')
-    ca = trustme.CA()
-    issued = ca.issue_cert('127.0.0.1', 'localhost')
-    pki = Pki(directory / 'cert.pem', directory / 'key.pem', directory / 'ca.pem', ca)
-    issued.cert_chain_pems[0].write_to_path(str(pki.cert))
-    issued.private_key_pem.write_to_path(str(pki.key))
-    ca.cert_pem.write_to_path(str(pki.ca_file))
-    return pki
+    return server_pki(tmp_path_factory.mktemp('h3pki'))
 
 
 @pytest.fixture(scope='module', params=sorted(TARGETS))
