@@ -42,12 +42,26 @@ class _Stream:
     chunks: asyncio.Queue | None = None
 
 
+class _H3Connection(H3Connection):
+    """aioquic's HTTP/3 connection, except that it does not hold the answer to a HEAD request to its
+    `content-length` (aioquic does, though RFC 9110 §8.6 has a HEAD answer declare the length of
+    the body a GET would get, and send none)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_streams: set[int] = set()
+
+    def _check_content_length(self, stream) -> None:
+        if stream.stream_id not in self.head_streams:
+            super()._check_content_length(stream)
+
+
 class H3Client(QuicConnectionProtocol):
     """One QUIC connection speaking HTTP/3 (make it with `h3_connection`)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.http = H3Connection(self._quic)
+        self.http = _H3Connection(self._quic)
         self._streams: dict[int, _Stream] = {}
         #: Set when the connection ended (the reason as aioquic reports it).
         self.terminated: ConnectionTerminated | None = None
@@ -88,6 +102,8 @@ class H3Client(QuicConnectionProtocol):
             *((name.encode(), value.encode()) for name, value in headers),
         ]
         self._streams[stream_id] = _Stream(asyncio.get_running_loop().create_future())
+        if method == 'HEAD':
+            self.http.head_streams.add(stream_id)
         self.http.send_headers(stream_id, head, end_stream=end)
         self.transmit()
         return stream_id

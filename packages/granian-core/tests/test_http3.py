@@ -374,3 +374,12 @@ def test_a_204_carries_no_content_length(h3_server, pki):
     empty = h3_request(h3_server.port, pki.ca_file, 'GET', '/no-content')
     assert empty.status == 204 and empty.body == b''
     assert empty.header('content-length') is None, empty.headers
+
+
+def test_a_head_answer_has_the_head_and_no_body(h3_server, pki):
+    get = h3_request(h3_server.port, pki.ca_file, 'GET', '/info')
+    head = h3_request(h3_server.port, pki.ca_file, 'HEAD', '/info')
+    assert (head.status, head.body) == (200, b'')
+    assert head.header('content-type') == get.header('content-type') == 'application/json'
+    assert head.header('content-length') == get.header('content-length') == str(len(get.body))
+    assert head.header('date') is not None

@@ -15,8 +15,9 @@ pub mod body;
 mod connection;
 mod transport;
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -168,7 +169,19 @@ pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
     drop(endpoint);
     if let Some((lock, _)) = slot_lock {
         // Explicitly: a process the app forked would otherwise keep the lock.
-        let _ = lock.unlock();
+        let _ = flock(&lock, libc::LOCK_UN);
+    }
+}
+
+/// `flock(2)` on `file` (`std::fs::File::try_lock` needs Rust 1.89; the MSRV is 1.85).
+fn flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: the descriptor belongs to `file`, open for the duration of the call.
+    #[allow(unsafe_code)]
+    let result = unsafe { libc::flock(file.as_raw_fd(), operation) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -178,7 +191,7 @@ pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
 async fn take_slot<D: Dispatcher>(lock: &File, path: &Path, engine: &Engine<D>) -> bool {
     let mut waited = false;
     loop {
-        match lock.try_lock() {
+        match flock(lock, libc::LOCK_EX | libc::LOCK_NB) {
             Ok(()) => {
                 if waited {
                     if let Some(debug) = &engine.debug {
@@ -187,7 +200,7 @@ async fn take_slot<D: Dispatcher>(lock: &File, path: &Path, engine: &Engine<D>) 
                 }
                 return true;
             }
-            Err(TryLockError::WouldBlock) => {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                 if !waited {
                     waited = true;
                     if let Some(debug) = &engine.debug {
@@ -195,7 +208,7 @@ async fn take_slot<D: Dispatcher>(lock: &File, path: &Path, engine: &Engine<D>) 
                     }
                 }
             }
-            Err(TryLockError::Error(err)) => {
+            Err(err) => {
                 (engine.report)(format!("cannot serve HTTP/3: slot lock {}: {err}", path.display()));
                 return false;
             }
