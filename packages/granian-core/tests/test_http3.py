@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -250,6 +251,23 @@ def test_a_reload_under_load_loses_no_request(server_factory, pki):
     run(load())
     assert len(set(pids)) == 2 and pids[-1] != pids[0], 'the new worker served nothing'
     assert all(failure == 'stream reset with code 0x10b' for failure in failures), failures
+
+
+def test_a_reload_serves_http3_after_the_lock_directory_was_removed(server_factory, pki, tmp_path):
+    """A cleaner of temporary files may remove the supervisor's directory of slot locks: the next
+    worker makes it again and serves HTTP/3."""
+    server = server_factory(
+        TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3'), env={'TMPDIR': str(tmp_path)}
+    )
+    first = json.loads(h3_request(server.port, pki.ca_file, 'GET', '/info').body)['pid']
+    (locks,) = tmp_path.glob('granian-http3-*')
+    shutil.rmtree(locks)
+    server.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while json.loads(h3_request(server.port, pki.ca_file, 'GET', '/info').body)['pid'] == first:
+        assert time.monotonic() < deadline, server.output
+        time.sleep(0.2)
+    assert 'slot lock' not in server.output, server.output
 
 
 def test_client_certificates_over_http3(server_factory, pki, tmp_path):

@@ -51,7 +51,7 @@ pub struct QuicListener {
     local: SocketAddr,
     certificate_pem: Arc<str>,
     /// The slot's lock file: held while serving the socket, so that one worker at a time reads it.
-    slot_lock: Option<(File, PathBuf)>,
+    slot_lock: Option<PathBuf>,
 }
 
 impl QuicListener {
@@ -63,21 +63,12 @@ impl QuicListener {
         };
         let socket = inherited_udp_socket(fd)?;
         let config = server_config(settings, tls).map_err(std::io::Error::other)?;
-        let slot_lock = match &settings.slot_lock {
-            Some(path) => {
-                let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|err| {
-                    std::io::Error::new(err.kind(), format!("HTTP/3 slot lock {}: {err}", path.display()))
-                })?;
-                Some((file, path.clone()))
-            }
-            None => None,
-        };
         Ok(Self {
             local: socket.local_addr()?,
             socket,
             config,
             certificate_pem: tls.certificate_pem.clone(),
-            slot_lock,
+            slot_lock: settings.slot_lock.clone(),
         })
     }
 
@@ -124,11 +115,14 @@ fn server_config(settings: &Http3Settings, tls: &ServerTls) -> Result<quinn::Ser
 /// GOAWAY and finishes its requests) before the endpoint closes.
 pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
     let QuicListener { socket, config, local, certificate_pem, slot_lock } = quic;
-    if let Some((lock, path)) = &slot_lock {
-        if !take_slot(lock, path, &engine).await {
-            return;
-        }
-    }
+    let held = match &slot_lock {
+        Some(path) => match take_slot(path, &engine).await {
+            Slot::Held(lock) => Some(lock),
+            Slot::Unavailable => None,
+            Slot::Stopped => return,
+        },
+        None => None,
+    };
     let runtime = Arc::new(quinn::TokioRuntime);
     let endpoint = match quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime) {
         Ok(endpoint) => endpoint,
@@ -167,7 +161,7 @@ pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
     endpoint.close(NO_ERROR, b"");
     let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
     drop(endpoint);
-    if let Some((lock, _)) = slot_lock {
+    if let Some(lock) = held {
         // Explicitly: a process the app forked would otherwise keep the lock.
         let _ = flock(&lock, libc::LOCK_UN);
     }
@@ -185,20 +179,47 @@ fn flock(file: &File, operation: libc::c_int) -> std::io::Result<()> {
     }
 }
 
+/// What became of a worker's claim on its slot.
+enum Slot {
+    /// The lock is this worker's until it lets go (or exits).
+    Held(File),
+    /// The lock file cannot be used (reported): the worker serves without it.
+    Unavailable,
+    /// The worker stopped while it waited.
+    Stopped,
+}
+
 /// Waits until the slot's previous worker (draining after a reload or a recycling, or gone) has
-/// let go of the UDP socket, then holds the slot; false when the worker stops first, or when the
-/// lock cannot be taken (reported).
-async fn take_slot<D: Dispatcher>(lock: &File, path: &Path, engine: &Engine<D>) -> bool {
+/// let go of the UDP socket, then holds the slot.
+async fn take_slot<D: Dispatcher>(path: &Path, engine: &Engine<D>) -> Slot {
+    let unavailable = |err: std::io::Error| {
+        (engine.report)(format!(
+            "HTTP/3 slot lock {}: {err}; serving without it (a reload may then cost the previous worker's clients packets)",
+            path.display()
+        ));
+        Slot::Unavailable
+    };
+    // The supervisor made the directory; should a cleaner of temporary files have removed it, it
+    // is made again.
+    if let Some(directory) = path.parent() {
+        if let Err(err) = std::fs::create_dir_all(directory) {
+            return unavailable(err);
+        }
+    }
+    let lock = match OpenOptions::new().create(true).truncate(false).write(true).open(path) {
+        Ok(lock) => lock,
+        Err(err) => return unavailable(err),
+    };
     let mut waited = false;
     loop {
-        match flock(lock, libc::LOCK_EX | libc::LOCK_NB) {
+        match flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
             Ok(()) => {
                 if waited {
                     if let Some(debug) = &engine.debug {
                         debug("HTTP/3: the slot's previous worker has let go of the UDP socket".to_owned());
                     }
                 }
-                return true;
+                return Slot::Held(lock);
             }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                 if !waited {
@@ -208,13 +229,10 @@ async fn take_slot<D: Dispatcher>(lock: &File, path: &Path, engine: &Engine<D>) 
                     }
                 }
             }
-            Err(err) => {
-                (engine.report)(format!("cannot serve HTTP/3: slot lock {}: {err}", path.display()));
-                return false;
-            }
+            Err(err) => return unavailable(err),
         }
         tokio::select! {
-            _ = engine.shutdown.cancelled() => return false,
+            _ = engine.shutdown.cancelled() => return Slot::Stopped,
             _ = tokio::time::sleep(SLOT_POLL) => {}
         }
     }
