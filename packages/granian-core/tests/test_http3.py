@@ -253,6 +253,32 @@ def test_a_reload_under_load_loses_no_request(server_factory, pki):
     assert all(failure == 'stream reset with code 0x10b' for failure in failures), failures
 
 
+def test_a_long_drain_hands_the_socket_over_after_a_few_seconds(server_factory, pki):
+    """The old worker keeps its slot's socket to itself for at most 5 s of draining: a request that
+    never ends (here one waiting for its client to go) must not keep the new worker from serving
+    new HTTP/3 clients for the whole drain."""
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=pki.args('--http3'))
+
+    async def pid() -> int:
+        async with h3_connection(server.port, pki.ca_file) as client:
+            return json.loads((await client.request('GET', '/info')).body)['pid']
+
+    async def reload_while_draining() -> tuple[int, int]:
+        first = await pid()
+        async with h3_connection(server.port, pki.ca_file) as holder:
+            holder.open('GET', '/wait')
+            await asyncio.sleep(0.3)
+            server.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while (now := await asyncio.wait_for(pid(), 30)) == first:
+                assert time.monotonic() < deadline, server.output
+                await asyncio.sleep(0.2)
+            return first, now
+
+    first, now = run(reload_while_draining(), timeout=60)
+    assert now != first
+
+
 def test_a_reload_serves_http3_after_the_lock_directory_was_removed(server_factory, pki, tmp_path):
     """A cleaner of temporary files may remove the supervisor's directory of slot locks: the next
     worker makes it again and serves HTTP/3."""

@@ -40,6 +40,11 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// H3_NO_ERROR (RFC 9114, 8.1): the code of a connection closed in good order.
 const NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
 
+/// How long a draining worker keeps its slot's UDP socket to itself before its successor may
+/// serve it too: enough for requests that end in a few seconds, short enough that new HTTP/3
+/// clients are not refused for a whole long drain.
+const HANDOVER_LIMIT: Duration = Duration::from_secs(5);
+
 /// How often a replacement worker checks whether its slot's previous worker has let go of the
 /// UDP socket.
 const SLOT_POLL: Duration = Duration::from_millis(20);
@@ -154,15 +159,28 @@ pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
     // Clients that connect from now on are refused; the open connections drain.
     endpoint.set_server_config(None);
     connections.close();
-    tokio::select! {
-        _ = connections.wait() => {}
-        _ = engine.abort.cancelled() => {}
+    let mut held = held;
+    let handover = tokio::time::sleep(HANDOVER_LIMIT);
+    tokio::pin!(handover);
+    loop {
+        tokio::select! {
+            _ = connections.wait() => break,
+            _ = engine.abort.cancelled() => break,
+            // A long drain (streamed responses, slow clients) must not keep the successor from
+            // serving new HTTP/3 clients: it gets the socket, and the connections still draining
+            // here share it from now on.
+            _ = &mut handover, if held.is_some() => release(held.take()),
+        }
     }
     endpoint.close(NO_ERROR, b"");
     let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
     drop(endpoint);
+    release(held);
+}
+
+/// Lets go of the slot (explicitly: a process the app forked would otherwise keep the lock).
+fn release(held: Option<File>) {
     if let Some(lock) = held {
-        // Explicitly: a process the app forked would otherwise keep the lock.
         let _ = flock(&lock, libc::LOCK_UN);
     }
 }
