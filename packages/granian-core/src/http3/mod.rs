@@ -120,7 +120,7 @@ fn server_config(settings: &Http3Settings, tls: &ServerTls) -> Result<quinn::Ser
 /// GOAWAY and finishes its requests) before the endpoint closes.
 pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
     let QuicListener { socket, config, local, certificate_pem, slot_lock } = quic;
-    let held = match &slot_lock {
+    let mut held = match &slot_lock {
         Some(path) => match take_slot(path, &engine).await {
             Slot::Held(lock) => Some(lock),
             Slot::Unavailable => None,
@@ -159,7 +159,6 @@ pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
     // Clients that connect from now on are refused; the open connections drain.
     endpoint.set_server_config(None);
     connections.close();
-    let mut held = held;
     let handover = tokio::time::sleep(HANDOVER_LIMIT);
     tokio::pin!(handover);
     loop {

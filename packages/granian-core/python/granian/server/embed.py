@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from typing import Any
 
 from .._interfaces import load_interface
@@ -26,7 +25,7 @@ from ..http import HTTP1Settings, HTTP2Settings
 from ..log import configure_logging, logger
 from ..options import OPTIONS, check_kwargs
 from .config import ServerConfig, build_config, check_tls
-from .listen import Listener, open_listener, quic_socket, socket_address
+from .listen import Listener, QuicSlot, open_listener, quic_socket, socket_address
 from .worker import InterfaceWorker
 
 __all__ = ['EMBEDDED_OPTIONS', 'Server']
@@ -137,7 +136,7 @@ class Server:
         #: Where the server listens once serving (for logs and for tests with port 0).
         self.listener: Listener | None = None
         #: The HTTP/3 UDP socket (with http3=True), on the listener's address and port.
-        self._quic: socket.socket | None = None
+        self._quic: QuicSlot | None = None
 
     async def serve(self) -> None:
         """Serve until `stop()`; raises granian.errors.FatalError when the server cannot start (the
@@ -153,13 +152,13 @@ class Server:
         try:
             self.listener = open_listener(self.config.bind)
             if settings.http3:
-                self._quic = quic_socket(self.listener.socket)
+                self._quic = QuicSlot(quic_socket(self.listener.socket))
             worker = await self._start_worker(interface)
             logger.info(
                 'Embedded granian (interface %s) listening at: %s', settings.interface, self.listener.description
             )
             if self._quic is not None:
-                logger.info('HTTP/3 over QUIC at: udp://%s', socket_address(self._quic))
+                logger.info('HTTP/3 over QUIC at: udp://%s', socket_address(self._quic.socket))
             while not self._stop_requested:
                 await self._wake.wait()
                 self._wake.clear()
@@ -179,7 +178,7 @@ class Server:
             if self.listener is not None:
                 self.listener.close()
             if self._quic is not None:
-                self._quic.close()
+                self._quic.socket.close()
                 self._quic = None
             self._loop = self._wake = None
             self._stop_requested = self._reload_requested = False
@@ -191,7 +190,7 @@ class Server:
         assert self._loop is not None and self.listener is not None
         settings = self.config.worker
         if self._quic is not None:
-            settings = settings.replace(http3_udp_fd=self._quic.fileno())
+            settings = self._quic.worker_settings(settings)
         try:
             worker: InterfaceWorker = interface.create_worker(app, self._loop, self.listener.fileno(), settings)
         except TypeError as exc:

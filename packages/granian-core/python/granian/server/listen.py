@@ -13,9 +13,13 @@ import os
 import socket
 import stat
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError, FatalError
 from ..log import logger
+
+if TYPE_CHECKING:
+    from .config import WorkerSettings
 
 #: The first descriptor systemd passes (SD_LISTEN_FDS_START in sd-daemon).
 SYSTEMD_FIRST_FD = 3
@@ -246,7 +250,12 @@ class QuicSlot:
     the other's datagrams, and the draining worker's clients would lose packets)."""
 
     socket: socket.socket
-    lock_path: str
+    #: None for the embedded server, whose one worker is never replaced while another serves.
+    lock_path: str | None = None
+
+    def worker_settings(self, settings: WorkerSettings) -> WorkerSettings:
+        """`settings` for the worker that serves this slot."""
+        return settings.replace(http3_udp_fd=self.socket.fileno(), http3_slot_lock=self.lock_path)
 
 
 def quic_socket(listening: socket.socket) -> socket.socket:

@@ -104,7 +104,7 @@ def run_worker(
     if metrics_slot is not None:
         settings = settings.replace(metrics_slot=metrics_slot)
     if quic is not None:
-        settings = settings.replace(http3_udp_fd=quic.socket.fileno(), http3_slot_lock=quic.lock_path)
+        settings = quic.worker_settings(settings)
     configure_logging(settings.log_level, settings.log_dictconfig, settings.log_enabled)
     name = f'worker-{index}'
     set_process_title(f'{process_title(settings, listener)} {name}')
