@@ -5,6 +5,7 @@
 //! primitives (`net`, `errors`).
 
 mod accesslog;
+mod apptask;
 mod asgi;
 mod blocking;
 mod body;
@@ -51,6 +52,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RSGIProtocolClosed", m.py().get_type::<errors::RSGIProtocolClosed>())?;
     m.add_class::<pymetrics::MetricsRegistry>()?;
     pyloop::register(m)?;
+    apptask::register(m)?;
     rsgi::register(m)?;
     asgi::register(m)?;
     wsgi::register(m)?;

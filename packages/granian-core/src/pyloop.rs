@@ -27,6 +27,7 @@ use pyo3::types::PyModule;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::apptask::{AppEnded, AppOutcome, AppTasks};
 use crate::errands::{Errand, Errands};
 use crate::errors::CoreError;
 use crate::http::ResponseIntent;
@@ -340,7 +341,7 @@ pub struct PyLoop {
     pub bridge: Arc<LoopBridge>,
     event_loop: Py<PyAny>,
     create_future: Py<PyAny>,
-    create_task: Py<PyAny>,
+    tasks: AppTasks,
     call_soon: Py<PyAny>,
     done: Py<DoneAwaitable>,
     outbox: Arc<Outbox>,
@@ -365,7 +366,7 @@ impl PyLoop {
             bridge,
             event_loop: event_loop.clone().unbind(),
             create_future: event_loop.getattr("create_future")?.unbind(),
-            create_task: event_loop.getattr("create_task")?.unbind(),
+            tasks: AppTasks::new(py, event_loop)?,
             call_soon,
             done: Py::new(py, DoneAwaitable)?,
             outbox,
@@ -420,45 +421,41 @@ impl PyLoop {
         self.create_future.call0(py)
     }
 
-    /// Starts an app for one request: `call` calls it and returns its coroutine and the callback
-    /// to run with the task when it ends. When the app cannot even start, logs why and runs
-    /// `failed` (which answers the request).
+    /// Starts an app for one request: `call` calls it and returns its coroutine and the protocol
+    /// object that `ended` is told about when the coroutine ends ([`crate::apptask`]). When the app
+    /// cannot even start, logs why and runs `failed` (which answers the request).
     pub fn start_app(
         &self,
         py: Python<'_>,
         call: impl FnOnce() -> PyResult<(Py<PyAny>, Py<PyAny>)>,
+        ended: AppEnded,
         failed: impl FnOnce(),
     ) {
-        let started = call().and_then(|(coroutine, on_done)| {
-            let task = self.create_task.bind(py).call1((coroutine,))?;
-            task.call_method1(pyo3::intern!(py, "add_done_callback"), (on_done,)).map(drop)
-        });
+        let started = call().and_then(|(coroutine, owner)| self.tasks.run(py, coroutine, owner, ended));
         if let Err(err) = started {
             self.log_error(py, "Application callable raised an exception", Some(err.value(py).as_any()));
             failed();
         }
     }
 
-    /// Whether an app's task ended with an exception or was cancelled. The exception is logged
-    /// unless `expected(exc)` says it is part of normal operation (a client that went away).
-    pub fn task_failed(
+    /// Whether an app that ended this way failed. Its exception is logged unless `expected(exc)`
+    /// says it is part of normal operation (a client that went away).
+    pub fn app_failed(
         &self,
         py: Python<'_>,
-        task: &Bound<'_, PyAny>,
+        outcome: &AppOutcome,
         expected: impl Fn(&Bound<'_, PyAny>) -> bool,
     ) -> bool {
-        let cancelled = task.call_method0(pyo3::intern!(py, "cancelled")).and_then(|c| c.is_truthy()).unwrap_or(true);
-        if cancelled {
-            return true;
-        }
-        match task.call_method0(pyo3::intern!(py, "exception")) {
-            Ok(exc) if !exc.is_none() => {
-                if !expected(&exc) {
-                    self.log_error(py, "Application callable raised an exception", Some(&exc));
+        match outcome {
+            AppOutcome::Returned => false,
+            AppOutcome::Cancelled => true,
+            AppOutcome::Raised(err) => {
+                let exc = err.value(py);
+                if !expected(exc.as_any()) {
+                    self.log_error(py, "Application callable raised an exception", Some(exc.as_any()));
                 }
                 true
             }
-            _ => false,
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use crate::apptask::AppEnded;
 use crate::dispatch::{PendingRequest, PendingWebsocket, PyDispatcher, RequestHandler};
 use crate::pyconfig::worker_config;
 use crate::pyloop::PyLoop;
@@ -34,27 +35,40 @@ impl RequestHandler for AsgiHandler {
             &handshake.opening.subprotocols,
         );
         let Ok(protocol) = Py::new(py, websocket::WebsocketProtocol::new(handshake)) else { return };
-        self.run(py, scope, protocol.clone_ref(py).into_any(), || protocol.get().finish(py, true));
+        self.run(py, scope, protocol.clone_ref(py).into_any(), websocket::WebsocketProtocol::app_ended, || {
+            protocol.get().finish(py, true)
+        });
     }
 
     fn start(&self, py: Python<'_>, request: PendingRequest) {
         let scope = scope::http_scope(py, &self.template, &request.parts, &request.connection);
         let Ok(protocol) = Py::new(py, protocol::HttpProtocol::new(self.pyloop.clone(), request.io)) else { return };
-        self.run(py, scope, protocol.clone_ref(py).into_any(), || protocol.get().finish(py));
+        self.run(py, scope, protocol.clone_ref(py).into_any(), protocol::HttpProtocol::app_ended, || {
+            protocol.get().finish(py)
+        });
     }
 }
 
 impl AsgiHandler {
-    /// Calls `app(scope, receive, send)` as a task; `failed` answers when the app cannot start.
-    fn run(&self, py: Python<'_>, scope: PyResult<Bound<'_, PyDict>>, protocol: Py<PyAny>, failed: impl FnOnce()) {
+    /// Calls `app(scope, receive, send)` as a task; `ended` hears how it ended, `failed` answers
+    /// when the app cannot start.
+    fn run(
+        &self,
+        py: Python<'_>,
+        scope: PyResult<Bound<'_, PyDict>>,
+        protocol: Py<PyAny>,
+        ended: AppEnded,
+        failed: impl FnOnce(),
+    ) {
         self.pyloop.start_app(
             py,
             || {
                 let receive = protocol.getattr(py, pyo3::intern!(py, "receive"))?;
                 let send = protocol.getattr(py, pyo3::intern!(py, "send"))?;
                 let coroutine = self.app.call1(py, (scope?, receive, send))?;
-                Ok((coroutine, protocol.getattr(py, pyo3::intern!(py, "_task_done"))?))
+                Ok((coroutine, protocol))
             },
+            ended,
             failed,
         );
     }

@@ -4,6 +4,7 @@
 //! body still gets a clean 500. A body sent with `more_body=True` turns into a streamed response
 //! with backpressure: `send()` waits when the stream's queue is full.
 
+use crate::apptask::AppOutcome;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -352,13 +353,17 @@ impl HttpProtocol {
             ))),
         }
     }
+}
 
-    /// Called when the app's task ends: logs its exception (not a client disconnect), then finishes.
-    fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        self.pyloop.task_failed(py, task, |exc| exc.is_instance_of::<ClientDisconnected>());
-        if matches!(&*lock(&self.send_state), SendState::Started { .. }) && !self.disconnected.is_cancelled() {
-            self.pyloop.log_error(py, "ASGI application returned without completing its response", None);
+impl HttpProtocol {
+    /// When the app's coroutine ends: logs its exception (not a client disconnect), then finishes.
+    pub(crate) fn app_ended(py: Python<'_>, owner: &Bound<'_, PyAny>, outcome: AppOutcome) {
+        let Ok(protocol) = owner.cast::<Self>() else { return };
+        let protocol = protocol.get();
+        protocol.pyloop.app_failed(py, &outcome, |exc| exc.is_instance_of::<ClientDisconnected>());
+        if matches!(&*lock(&protocol.send_state), SendState::Started { .. }) && !protocol.disconnected.is_cancelled() {
+            protocol.pyloop.log_error(py, "ASGI application returned without completing its response", None);
         }
-        self.finish(py);
+        protocol.finish(py);
     }
 }

@@ -7,6 +7,7 @@
 //! (before accept: HTTP 403) and the `websocket.http.response` denial. After the client left,
 //! `send()` raises `ClientDisconnected` (an `OSError`), as spec 2.4 asks for HTTP.
 
+use crate::apptask::AppOutcome;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -297,10 +298,16 @@ impl WebsocketProtocol {
             ))),
         }
     }
+}
 
-    /// Called when the app's task ends: logs its exception (not a client disconnect), then finishes.
-    fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        let failed = self.handshake.pyloop().task_failed(py, task, |exc| exc.is_instance_of::<ClientDisconnected>());
-        self.finish(py, failed);
+impl WebsocketProtocol {
+    /// When the app's coroutine ends: logs its exception (not a client disconnect), then finishes.
+    pub(crate) fn app_ended(py: Python<'_>, owner: &Bound<'_, PyAny>, outcome: AppOutcome) {
+        if let Ok(protocol) = owner.cast::<Self>() {
+            let protocol = protocol.get();
+            let failed =
+                protocol.handshake.pyloop().app_failed(py, &outcome, |exc| exc.is_instance_of::<ClientDisconnected>());
+            protocol.finish(py, failed);
+        }
     }
 }

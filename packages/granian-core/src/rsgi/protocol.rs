@@ -1,5 +1,6 @@
 //! The RSGI HTTP protocol object: request body reads, disconnect notification and responses.
 
+use crate::apptask::AppOutcome;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -298,11 +299,16 @@ impl HttpProtocol {
         self.pyloop.deliver(py, &self.runtime, sender, ResponseIntent::Ready(response(status, headers, body)));
         Py::new(py, StreamTransport { pyloop: self.pyloop.clone(), runtime: self.runtime.clone(), stream })
     }
+}
 
-    /// Called when the app's task ends: logs its exception, then finishes the request.
-    fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        let failed = self.pyloop.task_failed(py, task, |_| false);
-        self.finish(py, failed);
+impl HttpProtocol {
+    /// When the app's coroutine ends: logs its exception, then finishes the request.
+    pub(crate) fn app_ended(py: Python<'_>, owner: &Bound<'_, PyAny>, outcome: AppOutcome) {
+        if let Ok(protocol) = owner.cast::<Self>() {
+            let protocol = protocol.get();
+            let failed = protocol.pyloop.app_failed(py, &outcome, |_| false);
+            protocol.finish(py, failed);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! RSGI WebSockets: the protocol object (`accept`, `close`), the transport (`receive`, `send_bytes`,
 //! `send_str`) and received messages, on top of the shared engine ([`crate::pywebsocket`]).
 
+use crate::apptask::AppOutcome;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -92,11 +93,16 @@ impl WebsocketProtocol {
         }
         Ok(())
     }
+}
 
-    /// Called when the app's task ends.
-    fn _task_done(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
-        let failed = self.handshake.pyloop().task_failed(py, task, |_| false);
-        self.finish(py, failed);
+impl WebsocketProtocol {
+    /// When the app's coroutine ends: logs its exception, then finishes.
+    pub(crate) fn app_ended(py: Python<'_>, owner: &Bound<'_, PyAny>, outcome: AppOutcome) {
+        if let Ok(protocol) = owner.cast::<Self>() {
+            let protocol = protocol.get();
+            let failed = protocol.handshake.pyloop().app_failed(py, &outcome, |_| false);
+            protocol.finish(py, failed);
+        }
     }
 }
 

@@ -8,6 +8,8 @@ Routes take their parameters from the query string; file markers let tests see w
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import json
 import os
 from pathlib import Path
@@ -212,7 +214,50 @@ async def route_concurrency_peak(scope, proto):
     proto.response_str(200, TEXT_HEADERS, str(peak))
 
 
+# Set by every /task request: a request must never see the value an earlier one set.
+_request_mark: contextvars.ContextVar[str | None] = contextvars.ContextVar('request_mark', default=None)
+_factory_calls = {'count': 0}
+
+
+async def route_task(scope, proto):
+    """Report the task the app runs in: at once, or after one suspension with `?wait=1`."""
+    params = query(scope)
+    if params.get('wait'):
+        await asyncio.sleep(0)
+    task = asyncio.current_task()
+    leaked = _request_mark.get()
+    _request_mark.set(params.get('mark', 'set'))
+    respond_json(
+        proto,
+        {
+            'task': task is not None,
+            'name': task.get_name() if task else None,
+            'leaked': leaked,
+            # What anyio asks of a task's coroutine to tell whether it started.
+            'coroutine': inspect.getcoroutinestate(task.get_coro()) if task else None,
+        },
+    )
+
+
+def _counting_factory(loop, coro, **options):
+    _factory_calls['count'] += 1
+    return asyncio.Task(coro, loop=loop, **options)
+
+
+async def route_task_factory(scope, proto):
+    """`?install=1` installs a counting task factory on the loop; otherwise removes it. Reports the count."""
+    loop = asyncio.get_running_loop()
+    if query(scope).get('install') == '1':
+        _factory_calls['count'] = 0
+        loop.set_task_factory(_counting_factory)
+    else:
+        loop.set_task_factory(None)
+    respond_json(proto, {'factory_calls': _factory_calls['count']})
+
+
 ROUTES = {
+    '/task': route_task,
+    '/task-factory': route_task_factory,
     '/concurrency': route_concurrency,
     '/concurrency/peak': route_concurrency_peak,
     '/echo': route_echo,

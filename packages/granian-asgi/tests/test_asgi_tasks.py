@@ -1,0 +1,16 @@
+"""The asyncio task an ASGI app runs in: one per request, named, with its own context; a task
+factory the app installs is honoured. From Python 3.12 the task starts eagerly."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests_support.apptasks import assert_a_task_factory_is_honoured, assert_each_request_runs_in_its_own_task
+
+
+def test_each_request_runs_in_its_own_task(asgi_server, http_client: httpx.Client):
+    assert_each_request_runs_in_its_own_task(http_client, asgi_server.url)
+
+
+def test_a_task_factory_the_app_installs_makes_the_tasks(asgi_server, http_client: httpx.Client):
+    assert_a_task_factory_is_honoured(http_client, asgi_server.url)
