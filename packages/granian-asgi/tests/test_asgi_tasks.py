@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests_support.apptasks import assert_a_task_factory_is_honoured, assert_each_request_runs_in_its_own_task
+from tests_support.apptasks import (
+    assert_a_task_factory_is_honoured,
+    assert_each_request_runs_in_its_own_task,
+    assert_waiting_requests_run_in_different_tasks,
+)
 
 
 def test_each_request_runs_in_its_own_task(asgi_server, http_client: httpx.Client):
@@ -14,3 +18,7 @@ def test_each_request_runs_in_its_own_task(asgi_server, http_client: httpx.Clien
 
 def test_a_task_factory_the_app_installs_makes_the_tasks(asgi_server, http_client: httpx.Client):
     assert_a_task_factory_is_honoured(http_client, asgi_server.url)
+
+
+def test_requests_waiting_at_once_run_in_different_tasks(asgi_server):
+    assert_waiting_requests_run_in_different_tasks(asgi_server.url)

@@ -4,8 +4,8 @@
 //! [`LoopBridge`] queue; the first push after a drain writes one byte to a socket pair whose read end
 //! the event loop watches (`loop.add_reader`). The loop then runs the queued jobs, so a burst of
 //! requests costs one wake-up and one GIL hand-over. It runs at most [`JOBS_PER_TURN`] of them per
-//! callback and schedules itself with `loop.call_soon` for the rest, behind the tasks those jobs
-//! started: a burst of 128 requests would otherwise create the objects of 128 apps before any of
+//! callback and schedules itself with `loop.call_soon` for the rest, behind what those jobs'
+//! apps scheduled: a burst of 128 requests would otherwise create the objects of 128 apps before any of
 //! them ran, and every such burst set off Python's cyclic garbage collector (benchmarks/PROFILING.md,
 //! "Instructions per request").
 //!
@@ -262,9 +262,11 @@ impl Outbox {
     }
 
     /// Whether the flush should wait one more iteration: a turn ran since it was scheduled (or
-    /// last deferred), and it has not waited [`MAX_FLUSH_DEFERRALS`] times yet.
-    fn defer(&self, turns: usize) -> bool {
-        if turns == self.turns_seen.load(Ordering::Relaxed)
+    /// last deferred), or another turn is queued (`more_turns`: the jobs of a burst left for it,
+    /// whose apps mostly answer in that turn), and it has not waited [`MAX_FLUSH_DEFERRALS`]
+    /// times yet.
+    fn defer(&self, turns: usize, more_turns: bool) -> bool {
+        if (turns == self.turns_seen.load(Ordering::Relaxed) && !more_turns)
             || self.deferrals.load(Ordering::Relaxed) >= MAX_FLUSH_DEFERRALS
         {
             return false;
@@ -288,9 +290,9 @@ pub const MAX_FLUSH_DEFERRALS: usize = 4;
 
 /// The callable `loop.call_soon` runs to flush the outbox.
 ///
-/// When the bridge ran a turn of jobs after the flush was scheduled, the tasks that turn started
-/// take their first step in the next iteration, and most of them answer there: the flush waits
-/// for them (at most [`MAX_FLUSH_DEFERRALS`] times). Handing over after each turn of
+/// When the bridge ran a turn of jobs after the flush was scheduled (apps that waited in their
+/// first step answer in a later iteration), or holds jobs for another turn (whose apps mostly
+/// answer within it), the flush waits for them (at most [`MAX_FLUSH_DEFERRALS`] times). Handing over after each turn of
 /// [`JOBS_PER_TURN`] jobs woke the tokio thread once per 32 requests instead of once per burst,
 /// which cost pipelined HTTP/1 a fifth of its throughput on one core (benchmarks/PROFILING.md).
 /// A flush scheduled with no turn behind it (a lone request) still runs in the next iteration.
@@ -305,7 +307,8 @@ pub struct OutboxFlush {
 impl OutboxFlush {
     fn __call__(slf: &Bound<'_, Self>) {
         let flush = slf.get();
-        if flush.outbox.defer(flush.bridge.turns()) && flush.call_soon.call1(slf.py(), (slf,)).is_ok() {
+        let more_turns = !flush.bridge.carried().is_empty();
+        if flush.outbox.defer(flush.bridge.turns(), more_turns) && flush.call_soon.call1(slf.py(), (slf,)).is_ok() {
             return;
         }
         flush.outbox.flush();
@@ -558,18 +561,26 @@ mod tests {
         // Scheduled at turn 7; no turn since: the flush runs now (a lone request).
         assert!(outbox.push(runtime.handle(), errand(), 7));
         assert!(!outbox.push(runtime.handle(), errand(), 7));
-        assert!(!outbox.defer(7));
+        assert!(!outbox.defer(7, false));
         outbox.flush();
         // Scheduled at turn 7, and turns keep running behind it: it waits for each, up to the limit.
         assert!(outbox.push(runtime.handle(), errand(), 7));
         for turn in 8..8 + MAX_FLUSH_DEFERRALS {
-            assert!(outbox.defer(turn));
+            assert!(outbox.defer(turn, false));
         }
-        assert!(!outbox.defer(100));
+        assert!(!outbox.defer(100, false));
         outbox.flush();
         // The next flush starts counting afresh; once the turns stop, it runs.
         assert!(outbox.push(runtime.handle(), errand(), 100));
-        assert!(outbox.defer(101));
-        assert!(!outbox.defer(101));
+        assert!(outbox.defer(101, false));
+        assert!(!outbox.defer(101, false));
+        outbox.flush();
+        // Scheduled in the turn that is still the last, with jobs queued for the next: it waits for
+        // those turns (apps that answer in their first step answer in them), up to the limit.
+        assert!(outbox.push(runtime.handle(), errand(), 200));
+        for _ in 0..MAX_FLUSH_DEFERRALS {
+            assert!(outbox.defer(200, true));
+        }
+        assert!(!outbox.defer(200, true));
     }
 }

@@ -339,8 +339,9 @@ _factory_calls = {'count': 0}
 async def route_task(scope, receive, send):
     """Report the task the app runs in: at once, or after one suspension with `?wait=1`."""
     params = query(scope)
+    first = asyncio.current_task()
     if params.get('wait'):
-        await asyncio.sleep(0)
+        await asyncio.sleep(float(params['wait']))
     task = asyncio.current_task()
     leaked = _request_mark.get()
     _request_mark.set(params.get('mark', 'set'))
@@ -350,6 +351,8 @@ async def route_task(scope, receive, send):
             'task': task is not None,
             'name': task.get_name() if task else None,
             'leaked': leaked,
+            'same_task': task is first,
+            'task_id': id(task),
             # What anyio asks of a task's coroutine to tell whether it started.
             'coroutine': inspect.getcoroutinestate(task.get_coro()) if task else None,
         },
