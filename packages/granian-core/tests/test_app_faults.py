@@ -185,7 +185,9 @@ def test_a_blocked_event_loop_holds_up_only_its_own_worker(two_async_workers, tm
     assert all(moment > BLOCK_SECONDS - 0.5 for moment in from_blocked), answers
     # The blocked worker answers once the block is over.
     assert block_answer.get('answer') == (200, str(blocked)), block_answer
-    # The server said so while it lasted, and again when it ended (the probe of loopwatch.rs).
+    # The server said so while it lasted, and again when it ended (the probe of loopwatch.rs). The probe runs as
+    # a job queued behind the blocked one, so its line can come after the blocked request's answer: wait for it.
+    server.wait_for_output('the event loop ran again after', timeout=5)
     output = server.output
     stalled = re.search(r'the event loop has not run for (\d+\.\d) s: the app is blocking it', output)
     assert stalled, output
