@@ -198,7 +198,7 @@ impl Body for ResponseBody {
                     return Poll::Ready(Some(Ok(Frame::data(frame))));
                 }
                 let want = (*remaining).min(INLINE_CHUNK_SIZE) as usize;
-                match read_chunk(file, *offset, want) {
+                match read_region(file, *offset, want, ReadWant::Chunk) {
                     Ok(chunk) if chunk.is_empty() => {
                         Poll::Ready(Some(Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))))
                     }
@@ -279,13 +279,6 @@ pub enum ResponseIntent {
         headers: HeaderMap,
         path: std::path::PathBuf,
         range: Option<(u64, u64)>,
-    },
-    /// An already open file, sent from `start` to its end.
-    OpenFile {
-        status: StatusCode,
-        headers: HeaderMap,
-        file: std::fs::File,
-        start: u64,
     },
 }
 
@@ -386,32 +379,50 @@ pub fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
     }
 }
 
-/// Up to `want` bytes of `file` from `offset`, in one `pread` (empty at the end of the file).
+/// How much of a file region [`read_region`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadWant {
+    /// What one `pread` returns, up to the length asked (empty at the end of the file): a chunk.
+    Chunk,
+    /// The whole length asked, in as many reads as it takes; a file that ends sooner is an error.
+    Whole,
+}
+
+/// Up to `want` bytes of `file` from `offset`, read straight into uninitialised capacity.
 ///
-/// Reads into uninitialised capacity: zeroing the chunk first would cost as much as the read, and
+/// Zeroing the buffer first would cost as much as the read itself: a zeroed 50 KiB buffer took
+/// 50k of the 113k instructions of a WSGI file response (benchmarks/PROFILING.md). And
 /// `Read::read_to_end` through a `Take` reads in growing steps (five reads for 256 KiB).
-fn read_chunk(file: &std::fs::File, offset: u64, want: usize) -> std::io::Result<Bytes> {
+fn read_region(file: &std::fs::File, offset: u64, want: usize, how: ReadWant) -> std::io::Result<Bytes> {
     use std::os::fd::AsRawFd;
-    let position = libc::off_t::try_from(offset).map_err(std::io::Error::other)?;
     let mut chunk = Vec::<u8>::with_capacity(want);
-    loop {
-        // SAFETY: the kernel writes at most `want` bytes at the start of the vector's capacity,
-        // which holds at least `want`; the descriptor is open (`file` is borrowed).
+    while chunk.len() < want {
+        let position = offset.checked_add(chunk.len() as u64).and_then(|at| libc::off_t::try_from(at).ok());
+        let position = position.ok_or_else(|| std::io::Error::other("file offset out of range"))?;
+        let free = want - chunk.len();
+        // SAFETY: the kernel writes at most `free` bytes just past the vector's initialised part,
+        // inside its capacity of `want`; the descriptor is open (`file` is borrowed).
         #[allow(unsafe_code)]
-        let read = unsafe { libc::pread(file.as_raw_fd(), chunk.as_mut_ptr().cast(), want, position) };
-        if read >= 0 {
-            // SAFETY: the first `read` bytes (at most `want`) were just written by the kernel.
-            #[allow(unsafe_code)]
-            unsafe {
-                chunk.set_len(read as usize);
+        let read = unsafe { libc::pread(file.as_raw_fd(), chunk.as_mut_ptr().add(chunk.len()).cast(), free, position) };
+        if read < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
-            return Ok(Bytes::from(chunk));
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
             return Err(error);
         }
+        // SAFETY: the `read` bytes (at most `free`) after the initialised part were just written.
+        #[allow(unsafe_code)]
+        unsafe {
+            chunk.set_len(chunk.len() + read as usize);
+        }
+        match how {
+            ReadWant::Chunk => break,
+            ReadWant::Whole if read == 0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            ReadWant::Whole => {}
+        }
     }
+    Ok(Bytes::from(chunk))
 }
 
 /// Chunk size of [`ResponseBody::File`].
@@ -419,9 +430,10 @@ const INLINE_CHUNK_SIZE: u64 = 256 * 1024;
 
 /// Turns an intent into the response hyper sends.
 ///
-/// Files the app sends are opened (and, when small, read) on the runtime's blocking threads
-/// (`--runtime-blocking-threads`): the app may name any file, on any storage. Larger files are then
-/// sent as the connection takes them (see [`file_response`]).
+/// Files the app names by path are opened (and, when small, read) on the runtime's blocking
+/// threads (`--runtime-blocking-threads`): the app may name any file, on any storage. Larger files
+/// are then sent as the connection takes them (see [`file_response`]). A WSGI app's open file is
+/// measured on the app's own thread, which may block, and arrives here ready.
 pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
     match intent {
         ResponseIntent::Ready(response) => response,
@@ -434,13 +446,6 @@ pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
                 Ok(Ok(response)) => response,
                 Ok(Err(error)) => error_response(file_error_status(&error)),
                 Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
-            }
-        }
-        ResponseIntent::OpenFile { status, headers, file, start } => {
-            let range = Some((start, u64::MAX));
-            match tokio::task::spawn_blocking(move || file_response(status, headers, file, range)).await {
-                Ok(Ok(response)) => response,
-                _ => error_response(StatusCode::INTERNAL_SERVER_ERROR),
             }
         }
     }
@@ -465,15 +470,13 @@ pub fn file_response(
     file: std::fs::File,
     range: Option<(u64, u64)>,
 ) -> std::io::Result<Response<ResponseBody>> {
-    use std::os::unix::fs::FileExt;
     let size = file.metadata()?.len();
     let (start, end) = clamp_range(range, size);
     let length = end - start;
     headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     if length <= READ_WHOLE_UP_TO {
-        let mut buffer = vec![0u8; length as usize];
-        file.read_exact_at(&mut buffer, start)?;
-        return Ok(response(status, headers, ResponseBody::full(Bytes::from(buffer))));
+        let whole = read_region(&file, start, length as usize, ReadWant::Whole)?;
+        return Ok(response(status, headers, ResponseBody::full(whole)));
     }
     let body = ResponseBody::File { file: Arc::new(file), offset: start, remaining: length, zero_copy: None };
     Ok(response(status, headers, body))
@@ -572,6 +575,26 @@ mod tests {
         assert_eq!(sent.headers()[CONTENT_LENGTH], "3");
         let body = http_body_util::BodyExt::collect(sent.into_body()).await.unwrap().to_bytes();
         assert_eq!(&body[..], b"345");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_regions_are_read_whole_or_as_one_chunk() {
+        let dir = std::env::temp_dir().join(format!("granian-http-region-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.bin");
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let whole = read_region(&file, 1000, 150_000, ReadWant::Whole).unwrap();
+        assert_eq!(&whole[..], &content[1000..151_000]);
+        let chunk = read_region(&file, 199_990, 100, ReadWant::Chunk).unwrap();
+        assert_eq!(&chunk[..], &content[199_990..]);
+        assert!(read_region(&file, 200_000, 100, ReadWant::Chunk).unwrap().is_empty());
+        // A file shorter than the region asked for whole (it shrank since its size was read).
+        let short = read_region(&file, 199_990, 100, ReadWant::Whole).unwrap_err();
+        assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(read_region(&file, 0, 0, ReadWant::Whole).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -154,6 +154,22 @@ def test_file_wrapper_sends_the_file(wsgi_server, http_client: httpx.Client, dat
     assert response.content == content
 
 
+@pytest.mark.parametrize(
+    ('size', 'seek'),
+    [(50 * 1024, 0), (50 * 1024, 1000), (64 * 1024, 0), (64 * 1024 + 1, 0), (200 * 1024, 70_000), (10, 10)],
+    ids=['50k', '50k-from-1000', '64k', '64k-and-1', '200k-from-70000', 'read-to-its-end'],
+)
+def test_file_wrapper_sends_the_rest_of_the_file(wsgi_server, http_client: httpx.Client, tmp_path: Path, size, seek):
+    # Files up to 64 KiB are read whole on the app's thread; larger ones are sent as the client takes them.
+    content = random.Random(size + seek).randbytes(size)
+    path = tmp_path / 'part.bin'
+    path.write_bytes(content)
+    response = http_client.get(wsgi_server.url(f'/file-wrapper?path={quote(str(path))}&seek={seek}'))
+    assert response.status_code == 200
+    assert response.headers['content-length'] == str(size - seek)
+    assert response.content == content[seek:]
+
+
 def test_file_wrapper_with_an_in_memory_file(wsgi_server, http_client: httpx.Client, tmp_path: Path):
     marker = tmp_path / 'closed.json'
     size = 3 * 1024 * 1024 + 17

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::blocking::{self, Deliveries};
 use crate::errors::ClientDisconnected;
-use crate::http::{error_response, response, stream_body, ResponseBody, ResponseIntent, StreamSender};
+use crate::http::{error_response, file_response, response, stream_body, ResponseBody, ResponseIntent, StreamSender};
 
 /// How many chunks a streamed WSGI response may queue before the app's thread waits.
 const STREAM_QUEUE: usize = 16;
@@ -120,13 +120,17 @@ impl Exchange {
         deliveries: &mut Deliveries,
         make: impl FnOnce(StatusCode, HeaderMap) -> ResponseIntent,
     ) -> PyResult<()> {
-        let mut state = lock(&self.state);
-        let (status, headers) = state
-            .head
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("the application returned without calling start_response()"))?;
-        let responder =
-            state.responder.take().ok_or_else(|| PyRuntimeError::new_err("the response was already sent"))?;
+        let ((status, headers), responder) = {
+            let mut state = lock(&self.state);
+            let head = state
+                .head
+                .take()
+                .ok_or_else(|| PyRuntimeError::new_err("the application returned without calling start_response()"))?;
+            let responder =
+                state.responder.take().ok_or_else(|| PyRuntimeError::new_err("the response was already sent"))?;
+            (head, responder)
+        };
+        // `make` may take a while (a file is read): the exchange is not locked meanwhile.
         deliveries.push(&self.runtime, responder, make(status, headers));
         Ok(())
     }
@@ -269,11 +273,12 @@ pub fn send_result(
             return exchange.send_whole(deliveries, |status, headers| whole(status, headers, chunks));
         }
         if let Some((file, start)) = open_file(py, result, file_wrapper) {
-            return exchange.send_whole(deliveries, |status, headers| ResponseIntent::OpenFile {
-                status,
-                headers,
-                file,
-                start,
+            // This thread may block: the file is measured (and, when small, read) here, without
+            // the GIL, rather than on another thread of the runtime's blocking pool, a hand-over
+            // that cost two context switches per request (benchmarks/PROFILING.md).
+            return exchange.send_whole(deliveries, |status, headers| {
+                let sent = py.detach(|| file_response(status, headers, file, Some((start, u64::MAX))));
+                ResponseIntent::Ready(sent.unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR)))
             });
         }
     }

@@ -381,6 +381,8 @@ def route_endless(environ, start_response):
 def route_file_wrapper(environ, start_response):
     params = query(environ)
     file = open(params['path'], 'rb')  # noqa: SIM115 - the server closes it through the wrapper
+    # A file the app already read into: the server sends the rest, from the file's position.
+    file.seek(int(params.get('seek', 0)))
     start_response('200 OK', BINARY_HEADERS)
     if 'block_size' in params:
         return environ['wsgi.file_wrapper'](file, int(params['block_size']))
