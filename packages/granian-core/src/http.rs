@@ -431,23 +431,33 @@ const INLINE_CHUNK_SIZE: u64 = 256 * 1024;
 /// Turns an intent into the response hyper sends.
 ///
 /// Files the app names by path are opened (and, when small, read) on the runtime's blocking
-/// threads (`--runtime-blocking-threads`): the app may name any file, on any storage. Larger files
-/// are then sent as the connection takes them (see [`file_response`]). A WSGI app's open file is
-/// measured on the app's own thread, which may block, and arrives here ready.
+/// threads (`--runtime-blocking-threads`): the app may name any file, on any storage. Those the
+/// Python side hands over in a batch arrive here already opened, all of a batch on one blocking
+/// thread ([`crate::errands`]); one that arrives as a path is opened here. Larger files are then
+/// sent as the connection takes them (see [`file_response`]). A WSGI app's open file is measured
+/// on the app's own thread, which may block, and arrives here ready.
 pub async fn materialize(intent: ResponseIntent) -> Response<ResponseBody> {
     match intent {
         ResponseIntent::Ready(response) => response,
         ResponseIntent::File { status, headers, path, range } => {
-            let opened = tokio::task::spawn_blocking(move || {
-                std::fs::File::open(&path).and_then(|file| file_response(status, headers, file, range))
-            })
-            .await;
-            match opened {
-                Ok(Ok(response)) => response,
-                Ok(Err(error)) => error_response(file_error_status(&error)),
-                Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
-            }
+            tokio::task::spawn_blocking(move || named_file_response(status, headers, &path, range))
+                .await
+                .unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR))
         }
+    }
+}
+
+/// The response sending the file at `path` (or `range` of it); blocks while it opens the file
+/// and, when small, reads it. 404 when it does not exist, 403 or 500 when it cannot be read.
+pub fn named_file_response(
+    status: StatusCode,
+    headers: HeaderMap,
+    path: &std::path::Path,
+    range: Option<(u64, u64)>,
+) -> Response<ResponseBody> {
+    match std::fs::File::open(path).and_then(|file| file_response(status, headers, file, range)) {
+        Ok(response) => response,
+        Err(error) => error_response(file_error_status(&error)),
     }
 }
 

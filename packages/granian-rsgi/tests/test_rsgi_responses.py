@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -113,6 +114,35 @@ def test_response_file_that_cannot_be_read_is_500_not_404(rsgi_server, http_clie
     response = http_client.get(file_url(rsgi_server, '/file', tmp_path))
     assert response.status_code == 500
     assert http_client.get(rsgi_server.url('/scope')).status_code == 200
+
+
+def test_many_files_at_once_each_reach_their_own_request(rsgi_server, tmp_path: Path):
+    # Files answered in the same event-loop iteration are opened together, on one blocking thread:
+    # each response must still carry its own file (or its own 404).
+    files = {}
+    for index in range(48):
+        path = tmp_path / f'part-{index}.bin'
+        if index % 7 != 3:
+            files[path] = os.urandom(1000 + index * 1500)
+            path.write_bytes(files[path])
+        else:
+            files[path] = None
+    with httpx.Client(timeout=20, limits=httpx.Limits(max_connections=24)) as client:
+
+        def fetch(path: Path) -> tuple[Path, int, bytes]:
+            response = client.get(file_url(rsgi_server, '/file', path))
+            return path, response.status_code, response.content
+
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(fetch, [*files, *files]))
+    assert len(answers) == 2 * len(files)
+    for path, status, content in answers:
+        expected = files[path]
+        if expected is None:
+            assert status == 404, path
+        else:
+            assert (status, len(content)) == (200, len(expected)), path
+            assert content == expected, path
 
 
 def test_response_stream_send_str(rsgi_server, http_client: httpx.Client):
