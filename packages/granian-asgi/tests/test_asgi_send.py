@@ -31,6 +31,16 @@ def test_single_body_response(asgi_server, http_client: httpx.Client, status: in
     assert response.content == b'single body'
 
 
+@pytest.mark.parametrize('shape', ['list', 'tuple', 'pair-lists', 'iterator', 'bytearray-values'])
+def test_response_headers_in_every_shape(asgi_server, http_client: httpx.Client, shape: str):
+    response = http_client.get(asgi_server.url(f'/response?shape={shape}'))
+    assert response.status_code == 200
+    assert response.headers['content-type'] == 'text/plain; charset=utf-8'
+    assert response.headers['x-kind'] == 'asgi'
+    assert response.headers.get_list('x-multi') == ['1', '2']
+    assert response.content == b'single body'
+
+
 @pytest.mark.parametrize('chunks', [1, 5, 50])
 def test_streamed_response(asgi_server, http_client: httpx.Client, chunks: int):
     expected = b''.join(f'chunk-{index};'.encode() for index in range(chunks))

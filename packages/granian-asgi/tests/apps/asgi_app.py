@@ -253,6 +253,15 @@ async def route_response(scope, receive, send):
     chunks = int(params.get('chunks', '0'))
     await read_body(receive)
     headers = [*TEXT_HEADERS, (b'x-kind', b'asgi'), (b'x-multi', b'1'), (b'x-multi', b'2')]
+    # The shapes apps send headers in: the server reads a list or tuple of pairs by index, anything else iterated.
+    shaped = {
+        'list': lambda pairs: pairs,
+        'tuple': tuple,
+        'pair-lists': lambda pairs: [list(pair) for pair in pairs],
+        'iterator': iter,
+        'bytearray-values': lambda pairs: [(name, bytearray(value)) for name, value in pairs],
+    }
+    headers = shaped[params.get('shape', 'list')](headers)
     await send({'type': 'http.response.start', 'status': status, 'headers': headers})
     if chunks == 0:
         await send({'type': 'http.response.body', 'body': b'single body'})
