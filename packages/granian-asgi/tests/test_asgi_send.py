@@ -41,6 +41,14 @@ def test_response_headers_in_every_shape(asgi_server, http_client: httpx.Client,
     assert response.content == b'single body'
 
 
+def test_awaitables_work_as_futures_in_gather_and_by_hand(asgi_server, http_client: httpx.Client):
+    # send() and receive() finish without raising StopIteration where they can: what asyncio and
+    # a hand-stepped iterator see must stay the same.
+    response = http_client.post(asgi_server.url('/awaited-every-way'), content=b'x')
+    assert response.status_code == 200
+    assert response.text == 'http.request [None] StopIteration(None)'
+
+
 @pytest.mark.parametrize('chunks', [1, 5, 50])
 def test_streamed_response(asgi_server, http_client: httpx.Client, chunks: int):
     expected = b''.join(f'chunk-{index};'.encode() for index in range(chunks))

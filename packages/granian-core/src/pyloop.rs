@@ -228,12 +228,15 @@ impl ReadyAwaitable {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    /// `None` (no value) ends the iteration without an exception: the `await` reads that as a
+    /// result of None, and a raised `StopIteration` would cost about a thousand instructions
+    /// (pyo3 makes and normalizes the exception; the interpreter fetches and frees it).
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let outcome = self.outcome.lock().unwrap_or_else(|e| e.into_inner()).take();
         match outcome {
-            Some(Ok(value)) => Err(PyStopIteration::new_err((value,))),
+            Some(Ok(value)) if !value.is_none(py) => Err(PyStopIteration::new_err((value,))),
+            Some(Ok(_)) | None => Ok(None),
             Some(Err(err)) => Err(err),
-            None => Err(PyStopIteration::new_err((py.None(),))),
         }
     }
 }
@@ -330,8 +333,9 @@ impl DoneAwaitable {
         slf
     }
 
-    fn __next__(&self) -> PyResult<()> {
-        Err(PyStopIteration::new_err(()))
+    /// Ends at once, with no exception (see [`ReadyAwaitable`]'s `__next__`).
+    fn __next__(&self) -> Option<Py<PyAny>> {
+        None
     }
 }
 

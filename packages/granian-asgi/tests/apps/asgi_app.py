@@ -272,6 +272,21 @@ async def route_response(scope, receive, send):
     await send({'type': 'http.response.body', 'body': b'', 'more_body': False})
 
 
+async def route_awaited_every_way(scope, receive, send):
+    """The server's awaitables (`receive()`, `send()`) awaited directly, as futures, gathered and stepped by hand."""
+    seen = []
+    message = await asyncio.ensure_future(receive())
+    seen.append(message['type'])
+    start = {'type': 'http.response.start', 'status': 200, 'headers': TEXT_HEADERS}
+    seen.append(repr(await asyncio.gather(send(start))))
+    awaitable = send({'type': 'http.response.body', 'body': b'', 'more_body': True}).__await__()
+    try:
+        next(awaitable)
+    except StopIteration as stop:
+        seen.append(f'StopIteration({stop.value!r})')
+    seen.append(repr(await asyncio.wait_for(send({'type': 'http.response.body', 'body': ' '.join(seen).encode()}), 5)))
+
+
 async def route_pathsend(scope, receive, send):
     path = query(scope)['path']
     await read_body(receive)
@@ -393,6 +408,7 @@ ROUTES = {
     '/receive-after-response': route_receive_after_response,
     '/disconnect': route_disconnect,
     '/response': route_response,
+    '/awaited-every-way': route_awaited_every_way,
     '/pathsend': route_pathsend,
     '/raise-before-start': route_raise_before_start,
     '/raise-after-start': route_raise_after_start,
