@@ -478,8 +478,9 @@ def test_an_option_without_its_package_names_the_extra(tmp_path: Path, module: s
 def test_process_name_titles_the_supervisor_and_workers():
     with RunningServer('env_app:app', working_dir=APPS_DIR, extra_args=['--process-name', 'shop-api']) as server:
         assert server.proc is not None
-        assert command_line(server.proc.pid) == 'shop-api'
         pid = server.proc.pid
+        # The supervisor titles itself once its socket is bound, which is when the port starts answering: wait.
+        assert wait_until(lambda: command_line(pid) == 'shop-api', 10), command_line(pid)
         assert wait_until(lambda: 'shop-api worker-1' in _child_titles(pid), 20), _child_titles(pid)
 
 
@@ -487,8 +488,9 @@ def test_default_titles_name_interface_address_and_target():
     with RunningServer('env_app:app', working_dir=APPS_DIR) as server:
         assert server.proc is not None
         title = f'granian rsgi {HOST}:{server.port} env_app:app'
-        assert command_line(server.proc.pid) == title
         pid = server.proc.pid
+        # The title names the bound address, so it is set once the port already answers: wait for it.
+        assert wait_until(lambda: command_line(pid) == title, 10), command_line(pid)
         assert wait_until(lambda: f'{title} worker-1' in _child_titles(pid), 20), _child_titles(pid)
 
 
