@@ -215,9 +215,43 @@ def _h2load_summary(out: str) -> tuple[float, int, int]:
 def run_h2load(workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float) -> LoadResult:
     """Timed load with h2load (HTTP/2 prior knowledge, or HTTP/1.1 for HTTP/1.1 scenarios); latency
     percentiles from its log file."""
-    log = workspace.path / f'h2load-{scenario.name}.log'
     argv = [*_h2load_argv(workspace, scenario, not scenario.http2, connections), f'-D{int(seconds * 1000)}ms']
-    tool = run_pinned([*argv, '--log-file', str(log), _url(scenario, port)], seconds + MARGIN)
+    return _run_h2load_logged(workspace, scenario, argv, port, seconds + MARGIN)
+
+
+#: A paced run opens its connections in steps of this many milliseconds.
+PACE_STEP_MS = 10
+#: A paced run lasts at least this long: the server uses a fraction of its core at the offered rate,
+#: and its CPU time, read in 10 ms ticks, needs a few seconds of it to be exact to about 1%.
+PACE_MIN_SECONDS = 4.0
+
+
+def run_h2load_paced(
+    workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float
+) -> LoadResult:
+    """New connections at `scenario.connection_rate` per second for `seconds`, opened in steps of
+    `PACE_STEP_MS`, one request each with `Connection: close` (h2load -r); `connections` is not
+    used. Every server gets the same offered load, so server CPU per request compares what each
+    spends on it; at full speed the load generator's core sets the pace, and the faster server, idle
+    between arrivals, pays more wake-ups per request. Latency percentiles from the log file (request
+    to response, after the handshake). Runs for at least `PACE_MIN_SECONDS`."""
+    return _paced(workspace, scenario, port, max(seconds, PACE_MIN_SECONDS))
+
+
+def _paced(workspace: Workspace, scenario: Scenario, port: int, seconds: float) -> LoadResult:
+    total = max(1, round(scenario.connection_rate * seconds))
+    per_step = max(1, scenario.connection_rate * PACE_STEP_MS // 1000)
+    argv = ['h2load', '-t1', f'-c{total}', f'-n{total}', f'-r{per_step}', f'--rate-period={PACE_STEP_MS}ms']
+    if not scenario.http2:
+        argv += ['--h1', '-H', 'Connection: close']
+    return _run_h2load_logged(workspace, scenario, argv, port, seconds + MARGIN)
+
+
+def _run_h2load_logged(
+    workspace: Workspace, scenario: Scenario, argv: list[str], port: int, timeout: float
+) -> LoadResult:
+    log = workspace.path / f'h2load-{scenario.name}.log'
+    tool = run_pinned([*argv, '--log-file', str(log), _url(scenario, port)], timeout)
     rps, done, errors = _h2load_summary(tool.stdout)
     latencies = sorted(int(fields[2]) for line in log.read_text().splitlines() if len(fields := line.split('\t')) >= 3)
     log.unlink()
@@ -240,13 +274,15 @@ def run_counted(
 
 def warm_up(workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float) -> LoadResult:
     """A timed run whose figures are thrown away (h2load: it takes sub-second durations)."""
+    if scenario.connection_rate:
+        return _paced(workspace, scenario, port, seconds)
     return run_h2load(workspace, scenario, port, connections, seconds)
 
 
 Driver = Callable[[Workspace, Scenario, int, int, float], LoadResult]
 
 #: Load drivers by the name a scenario gives in `Scenario.driver`.
-DRIVERS: dict[str, Driver] = {'wrk': run_wrk, 'h2load': run_h2load}
+DRIVERS: dict[str, Driver] = {'wrk': run_wrk, 'h2load': run_h2load, 'h2load-paced': run_h2load_paced}
 
 
 def check(workspace: Workspace, scenario: Scenario, port: int) -> str | None:

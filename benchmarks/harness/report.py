@@ -184,8 +184,9 @@ def _pair_table(report: Report, interface: str) -> list[str]:
         lines += [
             '',
             (
-                'A new connection per request costs the load generator a full TLS handshake too, so its one core'
-                ' sets the pace; that row compares requests per second of server CPU time (in brackets), the'
+                'A new connection per request costs the load generator a full TLS handshake too, so at full'
+                ' speed its one core would set the pace; that row opens connections at a fixed rate, the same'
+                ' for every server, and compares requests per second of server CPU time (in brackets): the'
                 " worker's handshake capacity."
             ),
         ]

@@ -59,9 +59,12 @@ class Scenario:
     tls: bool = False
     #: A new connection (and TLS handshake) per request instead of keep-alive.
     reconnect: bool = False
+    #: New connections per second, opened at that fixed pace (driver `h2load-paced`), instead of a
+    #: fixed number of connections kept busy.
+    connection_rate: int = 0
     #: Each request costs the load generator about as much as the server (a full TLS handshake on each
-    #: side), so its one core sets the pace and req/s says little about the server; such scenarios are
-    #: compared by requests per second of server CPU time instead.
+    #: side), so at full speed its one core would set the pace; such scenarios offer every server the
+    #: same fixed load (`connection_rate`) and are compared by requests per second of server CPU time.
     client_bound: bool = False
 
     @property
@@ -117,13 +120,15 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             'https-handshake',
-            'HTTPS new connection per request (GET 10 B)',
+            'HTTPS new connection per request, 1,000/s (GET 10 B)',
             Kind.GET,
             'GET',
             '/b/10',
+            driver='h2load-paced',
             response_size=10,
             tls=True,
             reconnect=True,
+            connection_rate=1000,
             client_bound=True,
         ),
     )

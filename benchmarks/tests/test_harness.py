@@ -122,6 +122,40 @@ def test_pipelined_scenario_sends_its_requests_back_to_back():
     assert '--h1' not in http2 and '-m4' in http2
 
 
+def test_the_handshake_scenario_opens_connections_at_a_fixed_rate(monkeypatch):
+    """Every server gets the same offered load: 1,000 new connections a second, 10 per 10 ms, one
+    request each, for at least PACE_MIN_SECONDS; the warm-up takes the same pace for its own time."""
+    commands: list[list[str]] = []
+
+    def fake_h2load(argv: list[str], timeout: float) -> load.ToolRun:
+        commands.append(argv)
+        log = Path(argv[argv.index('--log-file') + 1])
+        log.write_text(''.join(f'0\t200\t{micros}\n' for micros in range(1000, 101_000, 1000)))
+        total = int(next(arg for arg in argv if arg.startswith('-n'))[2:])
+        out = (
+            f'finished in 4.00s, 1000.00 req/s, 0B/s\n'
+            f'requests: {total} total, {total} started, {total} done, {total} succeeded, 0 failed, 0 errored, 0 timeout\n'
+            f'status codes: {total} 2xx, 0 3xx, 0 4xx, 0 5xx\n'
+        )
+        return load.ToolRun(stdout=out, cpu_s=1.0, wall_s=4.0)
+
+    monkeypatch.setattr(load, 'run_pinned', fake_h2load)
+    scenario = SCENARIOS['https-handshake']
+    workspace = load.Workspace()
+    try:
+        result = load.DRIVERS[scenario.driver](workspace, scenario, 8443, 64, 2.0)
+        load.warm_up(workspace, scenario, 8443, 64, 0.5)
+    finally:
+        workspace.close()
+    measured, warm = commands
+    assert measured[:6] == ['h2load', '-t1', '-c4000', '-n4000', '-r10', '--rate-period=10ms']
+    assert ['--h1', '-H', 'Connection: close'] == measured[6:9] and measured[-1] == 'https://127.0.0.1:8443/b/10'
+    assert warm[2:4] == ['-c500', '-n500']
+    assert (result.rps, result.requests, result.errors) == (1000.0, 4000, 0)
+    assert (result.p50_ms, result.p99_ms) == (51.0, 100.0)
+    assert result.client_busy == 0.25
+
+
 def test_load_generator_cpu_share_is_measured_and_reported():
     tool = load.run_pinned(
         [sys.executable, '-c', 'import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass'],
