@@ -274,7 +274,7 @@ def run_counted(
 
 def warm_up(workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float) -> LoadResult:
     """A timed run whose figures are thrown away (h2load: it takes sub-second durations)."""
-    if scenario.connection_rate:
+    if DRIVERS[scenario.driver] is run_h2load_paced:
         return _paced(workspace, scenario, port, seconds)
     return run_h2load(workspace, scenario, port, connections, seconds)
 

@@ -77,7 +77,9 @@ compile_error!("granian-core needs a TLS crypto provider: the crypto-ring or the
 /// The crypto provider the build chose (ring unless built with `crypto-aws-lc` alone).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     #[cfg(feature = "crypto-ring")]
-    let provider = fast_x25519(rustls::crypto::ring::default_provider());
+    let provider = rustls::crypto::ring::default_provider();
+    #[cfg(all(feature = "crypto-ring", feature = "x25519-aws-lc"))]
+    let provider = fast_x25519(provider);
     #[cfg(all(feature = "crypto-aws-lc", not(feature = "crypto-ring")))]
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     Arc::new(prefer_aes128(provider))
@@ -88,9 +90,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// server CPU: AWS-LC computes it in about half ring's time (a key pair and a shared secret, 33 us
 /// against 62 us on this project's machine), and only its X25519 code is linked in, not the rest of
 /// AWS-LC (see docs/architecture.md, "Crates").
-#[cfg(feature = "crypto-ring")]
+#[cfg(all(feature = "crypto-ring", feature = "x25519-aws-lc"))]
 fn fast_x25519(mut provider: rustls::crypto::CryptoProvider) -> rustls::crypto::CryptoProvider {
-    #[cfg(feature = "x25519-aws-lc")]
     for group in provider.kx_groups.iter_mut() {
         if group.name() == rustls::NamedGroup::X25519 {
             *group = rustls::crypto::aws_lc_rs::kx_group::X25519;
