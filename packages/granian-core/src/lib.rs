@@ -10,6 +10,7 @@ mod asgi;
 mod blocking;
 mod body;
 mod coalesce;
+mod deadline;
 mod dispatch;
 mod errands;
 mod errors;

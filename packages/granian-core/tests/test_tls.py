@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import socket
 import ssl
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +141,66 @@ def test_failed_handshakes_are_logged_at_debug_level_only(server_factory, pki, l
         assert lines and all('DEBUG' in line for line in lines), lines
     else:
         assert 'TLS handshake' not in server.output and 'ERROR' not in server.output, server.output
+
+
+def test_a_stalled_handshake_is_cut_off_after_the_handshake_timeout(server_factory, pki):
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=tls_args(pki, '--log-level', 'debug'))
+    stalled = socket.create_connection((server.host, server.port), timeout=30)
+    # The header of a handshake record whose body never comes: the server waits inside the handshake.
+    stalled.sendall(b'\x16\x03\x01\x02\x00')
+    started = time.monotonic()
+    with httpx.Client(verify=pki.client_context(), timeout=10) as client:
+        assert client.get(https_url(server)).status_code == 200
+    try:
+        assert stalled.recv(1024) == b''
+    except ConnectionResetError:
+        pass
+    finally:
+        stalled.close()
+    waited = time.monotonic() - started
+    # 10 s, plus up to 1 s: connections that arrive in the same second share one timer.
+    assert 9.5 <= waited <= 20, waited
+    assert server.wait_for_output('failed: no handshake within 10 s'), server.output
+
+
+def _session_tickets(server) -> int:
+    request = f'GET / HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n'
+    done = subprocess.run(
+        ['openssl', 's_client', '-connect', f'{server.host}:{server.port}', '-tls1_3', '-ign_eof'],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert 'HTTP/1.1 200' in done.stdout, done.stdout + done.stderr
+    return done.stdout.count('Post-Handshake New Session Ticket arrived')
+
+
+def test_one_session_ticket_per_handshake_and_resumption_works(server_factory, pki):
+    server = server_factory(TARGETS['rsgi'], working_dir=APPS_DIR, extra_args=tls_args(pki))
+    assert _session_tickets(server) == 1
+    context = pki.client_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    request = f'GET / HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n'.encode()
+
+    def fetch(session: ssl.SSLSession | None) -> tuple[ssl.SSLSession, bool]:
+        raw = socket.create_connection((server.host, server.port), timeout=10)
+        with context.wrap_socket(raw, server_hostname='localhost', session=session) as tls:
+            tls.sendall(request)
+            response = b''
+            while chunk := tls.recv(65536):
+                response += chunk
+            assert response.startswith(b'HTTP/1.1 200'), response
+            return tls.session, tls.session_reused
+
+    first, reused = fetch(None)
+    assert not reused
+    second, reused = fetch(first)
+    assert reused
+    # The resumed connection got its own ticket, which resumes the next one.
+    _, reused = fetch(second)
+    assert reused
 
 
 def test_websockets_over_tls(https_server, pki, interface):

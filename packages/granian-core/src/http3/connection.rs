@@ -12,10 +12,11 @@ use tokio_util::task::TaskTracker;
 use super::body::{send_response, StreamBody};
 use super::transport::{self, Cancellations};
 use super::{CLOSE_GRACE, NO_ERROR};
+use crate::deadline;
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::Endpoint;
 use crate::tls::info::TlsInfo;
-use crate::tls::HANDSHAKE_TIMEOUT;
+use crate::tls::{handshake_timed_out, HANDSHAKE_TIMEOUT};
 use crate::workers::{respond, ConnectionInfo, Dispatcher, Engine};
 
 /// TLS 1.3, the only version QUIC runs on (RFC 9001).
@@ -140,10 +141,10 @@ pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
 
 async fn handshake(incoming: quinn::Incoming) -> Result<quinn::Connection, String> {
     let connecting = incoming.accept().map_err(|err| err.to_string())?;
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
-        Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(err)) => Err(err.to_string()),
-        Err(_) => Err(format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())),
+    match deadline::within(HANDSHAKE_TIMEOUT, connecting).await {
+        Some(Ok(connection)) => Ok(connection),
+        Some(Err(err)) => Err(err.to_string()),
+        None => Err(handshake_timed_out()),
     }
 }
 

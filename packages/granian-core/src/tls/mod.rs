@@ -18,11 +18,18 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::deadline;
 use crate::http::HttpMode;
 use info::TlsInfo;
 
-/// How long a client may take to complete the TLS handshake.
+/// How long a client may take to complete the TLS handshake (up to one [`deadline::GRAIN`] more:
+/// the connections that arrive in the same second share one timer).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a handshake that ran out of time failed (debug log line).
+pub fn handshake_timed_out() -> String {
+    format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())
+}
 
 /// A TLS setting the server cannot use: one line naming the file and the problem.
 #[derive(Debug)]
@@ -153,6 +160,12 @@ pub fn server_config(settings: &TlsSettings, http_mode: HttpMode) -> Result<Serv
         other => TlsError::file(&settings.key, format!("cannot be used with the certificate ({other})")),
     })?;
     config.ignore_client_order = true;
+    // One TLS 1.3 session ticket per full handshake (rustls sends two): a ticket resumes one later
+    // connection, and every resumed connection gets a new one. A client that opens connections in
+    // parallel can ask for more (RFC 9149 `ticket_request`) and gets up to four. See
+    // docs/architecture.md (HTTPS) for what a ticket costs the server.
+    config.send_tls13_tickets = 1;
+    config.max_tls13_tickets = 4;
     config.alpn_protocols = match http_mode {
         HttpMode::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         HttpMode::Http1 => vec![b"http/1.1".to_vec()],
@@ -204,13 +217,13 @@ impl Tls {
         &self,
         stream: S,
     ) -> Result<(TlsStream<S>, TlsInfo), String> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => {
+        match deadline::within(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
+            Some(Ok(stream)) => {
                 let info = TlsInfo::of(stream.get_ref().1, &self.certificate_pem);
                 Ok((stream, info))
             }
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err(format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())),
+            Some(Err(err)) => Err(err.to_string()),
+            None => Err(handshake_timed_out()),
         }
     }
 }
