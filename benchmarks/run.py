@@ -108,7 +108,12 @@ def command_run(options: argparse.Namespace) -> int:
     plan = plan.restricted(set(scenarios) if scenarios else None)
     specs = [SERVERS[name] for name in (servers or DEFAULT_SERVERS)]
     if options.list:
-        print(f'plan {plan.name}: {plan.repeats} x {plan.seconds:g} s per cell, warm-up {plan.warmup_seconds:g} s')
+        bound = (
+            f' ({plan.client_bound_repeats} for client-bound cells)' if plan.client_bound_repeats > plan.repeats else ''
+        )
+        print(
+            f'plan {plan.name}: {plan.repeats}{bound} x {plan.seconds:g} s per cell, warm-up {plan.warmup_seconds:g} s'
+        )
         for label, matrix in (('ours + granian 2.8.1', plan.pair_matrix), ('other peers', plan.peer_matrix)):
             for concurrency, names in matrix.items():
                 print(f'  {label}, {concurrency} connections: {", ".join(names)}')

@@ -39,8 +39,17 @@ def _figure(runs: dict[str, dict], server: str, scenario: str) -> float | None:
 
 def _repeat_figures(runs: dict[str, dict], server: str, scenario: str) -> list[float | None]:
     """`server`'s figure in each repeat of the cell (None where a repeat lacks it)."""
-    field = 'rps_per_cpu' if scenario in SCENARIOS and SCENARIOS[scenario].client_bound else 'rps'
-    return [repeat.get(field) or None for repeat in runs.get(server, {}).get('repeats', [])]
+    per_cpu = scenario in SCENARIOS and SCENARIOS[scenario].client_bound
+    return [
+        _per_cpu(repeat) if per_cpu else repeat.get('rps') or None for repeat in runs.get(server, {}).get('repeats', [])
+    ]
+
+
+def _per_cpu(repeat: dict) -> float | None:
+    """A repeat's requests per second of server CPU (saved repeats carry the CPU time, not the ratio)."""
+    if repeat.get('requests') and repeat.get('server_cpu_s'):
+        return repeat['requests'] / repeat['server_cpu_s']
+    return repeat.get('rps_per_cpu') or None
 
 
 def _best_repeat(runs: dict[str, dict], scenario: str, relative: bool) -> float | None:
@@ -139,7 +148,8 @@ def describe(flagged: dict) -> str:
 
 
 def ab_rows(results: dict, a: str, b: str) -> list[dict]:
-    """Per cell: median req/s of `a` and `b`, their ratio, and the lowest and highest ratio of paired repeats.
+    """Per cell: the median figure of `a` and `b` (req/s, or req/s per CPU-second for a client-bound
+    scenario), their ratio, and the lowest and highest ratio of paired repeats.
 
     Repeats alternate between the servers, so repeat i of `a` and repeat i of `b` ran under the
     same conditions; the spread of their ratios shows how much of a difference is noise.
@@ -149,20 +159,18 @@ def ab_rows(results: dict, a: str, b: str) -> list[dict]:
     for (interface, scenario, concurrency), runs in _by_cell(results).items():
         if a not in runs or b not in runs:
             continue
-        first, second = runs[a], runs[b]
-        paired = [
-            x['rps'] / y['rps']
-            for x, y in zip(first['repeats'], second['repeats'], strict=False)
-            if x['rps'] and y['rps']
-        ]
+        first, second = _figure(runs, a, scenario), _figure(runs, b, scenario)
+        pairs = zip(_repeat_figures(runs, a, scenario), _repeat_figures(runs, b, scenario), strict=False)
+        paired = [x / y for x, y in pairs if x and y]
         rows.append(
             {
                 'interface': interface,
                 'scenario': scenario,
                 'concurrency': concurrency,
-                a: first['rps'],
-                b: second['rps'],
-                'ratio': first['rps'] / second['rps'] if second['rps'] else None,
+                'per_cpu': scenario in SCENARIOS and SCENARIOS[scenario].client_bound,
+                a: first,
+                b: second,
+                'ratio': first / second if first and second else None,
                 'low': min(paired) if paired else None,
                 'high': max(paired) if paired else None,
                 'median_paired': statistics.median(paired) if paired else None,
@@ -180,8 +188,12 @@ def ab_table(results: dict, a: str, b: str) -> str:
     for row in ab_rows(results, a, b):
         spread = f'{row["low"]:.2f} - {row["high"]:.2f}' if row['low'] is not None else '-'
         ratio = f'{row["ratio"]:.3f}' if row['ratio'] is not None else '-'
+        unit = ' per CPU-s' if row['per_cpu'] else ''
+        figures = [f'{row[server]:,.0f}{unit}' if row[server] else '-' for server in (a, b)]
         lines.append(
             f'| {row["interface"]} | {SCENARIOS[row["scenario"]].title} | {row["concurrency"]}'
-            f' | {row[a]:,.0f} | {row[b]:,.0f} | {ratio} | {spread} |'
+            f' | {figures[0]} | {figures[1]} | {ratio} | {spread} |'
         )
+    lines.append('')
+    lines.append('A client-bound cell (the paced handshake) compares requests per second of server CPU.')
     return '\n'.join(lines)

@@ -230,8 +230,8 @@ def run_h2load_paced(
     workspace: Workspace, scenario: Scenario, port: int, connections: int, seconds: float
 ) -> LoadResult:
     """New connections at `scenario.connection_rate` per second for `seconds`, opened in steps of
-    `PACE_STEP_MS`, one request each with `Connection: close` (h2load -r); `connections` is not
-    used. Every server gets the same offered load, so server CPU per request compares what each
+    `PACE_STEP_MS`, one request each (h2load -r), with `Connection: close` when the scenario
+    reconnects (the server closes, as a client that sends it expects); `connections` is not used. Every server gets the same offered load, so server CPU per request compares what each
     spends on it; at full speed the load generator's core sets the pace, and the faster server, idle
     between arrivals, pays more wake-ups per request. Latency percentiles from the log file (request
     to response, after the handshake). Runs for at least `PACE_MIN_SECONDS`."""
@@ -243,7 +243,9 @@ def _paced(workspace: Workspace, scenario: Scenario, port: int, seconds: float) 
     per_step = max(1, scenario.connection_rate * PACE_STEP_MS // 1000)
     argv = ['h2load', '-t1', f'-c{total}', f'-n{total}', f'-r{per_step}', f'--rate-period={PACE_STEP_MS}ms']
     if not scenario.http2:
-        argv += ['--h1', '-H', 'Connection: close']
+        argv.append('--h1')
+        if scenario.reconnect:
+            argv += ['-H', 'Connection: close']
     return _run_h2load_logged(workspace, scenario, argv, port, seconds + MARGIN)
 
 

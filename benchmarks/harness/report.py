@@ -43,6 +43,14 @@ def _busy(value: float | None) -> str:
     return f'**{value:.0%} sat**' if value >= SATURATED else f'{value:.0%}'
 
 
+def _client_bound_repeats(plan: dict) -> str:
+    """The client-bound cells' own repeat count, when the plan gives them more runs."""
+    repeats = plan.get('client_bound_repeats', 1)
+    if repeats <= plan['repeats']:
+        return ''
+    return f' ({repeats} runs of at least 4 s for the paced handshake scenario, whose runs scatter more)'
+
+
 def _tool(version: str | None, name: str) -> str:
     # `wrk --version` prints a whole banner; its first two words name the version.
     return ' '.join(version.split()[:2]) if version else name
@@ -134,7 +142,8 @@ def _header(results: dict) -> list[str]:
         ),
         f'- Versions: {versions}.',
         (
-            f'- Each figure is the median of {plan["repeats"]} run(s) of {plan["seconds"]:g} s, after a primer'
+            f'- Each figure is the median of {plan["repeats"]} run(s) of {plan["seconds"]:g} s'
+            f'{_client_bound_repeats(plan)}, after a primer'
             f' ({plan["primer_requests"]} requests on {plan["primer_connections"]} connections) and a'
             f' {plan["warmup_seconds"]:g} s warm-up at the measured concurrency. Server on CPU 0 (1 worker),'
             ' load generator on CPU 1. Ratios are to granian 2.8.1 measured in the same run, same interface,'

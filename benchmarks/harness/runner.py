@@ -118,8 +118,7 @@ class Runner(Progress):
 
     def session_estimate(self, matrix: dict[int, tuple[str, ...]], spec: ServerSpec) -> float:
         """Estimated seconds of one session of `spec` over `matrix`."""
-        cells = sum(1 for names in matrix.values() for name in names if spec.http2 or not SCENARIOS[name].http2)
-        return START_COST + cells * self.plan.cell_seconds()
+        return START_COST + _matrix_seconds(self.plan, matrix, spec)
 
     def start(self, spec: ServerSpec, interface: str, purpose: str, tls: bool = False) -> RunningServer | None:
         """Start a server (with the workspace's test certificate if `tls`); None (with a note) when it cannot."""
@@ -183,7 +182,8 @@ class Runner(Progress):
                 self.note(f'{server.name} ({interface}) {name} c{concurrency} warm-up failed: {error}')
         runs: dict[str, list[LoadResult]] = {server.name: [] for server in prepared}
         driver = DRIVERS[scenario.driver]
-        for repeat in range(plan.repeats):
+        repeats = plan.repeats_for(scenario)
+        for repeat in range(repeats):
             for server in prepared:
                 if server in self.crashed:
                     continue
@@ -207,7 +207,7 @@ class Runner(Progress):
                 busy = f'{result.client_busy:.0%}' if result.client_busy is not None else '-'
                 self.say(
                     f'{interface:<4} {name:<12} c{concurrency:<4} {server.name:<17} {result.rps:>10,.0f} req/s'
-                    f'  p99 {p99:>9}  load CPU {busy:>4}  ({repeat + 1}/{plan.repeats}){errors}'
+                    f'  p99 {p99:>9}  load CPU {busy:>4}  ({repeat + 1}/{repeats}){errors}'
                 )
         for server_name, results in runs.items():
             if not results:
@@ -293,6 +293,12 @@ def tls_cells(matrix: dict[int, tuple[str, ...]], tls: bool) -> dict[int, tuple[
     return {c: names for c, names in kept.items() if names}
 
 
+def _matrix_seconds(plan: Plan, matrix: dict[int, tuple[str, ...]], spec: ServerSpec) -> float:
+    """Estimated seconds of the cells of `matrix` that `spec` runs."""
+    scenarios = (SCENARIOS[name] for names in matrix.values() for name in names)
+    return sum(plan.cell_seconds(scenario) for scenario in scenarios if spec.http2 or not scenario.http2)
+
+
 def estimate(plan: Plan, interfaces: Iterable[str], specs: Iterable[ServerSpec]) -> dict[str, float]:
     """Estimated seconds of each part of a run (for `--list`); memory runs assume ~40k requests/s."""
     interfaces = tuple(interfaces)
@@ -303,8 +309,7 @@ def estimate(plan: Plan, interfaces: Iterable[str], specs: Iterable[ServerSpec])
                 continue
             paired = spec.name in (OURS, BASELINE) or spec.variant
             matrix = plan.pair_matrix if paired else plan.peer_matrix
-            cells = sum(1 for names in matrix.values() for name in names if spec.http2 or not SCENARIOS[name].http2)
-            cost = cells * plan.cell_seconds()
+            cost = _matrix_seconds(plan, matrix, spec)
             if paired:
                 parts['ours + granian 2.8.1'] += cost + START_COST / 2
                 requests = plan.memory_requests + plan.memory_warmup_requests * len(plan.memory_scenarios)

@@ -57,10 +57,11 @@ class Scenario:
     pipeline: int = 1
     #: Served over HTTPS (the servers run with a test certificate; see Runner).
     tls: bool = False
-    #: A new connection (and TLS handshake) per request instead of keep-alive.
+    #: A new connection (and TLS handshake) per request instead of keep-alive: every request says
+    #: `Connection: close` (both HTTP/1.1 drivers, wrk and h2load-paced, send it).
     reconnect: bool = False
-    #: New connections per second, opened at that fixed pace (driver `h2load-paced`), instead of a
-    #: fixed number of connections kept busy.
+    #: New connections per second, opened at that fixed pace (driver `h2load-paced`, one request per
+    #: connection), instead of a fixed number of connections kept busy.
     connection_rate: int = 0
     #: Each request costs the load generator about as much as the server (a full TLS handshake on each
     #: side), so at full speed its one core would set the pace; such scenarios offer every server the

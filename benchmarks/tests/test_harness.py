@@ -109,6 +109,18 @@ def test_ab_rows_pair_repeats_and_show_their_spread():
     assert '| 1.100 | 1.00 - 1.30 |' in compare.ab_table(_results(a, b), 'ours', 'ours-ref')
 
 
+def test_ab_rows_compare_server_cpu_throughput_in_client_bound_cells():
+    cell = {'scenario': 'https-handshake'}
+    # Saved repeats carry the requests and the server's CPU time, not the ratio.
+    a = _run('ours', 1_000, rps_per_cpu=6_000, repeats=[{'rps': 1_000, 'requests': 6_000, 'server_cpu_s': 1.0}], **cell)
+    b = _run(
+        'ours-ref', 1_000, rps_per_cpu=5_000, repeats=[{'rps': 1_000, 'requests': 5_000, 'server_cpu_s': 1.0}], **cell
+    )
+    [row] = compare.ab_rows(_results(a, b), 'ours', 'ours-ref')
+    assert (row['ratio'], row['low'], row['per_cpu']) == (1.2, 1.2, True)
+    assert '| 6,000 per CPU-s | 5,000 per CPU-s | 1.200 |' in compare.ab_table(_results(a, b), 'ours', 'ours-ref')
+
+
 def test_pipelined_scenario_sends_its_requests_back_to_back():
     workspace = load.Workspace()
     try:
@@ -145,9 +157,11 @@ def test_the_handshake_scenario_opens_connections_at_a_fixed_rate(monkeypatch):
     try:
         result = load.DRIVERS[scenario.driver](workspace, scenario, 8443, 64, 2.0)
         load.warm_up(workspace, scenario, 8443, 64, 0.5)
+        kept = load.DRIVERS[scenario.driver](workspace, replace(scenario, reconnect=False), 8443, 64, 2.0)
     finally:
         workspace.close()
-    measured, warm = commands
+    measured, warm, keep_alive = commands
+    assert 'Connection: close' not in keep_alive and '--h1' in keep_alive and kept.requests == 4000
     assert measured[:6] == ['h2load', '-t1', '-c4000', '-n4000', '-r10', '--rate-period=10ms']
     assert ['--h1', '-H', 'Connection: close'] == measured[6:9] and measured[-1] == 'https://127.0.0.1:8443/b/10'
     assert warm[2:4] == ['-c500', '-n500']
@@ -383,3 +397,15 @@ def test_h3load_fatal_errors_and_its_command_line():
     argv = http3.h3load_argv(echo, 8443, 4, 16, 3.0)
     assert argv[argv.index('--body-size') + 1] == '1024' and argv[argv.index('--expect-size') + 1] == '1024'
     assert argv[argv.index('--method') + 1] == 'POST' and argv[argv.index('--path') + 1] == '/echo'
+
+
+def test_the_paced_handshake_cell_gets_more_repeats_in_a_full_run():
+    from harness.plan import FULL, QUICK
+
+    handshake, get = SCENARIOS['https-handshake'], SCENARIOS['get-10b']
+    assert (FULL.repeats_for(handshake), FULL.repeats_for(get)) == (7, 3)
+    assert (QUICK.repeats_for(handshake), QUICK.repeats_for(get)) == (1, 1)
+    assert replace(FULL, repeats=9).repeats_for(handshake) == 9
+    assert FULL.cell_seconds(handshake) > FULL.cell_seconds(get)
+    line = report._client_bound_repeats(FULL.as_dict())
+    assert '7 runs' in line and report._client_bound_repeats(QUICK.as_dict()) == ''
