@@ -150,6 +150,15 @@ def _assert_checks_alike(option: Option, parsed: object) -> None:
     assert option.check(value) == value
 
 
+@pytest.mark.parametrize('pattern', ['[[', '[a--b]', '(', '*'])
+def test_reload_ignore_pattern_python_would_warn_about_or_refuse_gets_one_line(pattern: str):
+    option = next(option for option in OPTIONS if option.name == 'reload_ignore_patterns')
+    with pytest.raises(OptionError) as refused:
+        option.parse(pattern)
+    _one_line(str(refused.value))
+    assert repr(pattern) in str(refused.value)
+
+
 def test_settings_object_is_not_accepted_in_place_of_a_dataclass():
     with pytest.raises(ConfigurationError, match=r'http1_settings.*HTTP1Settings'):
         Granian('app:app', http1_settings={'keep_alive': False})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -28,11 +29,16 @@ def require_watchfiles() -> Any:
 
 
 def check_pattern(value: str) -> str:
-    """A `reload_ignore_patterns` entry must be a regular expression."""
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f'{value!r} is not a regular expression ({exc})') from None
+    """A `reload_ignore_patterns` entry must be a regular expression whose meaning Python does not
+    warn may change (`[[`, for one, is a "possible nested set")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', FutureWarning)
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f'{value!r} is not a regular expression ({exc})') from None
+        except FutureWarning as warning:
+            raise ValueError(f'{value!r} may change meaning in a future Python ({warning}); escape it') from None
     return value
 
 
