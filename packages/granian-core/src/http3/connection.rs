@@ -12,11 +12,10 @@ use tokio_util::task::TaskTracker;
 use super::body::{send_response, StreamBody};
 use super::transport::{self, Cancellations};
 use super::{CLOSE_GRACE, NO_ERROR};
-use crate::deadline;
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::Endpoint;
+use crate::tls::bounded_handshake;
 use crate::tls::info::TlsInfo;
-use crate::tls::{handshake_timed_out, HANDSHAKE_TIMEOUT};
 use crate::workers::{respond, ConnectionInfo, Dispatcher, Engine};
 
 /// TLS 1.3, the only version QUIC runs on (RFC 9001).
@@ -141,11 +140,7 @@ pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
 
 async fn handshake(incoming: quinn::Incoming) -> Result<quinn::Connection, String> {
     let connecting = incoming.accept().map_err(|err| err.to_string())?;
-    match deadline::within(HANDSHAKE_TIMEOUT, connecting).await {
-        Some(Ok(connection)) => Ok(connection),
-        Some(Err(err)) => Err(err.to_string()),
-        None => Err(handshake_timed_out()),
-    }
+    bounded_handshake(connecting).await
 }
 
 /// One request: its head, then the engine's answer written back on its stream. A client that

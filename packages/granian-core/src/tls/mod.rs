@@ -8,6 +8,7 @@ pub mod info;
 mod pem;
 
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +27,13 @@ use info::TlsInfo;
 /// the connections that arrive in the same second share one timer).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a handshake that ran out of time failed (debug log line).
-pub fn handshake_timed_out() -> String {
-    format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())
+/// Runs a handshake (TLS over TCP, or QUIC) bounded by [`HANDSHAKE_TIMEOUT`]; the error is the
+/// debug log line saying why it failed.
+pub async fn bounded_handshake<T, E: fmt::Display>(handshake: impl Future<Output = Result<T, E>>) -> Result<T, String> {
+    match deadline::within(HANDSHAKE_TIMEOUT, handshake).await {
+        Some(result) => result.map_err(|err| err.to_string()),
+        None => Err(format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())),
+    }
 }
 
 /// A TLS setting the server cannot use: one line naming the file and the problem.
@@ -83,6 +88,11 @@ compile_error!("granian-core needs a TLS crypto provider: the crypto-ring or the
 
 /// The crypto provider the build chose (ring unless built with `crypto-aws-lc` alone).
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    // AWS-LC is built without its load-time constructor (.cargo/config.toml), so that a process
+    // serving no TLS keeps its code out of memory: its CPU feature detection runs here, once, before
+    // any of its functions does. Without it AWS-LC would take its portable code, correct but slower.
+    #[cfg(any(feature = "x25519-aws-lc", feature = "crypto-aws-lc"))]
+    aws_lc_rs::init();
     #[cfg(feature = "crypto-ring")]
     let provider = rustls::crypto::ring::default_provider();
     #[cfg(all(feature = "crypto-ring", feature = "x25519-aws-lc"))]
@@ -217,14 +227,9 @@ impl Tls {
         &self,
         stream: S,
     ) -> Result<(TlsStream<S>, TlsInfo), String> {
-        match deadline::within(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-            Some(Ok(stream)) => {
-                let info = TlsInfo::of(stream.get_ref().1, &self.certificate_pem);
-                Ok((stream, info))
-            }
-            Some(Err(err)) => Err(err.to_string()),
-            None => Err(handshake_timed_out()),
-        }
+        let stream = bounded_handshake(self.acceptor.accept(stream)).await?;
+        let info = TlsInfo::of(stream.get_ref().1, &self.certificate_pem);
+        Ok((stream, info))
     }
 }
 
@@ -387,6 +392,21 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&directory).ok();
+    }
+
+    /// AWS-LC's CPU feature detection ran (the build leaves out the constructor that would run it
+    /// at load): with it, AWS-LC finds the AES and carry-less multiply instructions this CPU has.
+    #[cfg(all(target_arch = "x86_64", any(feature = "x25519-aws-lc", feature = "crypto-aws-lc")))]
+    #[test]
+    fn aws_lc_knows_the_cpu() {
+        if !(std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")) {
+            return;
+        }
+        provider();
+        #[allow(unsafe_code)]
+        // SAFETY: a query of AWS-LC's CPU capability flags, no arguments.
+        let found = unsafe { aws_lc_sys::EVP_has_aes_hardware() };
+        assert_eq!(found, 1, "AWS-LC did not detect the CPU's AES instructions");
     }
 
     /// Server CPU time of one full TLS 1.3 handshake (ECDSA P-256 certificate, X25519, the cipher
