@@ -119,7 +119,7 @@ impl Listener {
     /// Registers the socket with the current tokio runtime.
     pub fn into_async(self) -> std::io::Result<AsyncListener> {
         Ok(match self {
-            Self::Tcp(listener) => AsyncListener::Tcp(TcpListener::from_std(listener)?),
+            Self::Tcp(listener) => AsyncListener::Tcp(TcpAcceptor::new(TcpListener::from_std(listener)?)?),
             Self::Unix(listener) => {
                 let path = listener.local_addr()?.as_pathname().map(|p| Arc::from(p.to_string_lossy().as_ref()));
                 AsyncListener::Unix(UnixListener::from_std(listener)?, Endpoint::Unix(path))
@@ -144,7 +144,7 @@ fn socket_family(fd: RawFd) -> Option<i32> {
 
 /// A listening socket registered with a runtime.
 pub enum AsyncListener {
-    Tcp(TcpListener),
+    Tcp(TcpAcceptor),
     /// The listener and its own address (the local end of every connection it accepts).
     Unix(UnixListener, Endpoint),
 }
@@ -179,26 +179,57 @@ fn accept_now(listener: &impl std::os::fd::AsFd) -> std::io::Result<Option<(sock
     }
 }
 
-impl Accept for TcpListener {
+/// A TCP listener with what every connection it accepts shares, so that an accepted connection
+/// costs only `accept4` (and `getsockname` behind a wildcard address).
+pub struct TcpAcceptor {
+    listener: TcpListener,
+    /// The local end of every connection, when the listener's address is not a wildcard.
+    local: Option<SocketAddr>,
+    /// Accepted sockets come with TCP_NODELAY (Linux copies it from the listener): not set again.
+    nodelay_inherited: bool,
+}
+
+impl TcpAcceptor {
+    /// Sets TCP_NODELAY on the listener where accepted sockets inherit it (the option changes
+    /// nothing on a socket that only listens).
+    pub fn new(listener: TcpListener) -> std::io::Result<Self> {
+        let address = listener.local_addr()?;
+        let nodelay_inherited =
+            cfg!(target_os = "linux") && socket2::SockRef::from(&listener).set_tcp_nodelay(true).is_ok();
+        Ok(Self { listener, local: (!address.ip().is_unspecified()).then_some(address), nodelay_inherited })
+    }
+
+    fn accepted(&self, stream: TcpStream, peer: SocketAddr) -> std::io::Result<Accepted<TcpStream>> {
+        let local = match self.local {
+            Some(local) => local,
+            None => stream.local_addr()?,
+        };
+        if !self.nodelay_inherited {
+            let _ = stream.set_nodelay(true);
+        }
+        Ok(Accepted { stream, local: Endpoint::tcp(local), peer: Endpoint::tcp(peer) })
+    }
+}
+
+impl Accept for TcpAcceptor {
     type Stream = TcpStream;
 
     async fn accept_one(&self) -> std::io::Result<Accepted<TcpStream>> {
         loop {
-            let (stream, peer) = self.accept().await?;
+            let (stream, peer) = self.listener.accept().await?;
             // A connection whose address cannot be read is already gone: take the next one.
-            let Ok(local) = stream.local_addr() else { continue };
-            let _ = stream.set_nodelay(true);
-            return Ok(Accepted { stream, local: Endpoint::tcp(local), peer: Endpoint::tcp(peer) });
+            if let Ok(accepted) = self.accepted(stream, peer) {
+                return Ok(accepted);
+            }
         }
     }
 
     fn accept_waiting(&self) -> Option<std::io::Result<Accepted<TcpStream>>> {
         let accepted = (|| {
-            let Some((socket, _)) = accept_now(self)? else { return Ok(None) };
+            let Some((socket, peer)) = accept_now(&self.listener)? else { return Ok(None) };
+            let peer = peer.as_socket().ok_or_else(|| std::io::Error::other("not an IP peer"))?;
             let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
-            let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
-            let _ = stream.set_nodelay(true);
-            Ok(Some(Accepted { stream, local: Endpoint::tcp(local), peer: Endpoint::tcp(peer) }))
+            self.accepted(stream, peer).map(Some)
         })();
         accepted.transpose()
     }
@@ -242,6 +273,42 @@ mod tests {
         let unix = Endpoint::Unix(Some(Arc::from("/run/app.sock")));
         assert_eq!((unix.to_string(), unix.host(), unix.port()), ("/run/app.sock".into(), "/run/app.sock", None));
         assert_eq!(Endpoint::Unix(None).to_string(), "");
+    }
+
+    /// Accepted connections have TCP_NODELAY and their real local address, whether the listener
+    /// has a fixed address (taken from the listener) or a wildcard one (read per connection), by
+    /// both ways of accepting.
+    #[test]
+    fn accepted_connections_have_nodelay_and_their_local_address() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            for bind in ["127.0.0.1:0", "0.0.0.0:0"] {
+                let std_listener = StdTcpListener::bind(bind).unwrap();
+                let port = std_listener.local_addr().unwrap().port();
+                let Ok(AsyncListener::Tcp(acceptor)) =
+                    Listener::from_fd(std_listener.as_raw_fd()).unwrap().into_async()
+                else {
+                    panic!("not a TCP listener")
+                };
+                assert_eq!(acceptor.local.is_some(), bind.starts_with("127"), "{bind}");
+                let client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let accepted = acceptor.accept_one().await.unwrap();
+                let second = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let waiting = loop {
+                    if let Some(accepted) = acceptor.accept_waiting() {
+                        break accepted.unwrap();
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                };
+                for (accepted, client_end) in
+                    [(accepted, client.local_addr().unwrap()), (waiting, second.local_addr().unwrap())]
+                {
+                    assert!(accepted.stream.nodelay().unwrap(), "{bind}: no TCP_NODELAY");
+                    assert_eq!(accepted.local.to_string(), format!("127.0.0.1:{port}"), "{bind}");
+                    assert_eq!(accepted.peer.to_string(), client_end.to_string(), "{bind}");
+                }
+            }
+        });
     }
 
     #[test]

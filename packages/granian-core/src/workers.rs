@@ -273,7 +273,7 @@ impl Worker {
                     }
                     if let Some(listener) = listener {
                         match listener.into_async() {
-                            Ok(AsyncListener::Tcp(listener)) => accept_loop(&listener, engine.clone()).await,
+                            Ok(AsyncListener::Tcp(acceptor)) => accept_loop(&acceptor, engine.clone()).await,
                             Ok(AsyncListener::Unix(listener, path)) => {
                                 accept_loop(&UnixAcceptor(&listener, &path), engine.clone()).await
                             }
