@@ -116,6 +116,16 @@ def test_log_level_and_no_log(rsgi_apps_dir):
         assert server.output.strip() == ''
 
 
+def _thread_names(pid: int) -> list[str]:
+    names = []
+    for comm in glob.glob(f'/proc/{pid}/task/*/comm'):
+        try:
+            names.append(Path(comm).read_text().strip())
+        except OSError:
+            pass
+    return names
+
+
 def _peak_blocking_threads(rsgi_apps_dir: Path, tmp_path: Path, limit: int) -> int:
     """The most file-I/O threads the worker ran while 32 clients fetched a 64 KiB file for 2 seconds.
 
@@ -142,13 +152,7 @@ def _peak_blocking_threads(rsgi_apps_dir: Path, tmp_path: Path, limit: int) -> i
             client.start()
         peak = 0
         while time.monotonic() < stop:
-            names = []
-            for comm in glob.glob(f'/proc/{pid}/task/*/comm'):
-                try:
-                    names.append(Path(comm).read_text().strip())
-                except OSError:
-                    pass
-            peak = max(peak, sum(1 for name in names if name.startswith('granian-blocki')))
+            peak = max(peak, sum(1 for name in _thread_names(pid) if name.startswith('granian-blocki')))
             time.sleep(0.01)
         for client in clients:
             client.join(30)
@@ -170,3 +174,15 @@ def test_task_impl_is_accepted_and_rust_says_asyncio_is_used(rsgi_apps_dir: Path
         output = server.output
     warned = "task_impl 'rust' is not available: requests run as asyncio tasks" in output
     assert warned == (task_impl == 'rust'), output
+
+
+@pytest.mark.parametrize('tunables', [None, 'glibc.malloc.trim_threshold=1048576'])
+def test_worker_trims_its_heap_unless_the_environment_tunes_malloc(rsgi_apps_dir: Path, tunables: str | None):
+    """A worker runs the `granian-trim` thread (free heap memory back to the kernel every 5 s),
+    except where the environment sets malloc's tunables, whose settings then win."""
+    env = {'GLIBC_TUNABLES': tunables} if tunables else None
+    with RunningServer('rsgi_app:app', working_dir=rsgi_apps_dir, env=env) as server:
+        assert httpx.get(server.url('/response/str'), timeout=10).status_code == 200
+        (pid,) = collect_worker_pids(server, want=1)
+        names = _thread_names(pid)
+    assert ('granian-trim' in names) == (tunables is None), names
