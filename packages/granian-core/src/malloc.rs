@@ -16,16 +16,20 @@
 //! A deployment that tunes malloc itself (`GLIBC_TUNABLES=glibc.malloc...`, `MALLOC_*_` variables)
 //! keeps its own settings, and no trimming thread runs.
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 use std::time::Duration;
 
 /// Free memory at the top of a heap is returned to the kernel beyond this much. Streamed 100 KiB
 /// echo at 128 connections (ASGI): 8 MiB gave 6.8-9.0k requests per second, 32 MiB 13.3-14.0k.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: i32 = 32 * 1024 * 1024;
 /// Allocations from this size get their own mapping (and give it back when freed). Setting either
 /// threshold turns off glibc's own adjustment of both, which would otherwise move them as blocks of
 /// varying sizes come and go.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: i32 = 1024 * 1024;
 /// How often the trimming thread returns the free memory of every heap to the kernel.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_PERIOD: Duration = Duration::from_secs(5);
 
 /// Applies the settings above and starts the trimming thread, once per process, unless the

@@ -182,3 +182,27 @@ def test_the_lock_file_keeps_crates_at_their_fixed_releases() -> None:
         assert name in locked, f'{name} is not in Cargo.lock'
         for version in locked[name]:
             assert version >= minimum, f'Cargo.lock has {name} {version}, below {minimum} (known security fixes)'
+
+
+def _maturin_env(pyproject: Path) -> dict[str, str]:
+    """The `env.NAME="value"` entries of a pyproject's `[tool.maturin] config` (cargo --config)."""
+    import tomllib
+
+    entries = tomllib.loads(pyproject.read_text())['tool']['maturin'].get('config', [])
+    return {
+        name.removeprefix('env.'): tomllib.loads(f'value = {value}')['value']
+        for name, value in (entry.split('=', 1) for entry in entries)
+        if name.startswith('env.')
+    }
+
+
+def test_checkout_and_sdist_builds_set_the_same_build_environment() -> None:
+    """`.cargo/config.toml` serves builds from a checkout, `[tool.maturin] config` builds from the
+    sdist (which has no workspace config): the same values, or the two rebuild AWS-LC in turn and
+    the wheel differs from what the tests ran."""
+    import tomllib
+
+    checkout = tomllib.loads((ROOT / '.cargo' / 'config.toml').read_text())['env']
+    sdist = _maturin_env(PACKAGES / 'granian-core' / 'pyproject.toml')
+    assert checkout, '.cargo/config.toml sets no [env]'
+    assert sdist == checkout
