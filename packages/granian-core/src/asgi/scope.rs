@@ -135,7 +135,7 @@ fn add_tls(py: Python<'_>, extensions: &Bound<'_, PyDict>, connection: &Connecti
     };
     let view = tls.python_view.get_or_try_init(py, || -> PyResult<Py<PyDict>> {
         let data = PyDict::new(py);
-        data.set_item(intern!(py, "server_cert"), &*tls.server_certificate)?;
+        data.set_item(intern!(py, "server_cert"), tls.server_certificate.python(py))?;
         data.set_item(intern!(py, "client_cert_chain"), PyList::new(py, &tls.client_chain)?)?;
         data.set_item(intern!(py, "client_cert_name"), tls.client_name.as_deref())?;
         // rustls completes a handshake only with a verified client certificate (or none).

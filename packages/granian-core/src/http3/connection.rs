@@ -15,7 +15,7 @@ use super::{CLOSE_GRACE, NO_ERROR};
 use crate::metrics::{Field, WorkerMetrics};
 use crate::net::Endpoint;
 use crate::tls::bounded_handshake;
-use crate::tls::info::TlsInfo;
+use crate::tls::info::{ServerCertificate, TlsInfo};
 use crate::workers::{respond, ConnectionInfo, Dispatcher, Engine};
 
 /// TLS 1.3, the only version QUIC runs on (RFC 9001).
@@ -27,7 +27,7 @@ type Resolver = h3::server::RequestResolver<transport::Connection, Bytes>;
 pub struct Accepted {
     pub incoming: quinn::Incoming,
     pub local: SocketAddr,
-    pub certificate_pem: Arc<str>,
+    pub certificate: Arc<ServerCertificate>,
     /// Handshakes in progress on the endpoint.
     pub handshakes: Arc<AtomicUsize>,
 }
@@ -35,7 +35,7 @@ pub struct Accepted {
 /// Serves one connection until the client closes it, it idles out, or the worker stops (then its
 /// requests in flight finish first, up to the drain timeout).
 pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
-    let Accepted { incoming, local, certificate_pem, handshakes } = accepted;
+    let Accepted { incoming, local, certificate, handshakes } = accepted;
     let peer = incoming.remote_address();
     let _open = engine.context.metrics.as_ref().map(WorkerMetrics::open_connection);
     handshakes.fetch_add(1, Ordering::Relaxed);
@@ -65,7 +65,7 @@ pub async fn serve<D: Dispatcher>(accepted: Accepted, engine: Arc<Engine<D>>) {
         .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
         .map(|chain| *chain)
         .unwrap_or_default();
-    let tls = TlsInfo::new(TLS13, 0, &certificate_pem, &client);
+    let tls = TlsInfo::new(TLS13, 0, &certificate, &client);
     let info = Arc::new(ConnectionInfo::new(
         Endpoint::tcp(local),
         Endpoint::tcp(peer),

@@ -27,6 +27,7 @@ use http::HeaderValue;
 use tokio_util::task::TaskTracker;
 
 use crate::http::Http3Settings;
+use crate::tls::info::ServerCertificate;
 use crate::tls::ServerTls;
 use crate::workers::{Dispatcher, Engine};
 
@@ -54,7 +55,7 @@ pub struct QuicListener {
     socket: UdpSocket,
     config: quinn::ServerConfig,
     local: SocketAddr,
-    certificate_pem: Arc<str>,
+    certificate: Arc<ServerCertificate>,
     /// The slot's lock file: held while serving the socket, so that one worker at a time reads it.
     slot_lock: Option<PathBuf>,
 }
@@ -72,7 +73,7 @@ impl QuicListener {
             local: socket.local_addr()?,
             socket,
             config,
-            certificate_pem: tls.certificate_pem.clone(),
+            certificate: tls.certificate.clone(),
             slot_lock: settings.slot_lock.clone(),
         })
     }
@@ -119,7 +120,7 @@ fn server_config(settings: &Http3Settings, tls: &ServerTls) -> Result<quinn::Ser
 /// Serves HTTP/3 until the worker stops, then lets the open connections drain (each is sent
 /// GOAWAY and finishes its requests) before the endpoint closes.
 pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
-    let QuicListener { socket, config, local, certificate_pem, slot_lock } = quic;
+    let QuicListener { socket, config, local, certificate, slot_lock } = quic;
     let mut held = match &slot_lock {
         Some(path) => match take_slot(path, &engine).await {
             Slot::Held(lock) => Some(lock),
@@ -149,7 +150,7 @@ pub async fn serve<D: Dispatcher>(quic: QuicListener, engine: Arc<Engine<D>>) {
                 let accepted = connection::Accepted {
                     incoming,
                     local,
-                    certificate_pem: certificate_pem.clone(),
+                    certificate: certificate.clone(),
                     handshakes: handshakes.clone(),
                 };
                 connections.spawn(connection::serve(accepted, engine.clone()));

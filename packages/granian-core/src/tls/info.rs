@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyDict;
-use pyo3::Py;
+use pyo3::types::{PyDict, PyString};
+use pyo3::{Py, Python};
 use rustls::pki_types::CertificateDer;
 use rustls::ServerConnection;
 use x509_cert::der::Decode;
@@ -18,8 +18,8 @@ pub struct TlsInfo {
     pub version: u16,
     /// The IANA number of the negotiated cipher suite.
     pub cipher_suite: u16,
-    /// The server's certificate (PEM).
-    pub server_certificate: Arc<str>,
+    /// The server's certificate.
+    pub server_certificate: Arc<ServerCertificate>,
     /// The client's certificate chain (PEM each, the client's own first); empty without one.
     pub client_chain: Vec<String>,
     /// The subject of the client's certificate, RFC 4514 (`CN=alice,O=Example`).
@@ -31,7 +31,7 @@ pub struct TlsInfo {
 }
 
 impl TlsInfo {
-    pub fn of(connection: &ServerConnection, server_certificate: &Arc<str>) -> Self {
+    pub fn of(connection: &ServerConnection, server_certificate: &Arc<ServerCertificate>) -> Self {
         Self::new(
             connection.protocol_version().map_or(0, u16::from),
             connection.negotiated_cipher_suite().map_or(0, |suite| u16::from(suite.suite())),
@@ -41,7 +41,12 @@ impl TlsInfo {
     }
 
     /// `cipher_suite` 0 when it is not known (QUIC connections: quinn does not tell).
-    pub fn new(version: u16, cipher_suite: u16, server_certificate: &Arc<str>, client: &[CertificateDer<'_>]) -> Self {
+    pub fn new(
+        version: u16,
+        cipher_suite: u16,
+        server_certificate: &Arc<ServerCertificate>,
+        client: &[CertificateDer<'_>],
+    ) -> Self {
         Self {
             version,
             cipher_suite,
@@ -50,6 +55,30 @@ impl TlsInfo {
             client_name: client.first().and_then(|certificate| subject(certificate)),
             python_view: PyOnceLock::new(),
         }
+    }
+}
+
+/// The server's own certificate as apps see it (the ASGI `tls` extension's `server_cert`): PEM
+/// text, and the Python str made of it by the worker's first TLS connection that asks, which every
+/// later connection shares.
+pub struct ServerCertificate {
+    pem: Box<str>,
+    python: PyOnceLock<Py<PyString>>,
+}
+
+impl ServerCertificate {
+    pub fn from_der(der: &[u8]) -> Self {
+        Self { pem: pem_certificate(der).into(), python: PyOnceLock::new() }
+    }
+
+    pub fn python<'py>(&self, py: Python<'py>) -> &pyo3::Bound<'py, PyString> {
+        self.python.get_or_init(py, || PyString::new(py, &self.pem).unbind()).bind(py)
+    }
+}
+
+impl std::fmt::Debug for ServerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCertificate").field("pem", &self.pem).finish_non_exhaustive()
     }
 }
 

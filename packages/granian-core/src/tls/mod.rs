@@ -136,14 +136,14 @@ fn prefer_aes128(mut provider: rustls::crypto::CryptoProvider) -> rustls::crypto
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     pub config: Arc<ServerConfig>,
-    /// The server's own certificate (PEM), for the ASGI `tls` extension.
-    pub certificate_pem: Arc<str>,
+    /// The server's own certificate, for the ASGI `tls` extension.
+    pub certificate: Arc<info::ServerCertificate>,
 }
 
 /// Builds the rustls configuration, reading and checking every file.
 pub fn server_config(settings: &TlsSettings, http_mode: HttpMode) -> Result<ServerTls, TlsError> {
     let chain = pem::certificates(&settings.certificate, "certificate")?;
-    let certificate_pem: Arc<str> = info::pem_certificate(&chain[0]).into();
+    let certificate = Arc::new(info::ServerCertificate::from_der(&chain[0]));
     let key = pem::private_key(&settings.key, settings.key_password.as_deref())?;
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.protocol_min {
         ProtocolMin::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -181,7 +181,7 @@ pub fn server_config(settings: &TlsSettings, http_mode: HttpMode) -> Result<Serv
         HttpMode::Http1 => vec![b"http/1.1".to_vec()],
         HttpMode::Http2 => vec![b"h2".to_vec()],
     };
-    Ok(ServerTls { config: Arc::new(config), certificate_pem })
+    Ok(ServerTls { config: Arc::new(config), certificate })
 }
 
 fn client_verifier(
@@ -214,12 +214,12 @@ fn client_verifier(
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
-    certificate_pem: Arc<str>,
+    certificate: Arc<info::ServerCertificate>,
 }
 
 impl Tls {
     pub fn new(server: ServerTls) -> Self {
-        Self { acceptor: TlsAcceptor::from(server.config), certificate_pem: server.certificate_pem }
+        Self { acceptor: TlsAcceptor::from(server.config), certificate: server.certificate }
     }
 
     /// Runs the handshake, bounded by [`HANDSHAKE_TIMEOUT`]; the error says why it failed.
@@ -228,7 +228,7 @@ impl Tls {
         stream: S,
     ) -> Result<(TlsStream<S>, TlsInfo), String> {
         let stream = bounded_handshake(self.acceptor.accept(stream)).await?;
-        let info = TlsInfo::of(stream.get_ref().1, &self.certificate_pem);
+        let info = TlsInfo::of(stream.get_ref().1, &self.certificate);
         Ok((stream, info))
     }
 }
