@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, SERVER};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, SERVER};
 use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -372,13 +372,6 @@ pub fn status_from_u16(code: u16) -> Option<StatusCode> {
     }
 }
 
-/// Adds one app-supplied header; invalid names or values are dropped, as upstream servers do.
-pub fn append_header(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-        headers.append(name, value);
-    }
-}
-
 /// How much of a file region [`read_region`] reads.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ReadWant {
@@ -531,17 +524,6 @@ mod tests {
         assert!(status_from_u16(99).is_none());
         assert!(status_from_u16(1000).is_none());
         assert_eq!(status_from_u16(204), Some(StatusCode::NO_CONTENT));
-    }
-
-    #[test]
-    fn invalid_headers_are_dropped_and_repeats_kept() {
-        let mut headers = HeaderMap::new();
-        append_header(&mut headers, "x-a", "1");
-        append_header(&mut headers, "x-a", "2");
-        append_header(&mut headers, "bad name", "v");
-        append_header(&mut headers, "x-b", "line\nbreak");
-        assert_eq!(headers.get_all("x-a").iter().count(), 2);
-        assert_eq!(headers.len(), 2);
     }
 
     #[test]

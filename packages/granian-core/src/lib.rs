@@ -26,6 +26,7 @@ mod observe;
 mod pyaccesslog;
 mod pybytes;
 mod pyconfig;
+mod pyheaders;
 mod pyloop;
 mod pymetrics;
 mod pyprocess;

@@ -44,9 +44,9 @@ def test_response_str(rsgi_server, http_client: httpx.Client, status: int):
     assert response.content == 'héllo wörld ✓'.encode()
 
 
-@pytest.mark.parametrize('status', [200, 202, 500])
-def test_response_bytes(rsgi_server, http_client: httpx.Client, status: int):
-    response = http_client.get(rsgi_server.url(f'/response/bytes?status={status}'))
+@pytest.mark.parametrize(('status', 'shape'), [(200, 'list'), (202, 'tuple'), (500, 'generator')])
+def test_response_bytes(rsgi_server, http_client: httpx.Client, status: int, shape: str):
+    response = http_client.get(rsgi_server.url(f'/response/bytes?status={status}&as={shape}'))
     assert response.status_code == status
     assert response.headers['x-kind'] == 'bytes'
     assert response.headers.get_list('x-multi') == ['1', '2'], 'repeated response headers are all sent, in order'

@@ -68,9 +68,12 @@ def test_head_sends_no_body(wsgi_server):
     assert exchange(wsgi_server.port, get_request('/hello', close=True)).body == b'hello'
 
 
-def test_close_is_called_after_a_complete_response(wsgi_server, http_client: httpx.Client, tmp_path, read_marker):
+@pytest.mark.parametrize('path', ['/close-marker', '/close-marker-list'], ids=['iterable', 'list-subclass'])
+def test_close_is_called_after_a_complete_response(
+    wsgi_server, http_client: httpx.Client, tmp_path, read_marker, path: str
+):
     marker = tmp_path / 'closed.json'
-    response = http_client.get(marker_url(wsgi_server, '/close-marker', marker))
+    response = http_client.get(marker_url(wsgi_server, path, marker))
     assert (response.status_code, response.content) == (200, b'closed after this')
     assert wait_until(marker.exists, 10), 'close() of the response iterable was not called'
     assert read_marker(marker) == {'closed': True, 'sent': 3}

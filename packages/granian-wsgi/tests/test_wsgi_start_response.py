@@ -43,8 +43,11 @@ def test_start_response_called_in_the_first_iteration(wsgi_server, http_client: 
     assert (response.status_code, response.content) == (200, b'started lazily')
 
 
-def test_response_status_and_headers(wsgi_server, http_client: httpx.Client):
-    response = http_client.get(wsgi_server.url('/response-headers'))
+@pytest.mark.parametrize('shape', ['list', 'tuple', 'generator'])
+def test_response_status_and_headers(wsgi_server, http_client: httpx.Client, shape: str):
+    response = http_client.get(
+        wsgi_server.url(f'/response-headers?as={shape}' if shape != 'list' else '/response-headers')
+    )
     assert response.status_code == 201
     assert response.headers['content-type'] == 'text/plain; charset=utf-8'
     assert response.headers['x-kind'] == 'wsgi'

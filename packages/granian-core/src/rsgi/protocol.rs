@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::StatusCode;
-use pyo3::exceptions::{PyStopAsyncIteration, PyValueError};
+use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use tokio::runtime::Handle;
@@ -16,9 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{Chunk, RequestBody};
 use crate::dispatch::RequestIo;
 use crate::errors::{CoreError, RSGIProtocolClosed, RSGIProtocolError};
-use crate::http::{
-    append_header, error_response, response, status_from_u16, stream_body, ResponseBody, ResponseIntent, StreamSender,
-};
+use crate::http::{error_response, response, status_from_u16, stream_body, ResponseBody, ResponseIntent, StreamSender};
+use crate::pyheaders;
 use crate::pyloop::PyLoop;
 
 /// How many chunks a streamed response may queue before `send_*` makes the app wait.
@@ -155,14 +154,11 @@ fn settle_none(py: Python<'_>, outcome: Result<(), CoreError>) -> PyResult<Py<Py
 
 /// Reads app-supplied `[(name, value), ...]` headers.
 pub fn headers_from_py(headers: Option<&Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
-    let mut map = HeaderMap::new();
-    if let Some(headers) = headers {
-        for item in headers.try_iter()? {
-            let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = item?.extract()?;
-            append_header(&mut map, name.to_str()?, value.to_str()?);
-        }
-    }
-    Ok(map)
+    let Some(headers) = headers else {
+        return Ok(HeaderMap::new());
+    };
+    let not_pairs = || PyTypeError::new_err("RSGI response headers must be (str, str) pairs");
+    pyheaders::from_str_pairs(headers, not_pairs, pyheaders::valid_or_skipped)
 }
 
 fn status(code: u16) -> PyResult<StatusCode> {

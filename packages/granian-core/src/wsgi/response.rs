@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::blocking::{self, Deliveries};
 use crate::errors::ClientDisconnected;
 use crate::http::{error_response, file_response, response, stream_body, ResponseBody, ResponseIntent, StreamSender};
+use crate::pyheaders;
 
 /// How many chunks a streamed WSGI response may queue before the app's thread waits.
 const STREAM_QUEUE: usize = 16;
@@ -43,19 +44,20 @@ fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
 }
 
 fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
-    let mut map = HeaderMap::new();
-    for item in headers.try_iter()? {
-        let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) =
-            item?.extract().map_err(|_| PyTypeError::new_err("WSGI response headers must be (str, str) tuples"))?;
-        let (name, value) = (name.to_str()?, value.to_str()?);
+    let not_pairs = || PyTypeError::new_err("WSGI response headers must be (str, str) tuples");
+    pyheaders::from_str_pairs(headers, not_pairs, |name, value| {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| PyValueError::new_err(format!("invalid response header name {name:?}")))?;
-        let header_value = latin1_bytes(value)
-            .and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
-            .ok_or_else(|| PyValueError::new_err(format!("invalid value for response header {name:?}")))?;
-        map.append(header_name, header_value);
-    }
-    Ok(map)
+        // ASCII (nearly every value) is its own latin-1: one copy, into the header value.
+        let header_value = if value.is_ascii() {
+            HeaderValue::from_str(value).ok()
+        } else {
+            latin1_bytes(value).and_then(|bytes| HeaderValue::from_bytes(&bytes).ok())
+        };
+        let header_value =
+            header_value.ok_or_else(|| PyValueError::new_err(format!("invalid value for response header {name:?}")))?;
+        Ok(Some((header_name, header_value)))
+    })
 }
 
 fn chunk_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {

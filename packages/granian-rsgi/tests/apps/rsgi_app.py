@@ -125,10 +125,12 @@ async def route_response_str(scope, proto):
 
 
 async def route_response_bytes(scope, proto):
-    status = int(query(scope).get('status', '200'))
-    proto.response_bytes(
-        status, [*BINARY_HEADERS, ('x-kind', 'bytes'), ('x-multi', '1'), ('x-multi', '2')], bytes(range(256))
-    )
+    """`?as=tuple|generator` passes the same headers as a tuple or a generator instead of a list."""
+    params = query(scope)
+    headers = [*BINARY_HEADERS, ('x-kind', 'bytes'), ('x-multi', '1'), ('x-multi', '2')]
+    shape = params.get('as')
+    headers = tuple(headers) if shape == 'tuple' else iter(headers) if shape == 'generator' else headers
+    proto.response_bytes(int(params.get('status', '200')), headers, bytes(range(256)))
 
 
 async def route_response_invalid_header(scope, proto):

@@ -436,11 +436,29 @@ def route_peak(environ, start_response):
 
 
 def route_response_headers(environ, start_response):
+    """`?as=tuple|generator` passes the same headers as a tuple or a generator instead of a list."""
+    headers = [*TEXT_HEADERS, ('X-Multi', '1'), ('X-Multi', '2'), ('X-Kind', 'wsgi'), ('Content-Length', '5')]
+    shape = query(environ).get('as')
     start_response(
-        '201 Created',
-        [*TEXT_HEADERS, ('X-Multi', '1'), ('X-Multi', '2'), ('X-Kind', 'wsgi'), ('Content-Length', '5')],
+        '201 Created', tuple(headers) if shape == 'tuple' else iter(headers) if shape == 'generator' else headers
     )
     return [b'he', b'llo']
+
+
+class MarkedList(list):
+    """A list response whose close() writes a marker file: a list, but one with close()."""
+
+    def __init__(self, chunks, marker: str) -> None:
+        super().__init__(chunks)
+        self.marker = marker
+
+    def close(self) -> None:
+        write_marker(self.marker, {'closed': True, 'sent': len(self)})
+
+
+def route_close_marker_list(environ, start_response):
+    start_response('200 OK', TEXT_HEADERS)
+    return MarkedList([b'closed ', b'after ', b'this'], query(environ)['marker'])
 
 
 def route_pid(environ, start_response):
@@ -475,6 +493,7 @@ ROUTES = {
     '/stream-handshake': route_stream_handshake,
     '/stream-random': route_stream_random,
     '/close-marker': route_close_marker,
+    '/close-marker-list': route_close_marker_list,
     '/endless': route_endless,
     '/file-wrapper': route_file_wrapper,
     '/file-wrapper-bytesio': route_file_wrapper_bytesio,

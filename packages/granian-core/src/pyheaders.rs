@@ -1,0 +1,70 @@
+//! Response headers as RSGI and WSGI apps give them: an iterable of `(str, str)` pairs.
+//!
+//! Read into a `HeaderMap` sized for them up front; a list or tuple (what apps pass) is read by
+//! index, without an iterator object. Each interface decides what a pair becomes: RSGI leaves out
+//! a pair that is not a valid header, WSGI refuses it (PEP 3333).
+
+use http::header::HeaderMap;
+use http::{HeaderName, HeaderValue};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+/// Room for the headers the server adds to an app's (`content-length`, `server`, `alt-svc`, ...):
+/// a map sized for the app's alone would grow again (and copy itself) as they are added.
+const ADDED_HEADERS: usize = 4;
+
+/// One header as the interface reads it: `Ok(None)` leaves the pair out.
+pub type Header = PyResult<Option<(HeaderName, HeaderValue)>>;
+
+/// The headers of `pairs`; a pair that is not two strings is refused with `not_pairs()`'s error.
+pub fn from_str_pairs(
+    pairs: &Bound<'_, PyAny>,
+    not_pairs: impl Fn() -> PyErr,
+    mut header: impl FnMut(&str, &str) -> Header,
+) -> PyResult<HeaderMap> {
+    let mut read = |map: &mut HeaderMap, item: &Bound<'_, PyAny>| -> PyResult<()> {
+        let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = item.extract().map_err(|_| not_pairs())?;
+        if let Some((name, value)) = header(name.to_str()?, value.to_str()?)? {
+            map.append(name, value);
+        }
+        Ok(())
+    };
+    if let Ok(list) = pairs.cast::<PyList>() {
+        let mut map = HeaderMap::with_capacity(list.len() + ADDED_HEADERS);
+        for item in list.iter() {
+            read(&mut map, &item)?;
+        }
+        return Ok(map);
+    }
+    if let Ok(tuple) = pairs.cast::<PyTuple>() {
+        let mut map = HeaderMap::with_capacity(tuple.len() + ADDED_HEADERS);
+        for item in tuple.iter() {
+            read(&mut map, &item)?;
+        }
+        return Ok(map);
+    }
+    let mut map = HeaderMap::new();
+    for item in pairs.try_iter()? {
+        read(&mut map, &item?)?;
+    }
+    Ok(map)
+}
+
+/// A header whose name and value are valid as they are; anything else is left out, as upstream
+/// Granian does for RSGI.
+pub fn valid_or_skipped(name: &str, value: &str) -> Header {
+    Ok(HeaderName::from_bytes(name.as_bytes()).ok().zip(HeaderValue::from_str(value).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_names_and_values_are_left_out() {
+        let kept = valid_or_skipped("x-a", "1").unwrap().unwrap();
+        assert_eq!((kept.0.as_str(), kept.1.as_bytes()), ("x-a", &b"1"[..]));
+        assert!(valid_or_skipped("bad name", "v").unwrap().is_none());
+        assert!(valid_or_skipped("x-b", "line\nbreak").unwrap().is_none());
+    }
+}
