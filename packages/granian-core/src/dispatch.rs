@@ -4,8 +4,11 @@
 //! intent; the Python side is the interface's [`RequestHandler`], which builds its objects and
 //! starts the app.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use futures_util::future::Either;
 
 use crate::incoming::TransportBody;
 use http::request::Parts;
@@ -91,29 +94,32 @@ impl<H: RequestHandler> PyDispatcher<H> {
 }
 
 impl<H: RequestHandler> Dispatcher for PyDispatcher<H> {
-    async fn dispatch<B: TransportBody>(
+    fn dispatch<B: TransportBody>(
         &self,
         request: Request<B>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
-    ) -> Response<ResponseBody> {
+    ) -> impl Future<Output = Response<ResponseBody>> + Send {
         if let Some(settings) = &connection.server.websockets {
             if is_websocket_request(&request) {
                 let handler = self.handler.clone();
                 let bridge = self.pyloop.bridge.clone();
                 let settings = settings.clone();
-                return hand_off_websocket(request, connection, permit, &settings, move |pending| {
-                    bridge.push_batched(Box::new(move |py| handler.start_websocket(py, pending)));
-                })
-                .await;
+                // Boxed: a WebSocket's opening is rare next to requests, and its larger future
+                // would otherwise set the size of every request's.
+                return Either::Right(Box::pin(async move {
+                    hand_off_websocket(request, connection, permit, &settings, move |pending| {
+                        bridge.push_batched(Box::new(move |py| handler.start_websocket(py, pending)));
+                    })
+                    .await
+                }));
             }
         }
         let handler = self.handler.clone();
         let bridge = self.pyloop.bridge.clone();
-        hand_off(request, connection, permit, BodyPrefetch::Small, move |pending| {
+        Either::Left(hand_off(request, connection, permit, BodyPrefetch::Small, move |pending| {
             bridge.push_batched(Box::new(move |py| handler.start(py, pending)));
-        })
-        .await
+        }))
     }
 }
 
@@ -130,13 +136,18 @@ pub enum BodyPrefetch {
 
 /// The tokio side of every interface: packs the request, lets `send` hand it to the Python side,
 /// waits for the response intent and turns it into the response (500 if none ever comes).
-pub async fn hand_off<B: TransportBody>(
+///
+/// The request is packed and sent when this is called; the future returned holds only what the
+/// wait for the response needs. (As an `async fn`, its future kept the request, its parts and its
+/// body too, and each `async` layer above kept its own copy of the request: 2.7 KiB that hyper
+/// copied per request, and several times per HTTP/2 stream; benchmarks/PROFILING.md.)
+pub fn hand_off<B: TransportBody>(
     request: Request<B>,
     connection: Arc<ConnectionInfo>,
     permit: OwnedSemaphorePermit,
     prefetch: BodyPrefetch,
     send: impl FnOnce(PendingRequest),
-) -> Response<ResponseBody> {
+) -> impl Future<Output = Response<ResponseBody>> + Send + 'static {
     let (responder, response) = oneshot::channel();
     // HTTP/1 carries one request at a time, and hyper drops its future only with the connection:
     // the connection's token serves it. An HTTP/2 stream can be reset alone: its own token, a
@@ -156,21 +167,23 @@ pub async fn hand_off<B: TransportBody>(
     }
     let version = parts.version;
     send(PendingRequest { parts, connection, io: RequestIo { body, responder, disconnected, permit, runtime } });
-    let mut response = match response.await {
-        Ok(intent) => materialize(intent).await,
-        Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
-    };
-    guard.disarm();
-    if exceeded.is_some_and(|exceeded| exceeded.load(Ordering::Acquire)) {
-        // The body outgrew the limit while the app read it (its length was not declared): the
-        // app's read failed; a 500 for that is the client's fault, and the rest of the body is
-        // not read, so an HTTP/1 connection cannot carry another request.
-        response = body_too_large(version, Some(response));
-    }
-    if head_only {
-        without_body(response, &client_gone)
-    } else {
-        response
+    async move {
+        let mut response = match response.await {
+            Ok(intent) => materialize(intent).await,
+            Err(_) => error_response(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+        guard.disarm();
+        if exceeded.is_some_and(|exceeded| exceeded.load(Ordering::Acquire)) {
+            // The body outgrew the limit while the app read it (its length was not declared): the
+            // app's read failed; a 500 for that is the client's fault, and the rest of the body is
+            // not read, so an HTTP/1 connection cannot carry another request.
+            response = body_too_large(version, Some(response));
+        }
+        if head_only {
+            without_body(response, &client_gone)
+        } else {
+            response
+        }
     }
 }
 

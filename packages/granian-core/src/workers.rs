@@ -516,16 +516,23 @@ where
 
 /// The response to one request: a static file, or the app's answer (503 when the worker stopped
 /// handing out backpressure permits).
-pub(crate) async fn respond<D: Dispatcher, B: TransportBody>(
+///
+/// Decided when called: a static file or a refusal is ready at once, and a request with a permit
+/// is handed to the app right away; the future returned is the app's response, boxed only while
+/// the request waits for a permit. (An `async fn` here kept a copy of the request in its future
+/// for its whole life: benchmarks/PROFILING.md, "The request's future".)
+pub(crate) fn respond<'a, D: Dispatcher, B: TransportBody>(
     request: Request<B>,
-    engine: &Engine<D>,
+    engine: &'a Engine<D>,
     info: &Arc<ConnectionInfo>,
-) -> Response<ResponseBody> {
+) -> impl Future<Output = Response<ResponseBody>> + Send + 'a {
+    use futures_util::future::Either;
+    let ready = |response| Either::Left(std::future::ready(response));
     let metrics = engine.context.metrics.as_ref();
     if let Some(limit) = engine.context.max_request_body_size {
         // A declared length (Content-Length) over the limit is refused before anything runs.
         if http_body::Body::size_hint(request.body()).lower() > limit {
-            return body_too_large(request.version(), None);
+            return ready(body_too_large(request.version(), None));
         }
     }
     if let Some(statics) = &engine.statics {
@@ -537,22 +544,25 @@ pub(crate) async fn respond<D: Dispatcher, B: TransportBody>(
                     metrics.increment(Field::StaticRequestsFailed);
                 }
             }
-            return response;
+            return ready(response);
         }
     }
-    let permit = match engine.backpressure.clone().try_acquire_owned() {
-        Ok(permit) => Ok(permit),
+    match engine.backpressure.clone().try_acquire_owned() {
+        Ok(permit) => Either::Right(Either::Left(engine.dispatcher.dispatch(request, info.clone(), permit))),
         Err(TryAcquireError::NoPermits) => {
             if let Some(metrics) = metrics {
                 metrics.increment(Field::BackpressureWaits);
             }
-            engine.backpressure.clone().acquire_owned().await.map_err(drop)
+            let info = info.clone();
+            let waiting: Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send + 'a>> = Box::pin(async move {
+                match engine.backpressure.clone().acquire_owned().await {
+                    Ok(permit) => engine.dispatcher.dispatch(request, info, permit).await,
+                    Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE),
+                }
+            });
+            Either::Right(Either::Right(waiting))
         }
-        Err(TryAcquireError::Closed) => Err(()),
-    };
-    match permit {
-        Ok(permit) => engine.dispatcher.dispatch(request, info.clone(), permit).await,
-        Err(()) => error_response(StatusCode::SERVICE_UNAVAILABLE),
+        Err(TryAcquireError::Closed) => ready(error_response(StatusCode::SERVICE_UNAVAILABLE)),
     }
 }
 

@@ -36,18 +36,17 @@ struct WsgiDispatcher {
 }
 
 impl Dispatcher for WsgiDispatcher {
-    async fn dispatch<B: TransportBody>(
+    fn dispatch<B: TransportBody>(
         &self,
         request: Request<B>,
         connection: Arc<ConnectionInfo>,
         permit: OwnedSemaphorePermit,
-    ) -> Response<ResponseBody> {
+    ) -> impl std::future::Future<Output = Response<ResponseBody>> + Send {
         let app = self.app.clone();
         let pool = self.pool.clone();
         hand_off(request, connection, permit, BodyPrefetch::Never, move |pending| {
             pool.push(Box::new(move |py, deliveries| run_request(py, &app, pending, deliveries)));
         })
-        .await
     }
 }
 
