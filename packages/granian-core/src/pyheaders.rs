@@ -9,6 +9,10 @@ use http::{HeaderName, HeaderValue};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
+/// At most this many headers are sized for up front (a map presized for tens of thousands of
+/// headers would panic in `http`; a longer list grows the map as it is read).
+const PRESIZED_AT_MOST: usize = 64;
+
 /// Room for the headers the server adds to an app's (`content-length`, `server`, `alt-svc`, ...):
 /// a map sized for the app's alone would grow again (and copy itself) as they are added.
 const ADDED_HEADERS: usize = 4;
@@ -29,15 +33,16 @@ pub fn from_str_pairs(
         }
         Ok(())
     };
-    if let Ok(list) = pairs.cast::<PyList>() {
-        let mut map = HeaderMap::with_capacity(list.len() + ADDED_HEADERS);
+    // Exactly a list or tuple: a subclass may iterate differently from its items.
+    if let Ok(list) = pairs.cast_exact::<PyList>() {
+        let mut map = HeaderMap::with_capacity(list.len().min(PRESIZED_AT_MOST) + ADDED_HEADERS);
         for item in list.iter() {
             read(&mut map, &item)?;
         }
         return Ok(map);
     }
-    if let Ok(tuple) = pairs.cast::<PyTuple>() {
-        let mut map = HeaderMap::with_capacity(tuple.len() + ADDED_HEADERS);
+    if let Ok(tuple) = pairs.cast_exact::<PyTuple>() {
+        let mut map = HeaderMap::with_capacity(tuple.len().min(PRESIZED_AT_MOST) + ADDED_HEADERS);
         for item in tuple.iter() {
             read(&mut map, &item)?;
         }

@@ -147,6 +147,8 @@ const FINAL_WRITES: Duration = Duration::from_secs(1);
 /// Turns a request into a response; implemented once per interface.
 pub trait Dispatcher: Send + Sync + 'static {
     /// `permit` is one unit of backpressure: hold it until the app is done with the request.
+    /// The request may be handed to the app when this is called, not when the future is first
+    /// polled: call it only to await the response.
     fn dispatch<B: TransportBody>(
         &self,
         request: Request<B>,

@@ -43,7 +43,7 @@ def test_start_response_called_in_the_first_iteration(wsgi_server, http_client: 
     assert (response.status_code, response.content) == (200, b'started lazily')
 
 
-@pytest.mark.parametrize('shape', ['list', 'tuple', 'generator'])
+@pytest.mark.parametrize('shape', ['list', 'tuple', 'generator', 'list-subclass'])
 def test_response_status_and_headers(wsgi_server, http_client: httpx.Client, shape: str):
     response = http_client.get(
         wsgi_server.url(f'/response-headers?as={shape}' if shape != 'list' else '/response-headers')
@@ -54,6 +54,7 @@ def test_response_status_and_headers(wsgi_server, http_client: httpx.Client, sha
     assert response.headers.get_list('x-multi') == ['1', '2'], 'repeated response headers are all sent, in order'
     assert response.headers['content-length'] == '5'
     assert response.content == b'hello'
+    assert (response.headers.get('x-from-iter') == 'yes') == (shape == 'list-subclass'), 'headers are iterated'
 
 
 def test_exc_info_replaces_the_status_before_anything_was_sent(wsgi_server, http_client: httpx.Client):

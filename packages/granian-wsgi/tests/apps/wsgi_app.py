@@ -435,10 +435,21 @@ def route_peak(environ, start_response):
         return json_response(start_response, {'peak': _peak.get(group, 0), 'in_app': _in_app.get(group, 0)})
 
 
+class IteratedHeaders(list):
+    """A list whose iteration adds a header: the server must iterate it, not read its items."""
+
+    def __iter__(self):
+        yield from super().__iter__()
+        yield ('X-From-Iter', 'yes')
+
+
 def route_response_headers(environ, start_response):
-    """`?as=tuple|generator` passes the same headers as a tuple or a generator instead of a list."""
+    """`?as=tuple|generator|list-subclass` passes the same headers as a tuple, a generator or an
+    `IteratedHeaders` (which adds `X-From-Iter`) instead of a list."""
     headers = [*TEXT_HEADERS, ('X-Multi', '1'), ('X-Multi', '2'), ('X-Kind', 'wsgi'), ('Content-Length', '5')]
     shape = query(environ).get('as')
+    if shape == 'list-subclass':
+        headers = IteratedHeaders(headers)
     start_response(
         '201 Created', tuple(headers) if shape == 'tuple' else iter(headers) if shape == 'generator' else headers
     )
