@@ -33,24 +33,18 @@ pub fn from_str_pairs(
         }
         Ok(())
     };
+    let presized = |len: usize| HeaderMap::with_capacity(len.min(PRESIZED_AT_MOST) + ADDED_HEADERS);
     // Exactly a list or tuple: a subclass may iterate differently from its items.
+    let mut map;
     if let Ok(list) = pairs.cast_exact::<PyList>() {
-        let mut map = HeaderMap::with_capacity(list.len().min(PRESIZED_AT_MOST) + ADDED_HEADERS);
-        for item in list.iter() {
-            read(&mut map, &item)?;
-        }
-        return Ok(map);
-    }
-    if let Ok(tuple) = pairs.cast_exact::<PyTuple>() {
-        let mut map = HeaderMap::with_capacity(tuple.len().min(PRESIZED_AT_MOST) + ADDED_HEADERS);
-        for item in tuple.iter() {
-            read(&mut map, &item)?;
-        }
-        return Ok(map);
-    }
-    let mut map = HeaderMap::new();
-    for item in pairs.try_iter()? {
-        read(&mut map, &item?)?;
+        map = presized(list.len());
+        list.iter().try_for_each(|item| read(&mut map, &item))?;
+    } else if let Ok(tuple) = pairs.cast_exact::<PyTuple>() {
+        map = presized(tuple.len());
+        tuple.iter().try_for_each(|item| read(&mut map, &item))?;
+    } else {
+        map = HeaderMap::new();
+        pairs.try_iter()?.try_for_each(|item| read(&mut map, &item?))?;
     }
     Ok(map)
 }
