@@ -117,21 +117,10 @@ impl<H: RequestHandler> Dispatcher for PyDispatcher<H> {
         }
         let handler = self.handler.clone();
         let bridge = self.pyloop.bridge.clone();
-        Either::Left(hand_off(request, connection, permit, BodyPrefetch::Small, move |pending| {
+        Either::Left(hand_off(request, connection, permit, move |pending| {
             bridge.push_batched(Box::new(move |py| handler.start(py, pending)));
         }))
     }
-}
-
-/// Whether [`hand_off`] asks for a request body before the app reads it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum BodyPrefetch {
-    /// Bodies of a small declared length ([`LimitedBody::prefetch_small`]): the async interfaces.
-    Small,
-    /// Never. WSGI: with its bodies already read, the blocking thread ran longer stretches before
-    /// tokio got the core back, and at 128 connections the p99 of a 1 KiB echo rose from 3.5 to
-    /// 13 ms for 8% more requests per second (benchmarks/PROFILING.md).
-    Never,
 }
 
 /// The tokio side of every interface: packs the request, lets `send` hand it to the Python side,
@@ -145,7 +134,6 @@ pub fn hand_off<B: TransportBody>(
     request: Request<B>,
     connection: Arc<ConnectionInfo>,
     permit: OwnedSemaphorePermit,
-    prefetch: BodyPrefetch,
     send: impl FnOnce(PendingRequest),
 ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static {
     let (responder, response) = oneshot::channel();
@@ -161,8 +149,10 @@ pub fn hand_off<B: TransportBody>(
     let (parts, body) = request.into_parts();
     let head_only = parts.method == Method::HEAD;
     let (mut body, exceeded) = LimitedBody::new(body, connection.server.max_request_body_size);
-    // Asking for the body sends `100 Continue`; with `Expect` the app's first read decides that.
-    if prefetch == BodyPrefetch::Small && !parts.headers.contains_key(hyper::header::EXPECT) {
+    // A small body is asked for here, on the runtime, not by the app's first read (no wake-up
+    // from outside the runtime). Asking sends `100 Continue`; with `Expect` the app's first read
+    // decides that.
+    if !parts.headers.contains_key(hyper::header::EXPECT) {
         body.prefetch_small();
     }
     let version = parts.version;

@@ -17,7 +17,7 @@ use pyo3::types::{PyList, PyTuple};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::blocking::{BlockingPool, Deliveries};
-use crate::dispatch::{hand_off, BodyPrefetch, PendingRequest, RequestIo};
+use crate::dispatch::{hand_off, PendingRequest, RequestIo};
 use crate::http::ResponseBody;
 use crate::pyconfig::{seconds, worker_config};
 use crate::pyloop::PyLoop;
@@ -44,7 +44,7 @@ impl Dispatcher for WsgiDispatcher {
     ) -> impl std::future::Future<Output = Response<ResponseBody>> + Send {
         let app = self.app.clone();
         let pool = self.pool.clone();
-        hand_off(request, connection, permit, BodyPrefetch::Never, move |pending| {
+        hand_off(request, connection, permit, move |pending| {
             pool.push(Box::new(move |py, deliveries| run_request(py, &app, pending, deliveries)));
         })
     }
