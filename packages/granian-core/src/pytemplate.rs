@@ -5,6 +5,7 @@
 //! in the place of each entry a request sets, and every request starts from a copy of it: one copy
 //! of a table whose size is already right, instead of a new dict grown by twenty insertions.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
@@ -32,4 +33,40 @@ impl RequestTemplate {
 pub fn placeholders(dict: &Bound<'_, PyDict>, keys: &[&Bound<'_, PyString>]) -> PyResult<()> {
     let none = dict.py().None();
     keys.iter().try_for_each(|key| dict.set_item(key, &none))
+}
+
+/// Gives `dict` a table in which each of its copies takes `room` more keys without growing.
+///
+/// A copy of a compact dict gets the same table (CPython clones it), and a table grows when an
+/// insertion finds it full (two-thirds used) by rebuilding it: 850 instructions, once per request
+/// when the template's copies start full (benchmarks/PROFILING.md). CPython has no public way to
+/// size a dict, so this measures: a probe copy takes `room` keys; when its size (`__sizeof__`)
+/// changed, the dict is grown once by spare keys inserted until its size changes, and the spares
+/// are removed. Bounded: a dict that cannot be given the room stays as it is (only slower).
+pub fn make_room(dict: &Bound<'_, PyDict>, room: usize) -> PyResult<()> {
+    let py = dict.py();
+    let size =
+        |dict: &Bound<'_, PyDict>| -> PyResult<usize> { dict.call_method0(intern!(py, "__sizeof__"))?.extract() };
+    let none = py.None();
+    for _ in 0..4 {
+        let probe = dict.copy()?;
+        let before = size(&probe)?;
+        for key in 0..room {
+            probe.set_item(format!("granian.room.{key}"), &none)?;
+        }
+        if size(&probe)? == before {
+            return Ok(());
+        }
+        let before = size(dict)?;
+        let mut spares = Vec::new();
+        while size(dict)? == before && spares.len() < 1024 {
+            let spare = PyString::new(py, &format!("granian.spare.{}", spares.len()));
+            dict.set_item(&spare, &none)?;
+            spares.push(spare);
+        }
+        for spare in spares {
+            dict.del_item(spare)?;
+        }
+    }
+    Ok(())
 }

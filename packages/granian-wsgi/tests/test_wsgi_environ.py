@@ -221,6 +221,18 @@ def test_an_app_changing_its_environ_does_not_change_the_next_ones(wsgi_server, 
     assert environ['HTTP_X_CUSTOM'] == 'custom-value'
     assert 'HTTP_X_CUSTOM' not in after, 'a header of an earlier request leaked into a later environ'
     assert after['QUERY_STRING'] == 'x=1'
+    # Connections start from one worker template: a new connection sees none of the tampering either.
+    with make_client(http_version) as client:
+        fresh = fetch_description(client, wsgi_server.url('/environ'))['environ']
+    assert 'granian.test.tampered' not in fresh
+    assert fresh['SERVER_NAME'] != 'tampered'
+
+
+def test_environ_has_only_pep_3333_and_cgi_keys(described: dict):
+    """The template's placeholders are all filled, and the keys used to size its table are gone."""
+    environ = described['environ']
+    assert [key for key, value in environ.items() if value is None] == []
+    assert [key for key in environ if not (key.isupper() or key.startswith('wsgi.'))] == []
 
 
 def test_many_headers_all_reach_the_environ(wsgi_server, http_client: httpx.Client):

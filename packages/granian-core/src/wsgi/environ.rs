@@ -16,10 +16,53 @@ use crate::{pytemplate, pytext};
 /// Per-worker values every environ shares.
 pub struct EnvironTemplate {
     pub script_name: String,
-    pub errors: Py<PyAny>,
     pub file_wrapper: Py<PyAny>,
-    pub multithread: bool,
-    pub multiprocess: bool,
+    /// The entries every environ of this worker has, with a place for each entry a connection or
+    /// a request sets, in a table with room for a request's headers (see [`crate::pytemplate`]).
+    base: Py<PyDict>,
+}
+
+/// New keys an environ copied from the template takes before its table must grow: the TLS keys
+/// and a request's headers (a browser sends 10-15).
+const ENVIRON_ROOM: usize = 20;
+
+impl EnvironTemplate {
+    pub fn new(
+        py: Python<'_>,
+        script_name: String,
+        file_wrapper: Py<PyAny>,
+        multithread: bool,
+        multiprocess: bool,
+    ) -> PyResult<Self> {
+        let base = PyDict::new(py);
+        pytemplate::placeholders(
+            &base,
+            &[
+                intern!(py, "REQUEST_METHOD"),
+                intern!(py, "PATH_INFO"),
+                intern!(py, "QUERY_STRING"),
+                intern!(py, "SERVER_PROTOCOL"),
+                intern!(py, "wsgi.input"),
+                intern!(py, "SERVER_NAME"),
+                intern!(py, "SERVER_PORT"),
+                intern!(py, "REMOTE_ADDR"),
+                intern!(py, "REMOTE_PORT"),
+                intern!(py, "wsgi.url_scheme"),
+            ],
+        )?;
+        base.set_item(intern!(py, "SCRIPT_NAME"), script_name.as_str())?;
+        base.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, "granian"))?;
+        base.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
+        base.set_item(intern!(py, "wsgi.version"), (1, 0))?;
+        base.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+        base.set_item(intern!(py, "wsgi.errors"), py.import("sys")?.getattr("stderr")?)?;
+        base.set_item(intern!(py, "wsgi.multithread"), multithread)?;
+        base.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
+        base.set_item(intern!(py, "wsgi.run_once"), false)?;
+        base.set_item(intern!(py, "wsgi.file_wrapper"), file_wrapper.bind(py))?;
+        pytemplate::make_room(&base, ENVIRON_ROOM)?;
+        Ok(Self { script_name, file_wrapper, base: base.unbind() })
+    }
 }
 
 /// PEP 3333 strings are "bytes as latin-1": every byte maps to the code point of the same value.
@@ -91,34 +134,20 @@ pub fn path_info<'a>(raw_path: &'a str, script_name: &str) -> Cow<'a, str> {
     path
 }
 
-/// The environ entries all requests of a connection share: the server's and the client's address,
-/// the scheme, TLS facts and the per-worker values, with a place for each entry a request sets
-/// (see [`crate::pytemplate`]).
+/// The environ entries all requests of a connection share: the worker's template with the
+/// server's and the client's address, the scheme and the TLS facts (see [`crate::pytemplate`]).
 fn connection_environ<'py>(
     py: Python<'py>,
     template: &EnvironTemplate,
     connection: &ConnectionInfo,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let environ = PyDict::new(py);
-    pytemplate::placeholders(
-        &environ,
-        &[
-            intern!(py, "REQUEST_METHOD"),
-            intern!(py, "PATH_INFO"),
-            intern!(py, "QUERY_STRING"),
-            intern!(py, "SERVER_PROTOCOL"),
-            intern!(py, "wsgi.input"),
-        ],
-    )?;
-    environ.set_item(intern!(py, "SCRIPT_NAME"), template.script_name.as_str())?;
+    // A copy keeps the template's table, and with it the room for the keys set below.
+    let environ = template.base.bind(py).copy()?;
     // Unix sockets: the socket path and an empty port (as gunicorn; werkzeug reads it as no port).
     environ.set_item(intern!(py, "SERVER_NAME"), connection.local.host())?;
     environ.set_item(intern!(py, "SERVER_PORT"), port_text(connection.local.port()))?;
     environ.set_item(intern!(py, "REMOTE_ADDR"), connection.peer.host())?;
     environ.set_item(intern!(py, "REMOTE_PORT"), port_text(connection.peer.port()))?;
-    environ.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, "granian"))?;
-    environ.set_item(intern!(py, "GATEWAY_INTERFACE"), intern!(py, "CGI/1.1"))?;
-    environ.set_item(intern!(py, "wsgi.version"), (1, 0))?;
     environ.set_item(intern!(py, "wsgi.url_scheme"), pytext::scheme(py, connection.tls.is_some(), false))?;
     if let Some(tls) = &connection.tls {
         // As Apache mod_ssl names them; frameworks read HTTPS to build https URLs.
@@ -130,19 +159,6 @@ fn connection_environ<'py>(
             environ.set_item(intern!(py, "SSL_CLIENT_S_DN"), name)?;
         }
     }
-    environ.set_item(intern!(py, "wsgi.input_terminated"), true)?;
-    environ.set_item(intern!(py, "wsgi.errors"), template.errors.bind(py))?;
-    environ.set_item(intern!(py, "wsgi.multithread"), template.multithread)?;
-    environ.set_item(intern!(py, "wsgi.multiprocess"), template.multiprocess)?;
-    environ.set_item(intern!(py, "wsgi.run_once"), false)?;
-    environ.set_item(intern!(py, "wsgi.file_wrapper"), template.file_wrapper.bind(py))?;
-    // CPython grows a dict when an insertion finds its table two-thirds full, and the 21 entries
-    // above fill a 32-slot table exactly: every copy would grow at its first header. One more key,
-    // removed again, makes this table grow now (to 64 slots, room for 20 headers), once per
-    // connection. The removed slot stays in the copies, a tenth of a row each.
-    let spare = intern!(py, "granian.spare");
-    environ.set_item(spare, py.None())?;
-    environ.del_item(spare)?;
     Ok(environ)
 }
 

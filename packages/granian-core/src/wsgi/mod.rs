@@ -136,13 +136,13 @@ impl WsgiWorker {
         file_wrapper: Py<PyAny>,
     ) -> PyResult<()> {
         let pyloop = PyLoop::attach(py, event_loop)?;
-        let template = environ::EnvironTemplate {
-            script_name: self.script_name.clone(),
-            errors: py.import("sys")?.getattr("stderr")?.unbind(),
+        let template = environ::EnvironTemplate::new(
+            py,
+            self.script_name.clone(),
             file_wrapper,
-            multithread: self.blocking_threads > 1,
-            multiprocess: self.multiprocess,
-        };
+            self.blocking_threads > 1,
+            self.multiprocess,
+        )?;
         let chores = pyloop.bridge.chores.clone();
         let pool = BlockingPool::new(self.blocking_threads, self.idle_timeout, chores, self.config.metrics.clone());
         *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = Some(pool.clone());
