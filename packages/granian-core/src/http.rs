@@ -80,7 +80,8 @@ macro_rules! apply_http1 {
     ($builder:expr, $h1:expr) => {
         $builder
             .timer(TokioTimer::new())
-            .header_read_timeout($h1.header_read_timeout)
+            // The request validation under hyper runs this timeout (validation::CheckedStream).
+            .header_read_timeout(None)
             .keep_alive($h1.keep_alive)
             .max_buf_size($h1.max_buffer_size)
             .pipeline_flush($h1.pipeline_flush)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from hyperframe.frame import DataFrame
 
+from tests_support.rawhttp import read_response
 from tests_support.sockets import received
 
 APPS_DIR = Path(__file__).parent / 'apps'
@@ -69,6 +70,29 @@ def test_headers_within_the_timeout_are_served(server_factory):
         sock.sendall(b'\r\n')
         data = sock.recv(65536)
     assert data.startswith(b'HTTP/1.1 200')
+
+
+def test_header_read_timeout_runs_while_waiting_for_a_head_not_while_answering(server_factory):
+    """As in hyper: the timeout runs from when a connection waits for a request head (a new one, or
+    one between keep-alive requests) until the head is complete, never while a request is answered."""
+    server = _serve(server_factory, '--http1-header-read-timeout', '1000')
+    with socket.create_connection((server.host, server.port), timeout=10) as silent:
+        data, closed = _read_until_closed(silent, 6.0)
+    assert (data, closed) == (b'', True), 'a connection that never sent a head was left open'
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        reader = sock.makefile('rb')
+        # Answered after 1.5 s, longer than the timeout: the answer still comes, and the connection
+        # takes another request.
+        sock.sendall(b'GET /?pause=1.5 HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert read_response(reader).status == 200
+        time.sleep(0.5)
+        sock.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert read_response(reader).status == 200
+        # Idle between requests for longer than the timeout: closed without an answer.
+        began = time.monotonic()
+        data, closed = _read_until_closed(sock, 6.0)
+        assert (data, closed) == (b'', True), 'an idle keep-alive connection was left open'
+        assert time.monotonic() - began > 0.5, 'closed before the timeout'
 
 
 def test_keep_alive_off_closes_after_each_response(server_factory):

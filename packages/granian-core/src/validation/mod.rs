@@ -21,10 +21,10 @@ pub mod http1;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 use http::StatusCode;
@@ -35,13 +35,29 @@ use http1::{Http1Checker, Step};
 /// What a connection's service and its checked stream share: the requests hyper has taken and not
 /// yet finished answering, and the status the stream refused a request with (0: none), for the
 /// access log and metrics once the connection has ended.
-#[derive(Default)]
 pub struct Exchanges {
     open: AtomicUsize,
     all_answered: AtomicWaker,
     refused: AtomicU16,
     /// Set when a response switched protocols (101, or a 2xx to CONNECT).
     switched: AtomicBool,
+    /// When the connection started, and since when (microseconds after that) no request is open:
+    /// where the wait for the next request head begins.
+    started: Instant,
+    idle_since: AtomicU64,
+}
+
+impl Default for Exchanges {
+    fn default() -> Self {
+        Self {
+            open: AtomicUsize::new(0),
+            all_answered: AtomicWaker::new(),
+            refused: AtomicU16::new(0),
+            switched: AtomicBool::new(false),
+            started: Instant::now(),
+            idle_since: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Exchanges {
@@ -67,6 +83,8 @@ pub struct OpenExchange(Arc<Exchanges>);
 impl Drop for OpenExchange {
     fn drop(&mut self) {
         if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let idle_since = self.0.started.elapsed().as_micros() as u64;
+            self.0.idle_since.store(idle_since, Ordering::Release);
             self.0.all_answered.wake();
         }
     }
@@ -110,10 +128,12 @@ pub struct CheckedStream<S> {
     released: usize,
     /// The most bytes an incomplete unit may hold (hyper's buffer limit).
     max_held: usize,
-    /// How long an incomplete head may take to complete (hyper's header read timeout, which does
-    /// not run for bytes hyper has not seen), and the running deadline of the one held now.
+    /// hyper's header read timeout, kept here (hyper's own is off, see [`CheckedStream::head_overdue`]):
+    /// how long a request head may take, from when the connection waits for it until it is whole.
     head_timeout: Duration,
-    head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The connection's one timer for it, made at the first wait, and whether it runs now.
+    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    head_timer_running: bool,
     /// The refusal still to be written before the connection closes.
     refusal: Option<Vec<u8>>,
     exchanges: Arc<Exchanges>,
@@ -130,7 +150,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CheckedStream<S> {
             released: 0,
             max_held,
             head_timeout,
-            head_deadline: None,
+            head_timer: None,
+            head_timer_running: false,
             refusal: None,
             exchanges,
         }
@@ -144,7 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CheckedStream<S> {
                 Step::Release(n) => {
                     at += n;
                     if in_head {
-                        self.head_deadline = None;
+                        self.head_timer_running = false;
                     }
                 }
                 Step::NeedMore if data.len() - at > self.max_held => {
@@ -166,6 +187,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CheckedStream<S> {
             self.exchanges.refused.store(status.as_u16(), Ordering::Relaxed);
             self.refusal = Some(refusal_response(status));
         }
+    }
+
+    /// Whether the request head the connection waits for is overdue: hyper's header read timeout,
+    /// run here. It runs from when no request is open (hyper reads the next head once the last
+    /// response is out; at first, from the connection's start) until a whole head is released.
+    ///
+    /// hyper ran it with a new timer per request, allocated, registered in tokio's timer wheel and
+    /// removed again (benchmarks/PROFILING.md). This is one timer per connection, moved to a later
+    /// deadline for each head, which tokio does without touching its wheel until the old deadline
+    /// comes. It is set while a request is answered too, for later than that could end: hyper does
+    /// not read again once it has answered, so the timer's wake-up is what brings the connection
+    /// back here to find out whether the head is overdue.
+    fn head_overdue(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.checker.in_head() {
+            return false;
+        }
+        loop {
+            if !self.head_timer_running {
+                let deadline = self.head_deadline();
+                match &mut self.head_timer {
+                    Some(timer) => timer.as_mut().reset(deadline),
+                    None => self.head_timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+                self.head_timer_running = true;
+            }
+            let Some(timer) = &mut self.head_timer else { return false };
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            // The timer ran out: the head is overdue unless the wait began later than it was set
+            // for; then it is set again.
+            if self.head_deadline() <= tokio::time::Instant::now() {
+                return true;
+            }
+            self.head_timer_running = false;
+        }
+    }
+
+    /// When the head waited for is due: the timeout after the connection went idle, or, while a
+    /// request is open, after now (the earliest the wait could begin).
+    fn head_deadline(&self) -> tokio::time::Instant {
+        let exchanges = &self.exchanges;
+        let start = if exchanges.open.load(Ordering::Acquire) > 0 {
+            Instant::now()
+        } else {
+            exchanges.started + Duration::from_micros(exchanges.idle_since.load(Ordering::Acquire))
+        };
+        tokio::time::Instant::from_std(start + self.head_timeout)
     }
 
     /// Checks the held bytes from their start (none of them released yet).
@@ -251,16 +320,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for CheckedStream<S> {
             }
             let before = buf.filled().len();
             if Pin::new(&mut this.inner).poll_read(cx, buf)?.is_pending() {
-                if !this.held.is_empty() && this.checker.in_head() {
-                    let timeout = this.head_timeout;
-                    let deadline = this.head_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                    if deadline.as_mut().poll(cx).is_ready() {
-                        // As hyper does when its own header timer runs out: close, no answer.
-                        this.head_deadline = None;
-                        this.held.clear();
-                        this.stop(None);
-                        continue;
-                    }
+                if this.head_overdue(cx) {
+                    // As hyper does when its header timer runs out: close, no answer.
+                    this.head_timer_running = false;
+                    this.held.clear();
+                    this.stop(None);
+                    continue;
                 }
                 return Poll::Pending;
             }

@@ -1,5 +1,5 @@
 """One app per interface that reports what it sees of the connection (scheme, HTTP version), for TLS and
-HTTP settings tests; the RSGI app answers `?pause` after 0.3 s."""
+HTTP settings tests; the RSGI app answers `?pause` after 0.3 s, `?pause=S` after S seconds."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ async def rsgi(scope, proto):
         message = await transport.receive()
         await transport.send_str(f'{scope.scheme} {message.data}')
         return
-    if scope.query_string == 'pause':
-        await asyncio.sleep(0.3)
+    if scope.query_string.startswith('pause'):
+        await asyncio.sleep(float(scope.query_string.partition('=')[2] or 0.3))
     body = _json({'scheme': scope.scheme, 'http_version': scope.http_version})
     proto.response_bytes(200, [('content-type', 'application/json')], body)
 
