@@ -251,6 +251,11 @@ OPTIONS: tuple[Option, ...] = (
         Integer(1, 60_000, 'ms'),
         30_000,
         'Time allowed to receive the request headers, in milliseconds.',
+        note=(
+            'It runs from when a connection waits for a request (once opened, or once the last response is out) '
+            'until the headers are complete, never while a request is answered: an idle keep-alive connection '
+            'is closed when it runs out.'
+        ),
     ),
     _field(
         'http1',
