@@ -84,6 +84,11 @@ REFUSED_HEADS = {
     'a lowercase version': b'GET / http/1.1\r\n' + HOST + b'\r\n',
     'a method that is not a token': b'G(T / HTTP/1.1\r\n' + HOST + b'\r\n',
     'no version': b'GET /\r\n' + HOST + b'\r\n',
+    'a method alone': b'GET\r\n' + HOST + b'\r\n',
+    'a space before the method': b' GET / HTTP/1.1\r\n' + HOST + b'\r\n',
+    'a fourth part in the request line': b'GET / HTTP/1.1 x\r\n' + HOST + b'\r\n',
+    'a space after the version': b'GET / HTTP/1.1 \r\n' + HOST + b'\r\n',
+    'a fourth part after the preface line': b'PRI * HTTP/2.0 x\r\n\r\nSM\r\n\r\n',
 }
 
 

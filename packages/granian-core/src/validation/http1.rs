@@ -349,11 +349,12 @@ fn check_head(head: &[u8]) -> Result<HeadFacts, StatusCode> {
     }
     let mut lines = lines(head);
     let request_line = lines.next().ok_or(bad)?;
-    let mut parts = request_line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad);
-    };
+    // `method SP target SP version`: a version with a space in it (a fourth part) matches none
+    // of the versions below.
+    let (method, rest) = request_line.split_at(request_line.iter().position(|&b| b == b' ').ok_or(bad)?);
+    let rest = &rest[1..];
+    let (target, version) = rest.split_at(memchr::memchr(b' ', rest).ok_or(bad)?);
+    let version = &version[1..];
     if !is_token(method) || !is_target(target) {
         return Err(bad);
     }
