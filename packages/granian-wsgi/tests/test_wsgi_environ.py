@@ -185,6 +185,16 @@ def test_path_info_is_latin1_decoded_bytes(wsgi_server, http_client: httpx.Clien
     assert environ['PATH_INFO'] == '/environ/' + 'café'.encode().decode('latin-1')
 
 
+def test_header_values_are_latin1_decoded_bytes(wsgi_server, http_client: httpx.Client):
+    # PEP 3333: header bytes outside ASCII (obs-text) arrive as a latin-1 str, one char per byte, alone
+    # and when repeated headers are joined.
+    raw = 'café'.encode() + b' \xff'
+    headers = [('X-Latin', raw), ('X-Twice', b'\xe9'), ('X-Twice', b'ok')]
+    environ = fetch_description(http_client, wsgi_server.url('/environ'), headers=headers)['environ']
+    assert environ['HTTP_X_LATIN'] == raw.decode('latin-1')
+    assert environ['HTTP_X_TWICE'] == '\xe9, ok'
+
+
 def test_http10_request(wsgi_server):
     response = exchange(wsgi_server.port, b'GET /environ?x=1 HTTP/1.0\r\nHost: localhost\r\n\r\n')
     assert response.status == 200, response
