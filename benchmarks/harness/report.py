@@ -51,6 +51,14 @@ def _client_bound_repeats(plan: dict) -> str:
     return f' ({repeats} runs of at least 4 s for the paced handshake scenario, whose runs scatter more)'
 
 
+def _handshake_rounds(plan: dict) -> str:
+    """The longer runs of the HTTPS HTTP/1.1 keep-alive cells, when the plan gives them some."""
+    seconds = plan.get('handshake_round_seconds', 0)
+    if seconds <= plan['seconds']:
+        return ''
+    return f" ({seconds:g} s for HTTPS GET over HTTP/1.1, whose runs start with wrk's handshakes)"
+
+
 def _tool(version: str | None, name: str) -> str:
     # `wrk --version` prints a whole banner; its first two words name the version.
     return ' '.join(version.split()[:2]) if version else name
@@ -143,7 +151,7 @@ def _header(results: dict) -> list[str]:
         f'- Versions: {versions}.',
         (
             f'- Each figure is the median of {plan["repeats"]} run(s) of {plan["seconds"]:g} s'
-            f'{_client_bound_repeats(plan)}, after a primer'
+            f'{_handshake_rounds(plan)}{_client_bound_repeats(plan)}, after a primer'
             f' ({plan["primer_requests"]} requests on {plan["primer_connections"]} connections) and a'
             f' {plan["warmup_seconds"]:g} s warm-up at the measured concurrency. Server on CPU 0 (1 worker),'
             ' load generator on CPU 1. Ratios are to granian 2.8.1 measured in the same run, same interface,'

@@ -189,7 +189,7 @@ class Runner(Progress):
                     continue
                 try:
                     cpu_before = server.cpu_seconds()
-                    result = driver(self.workspace, scenario, server.port, concurrency, plan.seconds)
+                    result = driver(self.workspace, scenario, server.port, concurrency, plan.round_seconds(scenario))
                     result.server_cpu_s = server.cpu_seconds() - cpu_before
                 except LoadError as error:
                     if server.process is not None and server.process.poll() is not None:

@@ -69,6 +69,13 @@ class Scenario:
     client_bound: bool = False
 
     @property
+    def handshakes_in_round(self) -> bool:
+        """True when each measured round opens its keep-alive connections with TLS handshakes that
+        wrk makes on the core it measures latency with: while it handshakes, the answers of the
+        connections already open wait in its socket buffers, so a short round's p99 is that start."""
+        return self.tls and not self.reconnect and self.driver == 'wrk'
+
+    @property
     def echoes(self) -> bool:
         """True when the response body must equal the request body."""
         return self.kind in (Kind.ECHO, Kind.STREAM)

@@ -409,3 +409,17 @@ def test_the_paced_handshake_cell_gets_more_repeats_in_a_full_run():
     assert FULL.cell_seconds(handshake) > FULL.cell_seconds(get)
     line = report._client_bound_repeats(FULL.as_dict())
     assert '7 runs' in line and report._client_bound_repeats(QUICK.as_dict()) == ''
+
+
+def test_https_keep_alive_cells_driven_by_wrk_get_longer_rounds_in_a_full_run():
+    from harness.plan import FULL, QUICK
+
+    https, https_h2, get = SCENARIOS['https-get-1k'], SCENARIOS['https-h2-get-1k'], SCENARIOS['get-10b']
+    handshake = SCENARIOS['https-handshake']
+    flags = [scenario.handshakes_in_round for scenario in (https, https_h2, get, handshake)]
+    assert flags == [True, False, False, False]
+    assert (FULL.round_seconds(https), FULL.round_seconds(https_h2), FULL.round_seconds(get)) == (6, 2, 2)
+    assert QUICK.round_seconds(https) == QUICK.seconds
+    assert FULL.cell_seconds(https) > FULL.cell_seconds(get)
+    assert '6 s for HTTPS GET' in report._handshake_rounds(FULL.as_dict())
+    assert report._handshake_rounds(QUICK.as_dict()) == ''
