@@ -4,6 +4,10 @@
 //! scheme, TLS facts, the worker's constants. The interface builds a dict of those once, with None
 //! in the place of each entry a request sets, and every request starts from a copy of it: one copy
 //! of a table whose size is already right, instead of a new dict grown by twenty insertions.
+//!
+//! A connection's template may itself be a copy of a per-worker one (the WSGI environ's: its
+//! constants and a place for every connection entry). A copy keeps its source's table, so such a
+//! worker template is sized by `make_room` until a copy takes every key without growing.
 
 use pyo3::intern;
 use pyo3::prelude::*;

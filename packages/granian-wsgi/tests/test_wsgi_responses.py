@@ -27,6 +27,14 @@ def test_list_of_chunks(wsgi_server, http_client: httpx.Client):
     assert response.content == b''.join(f'chunk-{index};'.encode() for index in range(5))
 
 
+@pytest.mark.parametrize('shape', ['list', 'tuple'])
+def test_a_list_or_tuple_subclass_is_iterated_not_indexed(wsgi_server, http_client: httpx.Client, shape: str):
+    # PEP 3333: the response is an iterable; a subclass's own __iter__ decides what is sent.
+    response = http_client.get(wsgi_server.url(f'/iterated-body?as={shape}'))
+    assert response.status_code == 200
+    assert response.content == b'from items (iterated)'
+
+
 @pytest.mark.parametrize('count', [1, 20, 200])
 def test_generator_is_streamed(wsgi_server, http_client: httpx.Client, count: int):
     with http_client.stream('GET', wsgi_server.url(f'/stream?count={count}')) as response:

@@ -204,15 +204,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> CheckedStream<S> {
             return false;
         }
         loop {
-            if !self.head_timer_running {
-                let deadline = self.head_deadline();
-                match &mut self.head_timer {
-                    Some(timer) => timer.as_mut().reset(deadline),
-                    None => self.head_timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            let deadline = (!self.head_timer_running).then(|| self.head_deadline());
+            self.head_timer_running = true;
+            let timer = match (&mut self.head_timer, deadline) {
+                (Some(timer), Some(deadline)) => {
+                    timer.as_mut().reset(deadline);
+                    timer
                 }
-                self.head_timer_running = true;
-            }
-            let Some(timer) = &mut self.head_timer else { return false };
+                (Some(timer), None) => timer,
+                (slot @ None, deadline) => {
+                    let deadline = deadline.unwrap_or_else(tokio::time::Instant::now);
+                    slot.insert(Box::pin(tokio::time::sleep_until(deadline)))
+                }
+            };
             if timer.as_mut().poll(cx).is_pending() {
                 return false;
             }

@@ -266,7 +266,7 @@ pub fn send_result(
 ) -> PyResult<()> {
     let streaming = lock(&exchange.state).stream.is_some();
     if !streaming {
-        let items = match (result.cast::<PyList>(), result.cast::<PyTuple>()) {
+        let items = match (result.cast_exact::<PyList>(), result.cast_exact::<PyTuple>()) {
             (Ok(list), _) => Some(list.iter().map(|item| chunk_bytes(&item)).collect::<PyResult<Vec<_>>>()?),
             (_, Ok(tuple)) => Some(tuple.iter().map(|item| chunk_bytes(&item)).collect::<PyResult<Vec<_>>>()?),
             _ => None,

@@ -472,6 +472,29 @@ def route_close_marker_list(environ, start_response):
     return MarkedList([b'closed ', b'after ', b'this'], query(environ)['marker'])
 
 
+class IteratedBodyList(list):
+    """A list response whose iteration adds a chunk: the server must iterate it, not read its items."""
+
+    def __iter__(self):
+        yield from super().__iter__()
+        yield b' (iterated)'
+
+
+class IteratedBodyTuple(tuple):
+    """The same for a tuple response."""
+
+    def __iter__(self):
+        yield from super().__iter__()
+        yield b' (iterated)'
+
+
+def route_iterated_body(environ, start_response):
+    """`?as=list|tuple`: the body as a list or tuple subclass with its own `__iter__`."""
+    start_response('200 OK', TEXT_HEADERS)
+    chunks = [b'from', b' items']
+    return IteratedBodyTuple(chunks) if query(environ).get('as') == 'tuple' else IteratedBodyList(chunks)
+
+
 def route_pid(environ, start_response):
     return text_response(start_response, str(os.getpid()))
 
@@ -505,6 +528,7 @@ ROUTES = {
     '/stream-random': route_stream_random,
     '/close-marker': route_close_marker,
     '/close-marker-list': route_close_marker_list,
+    '/iterated-body': route_iterated_body,
     '/endless': route_endless,
     '/file-wrapper': route_file_wrapper,
     '/file-wrapper-bytesio': route_file_wrapper_bytesio,
