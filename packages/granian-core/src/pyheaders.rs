@@ -3,6 +3,17 @@
 //! Read into a `HeaderMap` sized for them up front; a list or tuple (what apps pass) is read by
 //! index, without an iterator object. Each interface decides what a pair becomes: RSGI leaves out
 //! a pair that is not a valid header, WSGI refuses it (PEP 3333).
+//!
+//! Apps mostly pass the same string objects response after response (constants of the app or of
+//! its framework), so each thread keeps the last pairs it converted, by the identity of their two
+//! strings, in a `PairCache` per interface: a pair seen before costs two pointer comparisons and
+//! two reference-count increments instead of two UTF-8 reads, a check of every byte and a copy of
+//! the value into a new allocation (freed again on another thread). The cache holds a reference to
+//! both strings, so neither can be freed and its address given to another string while cached;
+//! and a `str` cannot change, so the same two objects always make the same header.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use http::header::HeaderMap;
 use http::{HeaderName, HeaderValue};
@@ -20,16 +31,75 @@ const ADDED_HEADERS: usize = 4;
 /// One header as the interface reads it: `Ok(None)` leaves the pair out.
 pub type Header = PyResult<Option<(HeaderName, HeaderValue)>>;
 
+/// Slots of a `PairCache` (one pair each, placed by the identity of its strings).
+const CACHED_PAIRS: usize = 32;
+
+/// Pairs whose name and value together are longer than this are not cached: it bounds what a
+/// thread's cache keeps alive to a few kilobytes.
+const CACHED_PAIR_MAX_LEN: usize = 256;
+
+/// The pairs of `str` objects one thread last converted for one interface, with their headers.
+pub struct PairCache(RefCell<[Option<CachedPair>; CACHED_PAIRS]>);
+
+struct CachedPair {
+    name: Py<PyString>,
+    value: Py<PyString>,
+    header: (HeaderName, HeaderValue),
+}
+
+impl PairCache {
+    pub const fn new() -> Self {
+        Self(RefCell::new([const { None }; CACHED_PAIRS]))
+    }
+
+    fn slot(name: &Bound<'_, PyString>, value: &Bound<'_, PyString>) -> usize {
+        // Objects are 16-byte aligned; mix both addresses so that pairs sharing a name spread.
+        let mixed = (name.as_ptr() as usize >> 4) ^ (value.as_ptr() as usize >> 4).wrapping_mul(0x9E37_79B9);
+        mixed % CACHED_PAIRS
+    }
+
+    /// The header made from exactly these two objects, if it is cached.
+    fn get(&self, name: &Bound<'_, PyString>, value: &Bound<'_, PyString>) -> Option<(HeaderName, HeaderValue)> {
+        let slots = self.0.try_borrow().ok()?;
+        let cached = slots[Self::slot(name, value)].as_ref()?;
+        (cached.name.as_ptr() == name.as_ptr() && cached.value.as_ptr() == value.as_ptr())
+            .then(|| cached.header.clone())
+    }
+
+    /// Remembers the header made from `name` and `value` (exact `str` objects, short ones only).
+    fn keep(&self, name: &Bound<'_, PyString>, value: &Bound<'_, PyString>, header: &(HeaderName, HeaderValue)) {
+        if !name.is_exact_instance_of::<PyString>()
+            || !value.is_exact_instance_of::<PyString>()
+            || header.0.as_str().len() + header.1.len() > CACHED_PAIR_MAX_LEN
+        {
+            return;
+        }
+        let pair = CachedPair { name: name.clone().unbind(), value: value.clone().unbind(), header: header.clone() };
+        let evicted = match self.0.try_borrow_mut() {
+            Ok(mut slots) => slots[Self::slot(name, value)].replace(pair),
+            Err(_) => Some(pair),
+        };
+        // Released after the borrow ends: freeing a string runs no Python code, but this keeps the
+        // cache usable from anything that would.
+        drop(evicted);
+    }
+}
+
 /// The headers of `pairs`; a pair that is not two strings is refused with `not_pairs()`'s error.
+/// `header` must make the same header from the same strings every time: `cache` keeps its results.
 pub fn from_str_pairs(
     pairs: &Bound<'_, PyAny>,
+    cache: &'static LocalKey<PairCache>,
     not_pairs: impl Fn() -> PyErr,
     mut header: impl FnMut(&str, &str) -> Header,
 ) -> PyResult<HeaderMap> {
     let mut read = |map: &mut HeaderMap, item: &Bound<'_, PyAny>| -> PyResult<()> {
         let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = item.extract().map_err(|_| not_pairs())?;
-        if let Some((name, value)) = header(name.to_str()?, value.to_str()?)? {
-            map.append(name, value);
+        if let Some((header_name, header_value)) = cache.with(|cache| cache.get(&name, &value)) {
+            map.append(header_name, header_value);
+        } else if let Some(made) = header(name.to_str()?, value.to_str()?)? {
+            cache.with(|cache| cache.keep(&name, &value, &made));
+            map.append(made.0, made.1);
         }
         Ok(())
     };

@@ -62,6 +62,21 @@ def test_response_invalid_headers_are_dropped(rsgi_server, http_client: httpx.Cl
     assert 'bad header name' not in response.headers
 
 
+def test_headers_made_from_new_strings_per_request_are_each_their_own(rsgi_server, http_client: httpx.Client):
+    # Response headers are cached by the identity of their strings; a string freed after one
+    # request and its address given to the next request's must not bring back the old header.
+    for index in range(300):
+        value = f'{index}-{"x" * (index % 7)}'
+        response = http_client.get(rsgi_server.url(f'/response/fresh-header?v={value}'))
+        assert (response.headers['x-value'], response.text) == (value, value)
+
+
+def test_response_invalid_headers_stay_dropped_when_repeated(rsgi_server, http_client: httpx.Client):
+    for _ in range(3):
+        response = http_client.get(rsgi_server.url('/response/invalid-header'))
+        assert response.headers.get('x-ok') == 'yes' and 'x-bad-value' not in response.headers
+
+
 def test_second_response_is_ignored(rsgi_server, http_client: httpx.Client):
     response = http_client.get(rsgi_server.url('/response/double'))
     assert (response.status_code, response.text) == (200, 'first')

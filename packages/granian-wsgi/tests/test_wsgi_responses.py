@@ -35,6 +35,15 @@ def test_a_list_or_tuple_subclass_is_iterated_not_indexed(wsgi_server, http_clie
     assert response.content == b'from items (iterated)'
 
 
+def test_headers_made_from_new_strings_per_request_are_each_their_own(wsgi_server, http_client: httpx.Client):
+    # Response headers are cached by the identity of their strings; a string freed after one
+    # request and its address given to the next request's must not bring back the old header.
+    for index in range(300):
+        value = f'{index}-{"x" * (index % 7)}'
+        response = http_client.get(wsgi_server.url(f'/fresh-header?v={value}'))
+        assert (response.headers['x-value'], response.text) == (value, value)
+
+
 @pytest.mark.parametrize('count', [1, 20, 200])
 def test_generator_is_streamed(wsgi_server, http_client: httpx.Client, count: int):
     with http_client.stream('GET', wsgi_server.url(f'/stream?count={count}')) as response:

@@ -157,8 +157,11 @@ pub fn headers_from_py(headers: Option<&Bound<'_, PyAny>>) -> PyResult<HeaderMap
     let Some(headers) = headers else {
         return Ok(HeaderMap::new());
     };
+    thread_local! {
+        static CONVERTED: pyheaders::PairCache = const { pyheaders::PairCache::new() };
+    }
     let not_pairs = || PyTypeError::new_err("RSGI response headers must be (str, str) pairs");
-    pyheaders::from_str_pairs(headers, not_pairs, pyheaders::valid_or_skipped)
+    pyheaders::from_str_pairs(headers, &CONVERTED, not_pairs, pyheaders::valid_or_skipped)
 }
 
 fn status(code: u16) -> PyResult<StatusCode> {

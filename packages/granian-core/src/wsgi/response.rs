@@ -44,8 +44,11 @@ fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
 }
 
 fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
+    thread_local! {
+        static CONVERTED: pyheaders::PairCache = const { pyheaders::PairCache::new() };
+    }
     let not_pairs = || PyTypeError::new_err("WSGI response headers must be (str, str) tuples");
-    pyheaders::from_str_pairs(headers, not_pairs, |name, value| {
+    pyheaders::from_str_pairs(headers, &CONVERTED, not_pairs, |name, value| {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| PyValueError::new_err(format!("invalid response header name {name:?}")))?;
         // ASCII (nearly every value) is its own latin-1: one copy, into the header value.

@@ -133,6 +133,12 @@ async def route_response_bytes(scope, proto):
     proto.response_bytes(int(params.get('status', '200')), headers, bytes(range(256)))
 
 
+async def route_fresh_header(scope, proto):
+    """`?v=VALUE`: VALUE in header `x-value`, a str made for this request alone (the name is a constant)."""
+    value = query(scope)['v']
+    proto.response_str(200, [('content-type', 'text/plain'), ('x-' + 'value', value)], value)
+
+
 async def route_response_invalid_header(scope, proto):
     proto.response_str(200, [('bad header name', 'x'), ('x-bad-value', 'line\r\nbreak'), ('x-ok', 'yes')], 'ok')
 
@@ -272,6 +278,7 @@ ROUTES = {
     '/response/str': route_response_str,
     '/response/bytes': route_response_bytes,
     '/response/invalid-header': route_response_invalid_header,
+    '/response/fresh-header': route_fresh_header,
     '/response/double': route_double_response,
     '/file': route_file,
     '/file-range': route_file_range,

@@ -495,6 +495,13 @@ def route_iterated_body(environ, start_response):
     return IteratedBodyTuple(chunks) if query(environ).get('as') == 'tuple' else IteratedBodyList(chunks)
 
 
+def route_fresh_header(environ, start_response):
+    """`?v=VALUE`: VALUE in header `x-value`, a str made for this request alone (the name is a constant)."""
+    value = query(environ)['v']
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('x-' + 'value', value)])
+    return [value.encode()]
+
+
 def route_pid(environ, start_response):
     return text_response(start_response, str(os.getpid()))
 
@@ -529,6 +536,7 @@ ROUTES = {
     '/close-marker': route_close_marker,
     '/close-marker-list': route_close_marker_list,
     '/iterated-body': route_iterated_body,
+    '/fresh-header': route_fresh_header,
     '/endless': route_endless,
     '/file-wrapper': route_file_wrapper,
     '/file-wrapper-bytesio': route_file_wrapper_bytesio,
