@@ -41,6 +41,17 @@ def test_response_headers_in_every_shape(asgi_server, http_client: httpx.Client,
     assert response.content == b'single body'
 
 
+@pytest.mark.parametrize('mutable', ['', '1'], ids=['new-bytes', 'same-bytearray'])
+def test_headers_from_new_or_changed_objects_are_each_their_own(asgi_server, http_client: httpx.Client, mutable):
+    # Response headers are cached by the identity of their objects: neither a bytes object freed
+    # after one request (its address then given to another) nor a bytearray changed in place may
+    # bring back an earlier header.
+    for index in range(300):
+        value = f'{index}-{"x" * (index % 7)}'
+        response = http_client.get(asgi_server.url(f'/fresh-header?v={value}&mutable={mutable}'))
+        assert (response.headers['x-value'], response.text) == (value, value)
+
+
 def test_awaitables_work_as_futures_in_gather_and_by_hand(asgi_server, http_client: httpx.Client):
     # send() and receive() finish without raising StopIteration where they can: what asyncio and
     # a hand-stepped iterator see must stay the same.

@@ -1,4 +1,5 @@
-//! Response headers as RSGI and WSGI apps give them: an iterable of `(str, str)` pairs.
+//! Response headers as RSGI and WSGI apps give them: an iterable of `(str, str)` pairs; and the
+//! cache of converted pairs that ASGI's `(bytes, bytes)` pairs use too.
 //!
 //! Read into a `HeaderMap` sized for them up front; a list or tuple (what apps pass) is read by
 //! index, without an iterator object. Each interface decides what a pair becomes: RSGI leaves out
@@ -9,8 +10,9 @@
 //! strings, in a `PairCache` per interface: a pair seen before costs two pointer comparisons and
 //! two reference-count increments instead of two UTF-8 reads, a check of every byte and a copy of
 //! the value into a new allocation (freed again on another thread). The cache holds a reference to
-//! both strings, so neither can be freed and its address given to another string while cached;
-//! and a `str` cannot change, so the same two objects always make the same header.
+//! both objects, so neither can be freed and its address given to another object while cached;
+//! and it keeps only exact `str` and `bytes` objects, which cannot change, so the same two objects
+//! always make the same header.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
@@ -18,7 +20,7 @@ use std::thread::LocalKey;
 use http::header::HeaderMap;
 use http::{HeaderName, HeaderValue};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 /// At most this many headers are sized for up front (a map presized for tens of thousands of
 /// headers would panic in `http`; a longer list grows the map as it is read).
@@ -38,12 +40,13 @@ const CACHED_PAIRS: usize = 32;
 /// thread's cache keeps alive to a few kilobytes.
 const CACHED_PAIR_MAX_LEN: usize = 256;
 
-/// The pairs of `str` objects one thread last converted for one interface, with their headers.
+/// The pairs of `str` or `bytes` objects one thread last converted for one interface, with their
+/// headers.
 pub struct PairCache(RefCell<[Option<CachedPair>; CACHED_PAIRS]>);
 
 struct CachedPair {
-    name: Py<PyString>,
-    value: Py<PyString>,
+    name: Py<PyAny>,
+    value: Py<PyAny>,
     header: (HeaderName, HeaderValue),
 }
 
@@ -52,25 +55,27 @@ impl PairCache {
         Self(RefCell::new([const { None }; CACHED_PAIRS]))
     }
 
-    fn slot(name: &Bound<'_, PyString>, value: &Bound<'_, PyString>) -> usize {
+    fn slot(name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> usize {
         // Objects are 16-byte aligned; mix both addresses so that pairs sharing a name spread.
         let mixed = (name.as_ptr() as usize >> 4) ^ (value.as_ptr() as usize >> 4).wrapping_mul(0x9E37_79B9);
         mixed % CACHED_PAIRS
     }
 
     /// The header made from exactly these two objects, if it is cached.
-    fn get(&self, name: &Bound<'_, PyString>, value: &Bound<'_, PyString>) -> Option<(HeaderName, HeaderValue)> {
+    pub fn get(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Option<(HeaderName, HeaderValue)> {
         let slots = self.0.try_borrow().ok()?;
         let cached = slots[Self::slot(name, value)].as_ref()?;
         (cached.name.as_ptr() == name.as_ptr() && cached.value.as_ptr() == value.as_ptr())
             .then(|| cached.header.clone())
     }
 
-    /// Remembers the header made from `name` and `value` (exact `str` objects, short ones only).
-    fn keep(&self, name: &Bound<'_, PyString>, value: &Bound<'_, PyString>, header: &(HeaderName, HeaderValue)) {
-        if !name.is_exact_instance_of::<PyString>()
-            || !value.is_exact_instance_of::<PyString>()
-            || header.0.as_str().len() + header.1.len() > CACHED_PAIR_MAX_LEN
+    /// Remembers the header made from `name` and `value` (exact `str` or `bytes` objects, which
+    /// cannot change; short pairs only).
+    pub fn keep(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, header: &(HeaderName, HeaderValue)) {
+        let unchangeable = |object: &Bound<'_, PyAny>| {
+            object.is_exact_instance_of::<PyString>() || object.is_exact_instance_of::<PyBytes>()
+        };
+        if !unchangeable(name) || !unchangeable(value) || header.0.as_str().len() + header.1.len() > CACHED_PAIR_MAX_LEN
         {
             return;
         }
@@ -95,10 +100,10 @@ pub fn from_str_pairs(
 ) -> PyResult<HeaderMap> {
     let mut read = |map: &mut HeaderMap, item: &Bound<'_, PyAny>| -> PyResult<()> {
         let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = item.extract().map_err(|_| not_pairs())?;
-        if let Some((header_name, header_value)) = cache.with(|cache| cache.get(&name, &value)) {
+        if let Some((header_name, header_value)) = cache.with(|cache| cache.get(name.as_any(), value.as_any())) {
             map.append(header_name, header_value);
         } else if let Some(made) = header(name.to_str()?, value.to_str()?)? {
-            cache.with(|cache| cache.keep(&name, &value, &made));
+            cache.with(|cache| cache.keep(name.as_any(), value.as_any(), &made));
             map.append(made.0, made.1);
         }
         Ok(())

@@ -272,6 +272,23 @@ async def route_response(scope, receive, send):
     await send({'type': 'http.response.body', 'body': b'', 'more_body': False})
 
 
+#: One bytearray every `/fresh-header?mutable=1` response sends, changed in place per request.
+SHARED_VALUE = bytearray()
+
+
+async def route_fresh_header(scope, receive, send):
+    """`?v=VALUE`: VALUE in header `x-value`, a bytes object made for this request alone; with
+    `mutable=1` the same bytearray object every time, its contents changed to VALUE."""
+    params = query(scope)
+    value = params['v'].encode()
+    await read_body(receive)
+    if params.get('mutable'):
+        SHARED_VALUE[:] = value
+        value = SHARED_VALUE
+    await send({'type': 'http.response.start', 'status': 200, 'headers': [(b'x-value', value)]})
+    await send({'type': 'http.response.body', 'body': bytes(value)})
+
+
 async def route_awaited_every_way(scope, receive, send):
     """The server's awaitables (`receive()`, `send()`) awaited directly, as futures, gathered and stepped by hand."""
     seen = []
@@ -408,6 +425,7 @@ ROUTES = {
     '/receive-after-response': route_receive_after_response,
     '/disconnect': route_disconnect,
     '/response': route_response,
+    '/fresh-header': route_fresh_header,
     '/awaited-every-way': route_awaited_every_way,
     '/pathsend': route_pathsend,
     '/raise-before-start': route_raise_before_start,

@@ -22,6 +22,7 @@ use crate::body::{Chunk, RequestBody};
 use crate::dispatch::RequestIo;
 use crate::errors::{ClientDisconnected, CoreError};
 use crate::http::{error_response, response, status_from_u16, stream_body, ResponseBody, ResponseIntent, StreamSender};
+use crate::pyheaders;
 use crate::pyloop::{resolve_future, PyLoop};
 
 /// How many body chunks a streamed response may queue before `send()` makes the app wait.
@@ -133,18 +134,27 @@ pub fn headers_from_message(message: &Bound<'_, PyDict>) -> PyResult<HeaderMap> 
 
 /// Adds one `(name, value)` pair (any sequence whose first two items are bytes-like).
 fn add_header(map: &mut HeaderMap, item: &Bound<'_, PyAny>) -> PyResult<()> {
-    let (name, value) = match item.cast::<PyTuple>() {
+    thread_local! {
+        static CONVERTED: pyheaders::PairCache = const { pyheaders::PairCache::new() };
+    }
+    let (name_object, value_object) = match item.cast::<PyTuple>() {
         Ok(pair) if pair.len() == 2 => (pair.get_item(0)?, pair.get_item(1)?),
         _ => (item.get_item(0)?, item.get_item(1)?),
     };
-    // A `bytes` name is read in place: a standard name then costs no allocation.
-    let name = match name.cast::<PyBytes>() {
-        Ok(name) => HeaderName::from_bytes(name.as_bytes()),
-        Err(_) => HeaderName::from_bytes(&bytes_of(&name, "header names")?),
-    };
-    let value = bytes_of(&value, "header values")?;
-    if let (Ok(name), Ok(value)) = (name, HeaderValue::from_maybe_shared(value)) {
+    if let Some((name, value)) = CONVERTED.with(|cache| cache.get(&name_object, &value_object)) {
         map.append(name, value);
+        return Ok(());
+    }
+    // A `bytes` name is read in place: a standard name then costs no allocation.
+    let name = match name_object.cast::<PyBytes>() {
+        Ok(name) => HeaderName::from_bytes(name.as_bytes()),
+        Err(_) => HeaderName::from_bytes(&bytes_of(&name_object, "header names")?),
+    };
+    let value = bytes_of(&value_object, "header values")?;
+    if let (Ok(name), Ok(value)) = (name, HeaderValue::from_maybe_shared(value)) {
+        let made = (name, value);
+        CONVERTED.with(|cache| cache.keep(&name_object, &value_object, &made));
+        map.append(made.0, made.1);
     }
     Ok(())
 }
