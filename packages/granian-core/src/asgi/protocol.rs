@@ -47,7 +47,7 @@ enum SendState {
     Finished,
 }
 
-#[pyclass(frozen, module = "granian._core", name = "ASGIHTTPProtocol")]
+#[pyclass(frozen, freelist = 64, module = "granian._core", name = "ASGIHTTPProtocol")]
 pub struct HttpProtocol {
     pyloop: Arc<PyLoop>,
     runtime: Handle,

@@ -35,7 +35,7 @@ enum ResponseState {
 
 type SharedStream = Arc<Mutex<Option<StreamSender>>>;
 
-#[pyclass(frozen, module = "granian._core", name = "RSGIHTTPProtocol")]
+#[pyclass(frozen, freelist = 64, module = "granian._core", name = "RSGIHTTPProtocol")]
 pub struct HttpProtocol {
     pyloop: Arc<PyLoop>,
     runtime: Handle,

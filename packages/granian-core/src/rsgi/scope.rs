@@ -26,7 +26,7 @@ pub fn version_label(version: Version) -> &'static str {
     }
 }
 
-#[pyclass(frozen, module = "granian._core", name = "RSGIHTTPScope")]
+#[pyclass(frozen, freelist = 64, module = "granian._core", name = "RSGIHTTPScope")]
 pub struct HttpScope {
     proto: &'static str,
     parts: Parts,
@@ -108,7 +108,7 @@ impl HttpScope {
 }
 
 /// Read-only, case-insensitive view of the request headers.
-#[pyclass(frozen, module = "granian._core", name = "RSGIHeaders", mapping)]
+#[pyclass(frozen, freelist = 64, module = "granian._core", name = "RSGIHeaders", mapping)]
 pub struct Headers {
     map: HeaderMap,
 }

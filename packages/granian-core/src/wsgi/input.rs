@@ -16,7 +16,7 @@ struct Buffered {
     ended: bool,
 }
 
-#[pyclass(frozen, module = "granian._core", name = "WSGIInput")]
+#[pyclass(frozen, freelist = 64, module = "granian._core", name = "WSGIInput")]
 pub struct WsgiInput {
     body: RequestBody,
     runtime: Handle,

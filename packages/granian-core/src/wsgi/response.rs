@@ -176,7 +176,7 @@ fn send_chunk(py: Python<'_>, stream: &StreamSender, chunk: Bytes) -> PyResult<(
 }
 
 /// The `start_response` callable handed to the app.
-#[pyclass(frozen, module = "granian._core", name = "WSGIStartResponse")]
+#[pyclass(frozen, freelist = 64, module = "granian._core", name = "WSGIStartResponse")]
 pub struct StartResponse {
     exchange: Arc<Exchange>,
 }
@@ -220,7 +220,7 @@ impl StartResponse {
 }
 
 /// The `write()` callable `start_response` returns (PEP 3333's imperative output).
-#[pyclass(frozen, module = "granian._core", name = "WSGIWrite")]
+#[pyclass(frozen, freelist = 64, module = "granian._core", name = "WSGIWrite")]
 pub struct WsgiWrite {
     exchange: Arc<Exchange>,
 }
