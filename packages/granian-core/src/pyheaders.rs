@@ -7,9 +7,9 @@
 //!
 //! Apps mostly pass the same string objects response after response (constants of the app or of
 //! its framework), so each thread keeps the last pairs it converted, by the identity of their two
-//! strings, in a `PairCache` per interface: a pair seen before costs two pointer comparisons and
-//! two reference-count increments instead of two UTF-8 reads, a check of every byte and a copy of
-//! the value into a new allocation (freed again on another thread). The cache holds a reference to
+//! strings, in a `PairCache` per interface: from its third time, a pair costs two pointer
+//! comparisons and two reference-count increments instead of two UTF-8 reads, a check of every byte
+//! and a copy of the value into a new allocation (freed again on another thread). The cache holds a reference to
 //! both objects, so neither can be freed and its address given to another object while cached;
 //! and it keeps only exact `str` and `bytes` objects, which cannot change, so the same two objects
 //! always make the same header.
@@ -33,21 +33,27 @@ const ADDED_HEADERS: usize = 4;
 /// One header as the interface reads it: `Ok(None)` leaves the pair out.
 pub type Header = PyResult<Option<(HeaderName, HeaderValue)>>;
 
-/// Slots of a `PairCache` (one pair each, placed by the identity of its strings).
-const CACHED_PAIRS: usize = 32;
+/// Slots of a `PairCache` (one pair each, placed by the identity of its objects).
+const CACHED_PAIRS: usize = 64;
 
 /// Pairs whose name and value together are longer than this are not cached: it bounds what a
 /// thread's cache keeps alive to a few kilobytes.
 const CACHED_PAIR_MAX_LEN: usize = 256;
 
 /// The pairs of `str` or `bytes` objects one thread last converted for one interface, with their
-/// headers.
+/// headers once a pair has come twice.
+///
+/// A value made anew for each response (a `Content-Length`, a date) never comes again; keeping
+/// its header would cost an allocation (the value's bytes become shared) for nothing. So a pair
+/// seen for the first time is only noted (two reference increments), and its header kept when the
+/// same two objects come again.
 pub struct PairCache(RefCell<[Option<CachedPair>; CACHED_PAIRS]>);
 
 struct CachedPair {
     name: Py<PyAny>,
     value: Py<PyAny>,
-    header: (HeaderName, HeaderValue),
+    /// Set when the pair came a second time.
+    header: Option<(HeaderName, HeaderValue)>,
 }
 
 impl PairCache {
@@ -61,32 +67,48 @@ impl PairCache {
         mixed % CACHED_PAIRS
     }
 
-    /// The header made from exactly these two objects, if it is cached.
-    pub fn get(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Option<(HeaderName, HeaderValue)> {
-        let slots = self.0.try_borrow().ok()?;
-        let cached = slots[Self::slot(name, value)].as_ref()?;
-        (cached.name.as_ptr() == name.as_ptr() && cached.value.as_ptr() == value.as_ptr())
-            .then(|| cached.header.clone())
-    }
-
-    /// Remembers the header made from `name` and `value` (exact `str` or `bytes` objects, which
-    /// cannot change; short pairs only).
-    pub fn keep(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, header: &(HeaderName, HeaderValue)) {
+    /// The header of `name` and `value`: the kept one when these two objects came before, else
+    /// `make()`'s (which must make the same header from the same objects every time). Only exact
+    /// `str` and `bytes` objects are noted (they cannot change), and only short pairs.
+    pub fn convert(&self, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>, make: impl FnOnce() -> Header) -> Header {
+        let slot = Self::slot(name, value);
+        let same =
+            |cached: &CachedPair| cached.name.as_ptr() == name.as_ptr() && cached.value.as_ptr() == value.as_ptr();
+        let seen = match self.0.try_borrow() {
+            Ok(slots) => match &slots[slot] {
+                Some(cached) if same(cached) => match &cached.header {
+                    Some(header) => return Ok(Some(header.clone())),
+                    None => true,
+                },
+                _ => false,
+            },
+            Err(_) => return make(),
+        };
+        let made = make()?;
+        let Some(header) = made else { return Ok(None) };
         let unchangeable = |object: &Bound<'_, PyAny>| {
             object.is_exact_instance_of::<PyString>() || object.is_exact_instance_of::<PyBytes>()
         };
-        if !unchangeable(name) || !unchangeable(value) || header.0.as_str().len() + header.1.len() > CACHED_PAIR_MAX_LEN
+        if unchangeable(name) && unchangeable(value) && header.0.as_str().len() + header.1.len() <= CACHED_PAIR_MAX_LEN
         {
-            return;
+            let Ok(mut slots) = self.0.try_borrow_mut() else { return Ok(Some(header)) };
+            let evicted = match &mut slots[slot] {
+                Some(cached) if seen && same(cached) => {
+                    cached.header = Some(header.clone());
+                    None
+                }
+                entry => entry.replace(CachedPair {
+                    name: name.clone().unbind(),
+                    value: value.clone().unbind(),
+                    header: None,
+                }),
+            };
+            drop(slots);
+            // Released after the borrow ends: freeing a string runs no Python code, but this keeps
+            // the cache usable from anything that would.
+            drop(evicted);
         }
-        let pair = CachedPair { name: name.clone().unbind(), value: value.clone().unbind(), header: header.clone() };
-        let evicted = match self.0.try_borrow_mut() {
-            Ok(mut slots) => slots[Self::slot(name, value)].replace(pair),
-            Err(_) => Some(pair),
-        };
-        // Released after the borrow ends: freeing a string runs no Python code, but this keeps the
-        // cache usable from anything that would.
-        drop(evicted);
+        Ok(Some(header))
     }
 }
 
@@ -100,11 +122,10 @@ pub fn from_str_pairs(
 ) -> PyResult<HeaderMap> {
     let mut read = |map: &mut HeaderMap, item: &Bound<'_, PyAny>| -> PyResult<()> {
         let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = item.extract().map_err(|_| not_pairs())?;
-        if let Some((header_name, header_value)) = cache.with(|cache| cache.get(name.as_any(), value.as_any())) {
+        let made = cache
+            .with(|cache| cache.convert(name.as_any(), value.as_any(), || header(name.to_str()?, value.to_str()?)))?;
+        if let Some((header_name, header_value)) = made {
             map.append(header_name, header_value);
-        } else if let Some(made) = header(name.to_str()?, value.to_str()?)? {
-            cache.with(|cache| cache.keep(name.as_any(), value.as_any(), &made));
-            map.append(made.0, made.1);
         }
         Ok(())
     };

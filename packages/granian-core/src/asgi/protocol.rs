@@ -141,20 +141,17 @@ fn add_header(map: &mut HeaderMap, item: &Bound<'_, PyAny>) -> PyResult<()> {
         Ok(pair) if pair.len() == 2 => (pair.get_item(0)?, pair.get_item(1)?),
         _ => (item.get_item(0)?, item.get_item(1)?),
     };
-    if let Some((name, value)) = CONVERTED.with(|cache| cache.get(&name_object, &value_object)) {
-        map.append(name, value);
-        return Ok(());
-    }
-    // A `bytes` name is read in place: a standard name then costs no allocation.
-    let name = match name_object.cast::<PyBytes>() {
-        Ok(name) => HeaderName::from_bytes(name.as_bytes()),
-        Err(_) => HeaderName::from_bytes(&bytes_of(&name_object, "header names")?),
+    let make = || {
+        // A `bytes` name is read in place: a standard name then costs no allocation.
+        let name = match name_object.cast::<PyBytes>() {
+            Ok(name) => HeaderName::from_bytes(name.as_bytes()),
+            Err(_) => HeaderName::from_bytes(&bytes_of(&name_object, "header names")?),
+        };
+        let value = bytes_of(&value_object, "header values")?;
+        Ok(name.ok().zip(HeaderValue::from_maybe_shared(value).ok()))
     };
-    let value = bytes_of(&value_object, "header values")?;
-    if let (Ok(name), Ok(value)) = (name, HeaderValue::from_maybe_shared(value)) {
-        let made = (name, value);
-        CONVERTED.with(|cache| cache.keep(&name_object, &value_object, &made));
-        map.append(made.0, made.1);
+    if let Some((name, value)) = CONVERTED.with(|cache| cache.convert(&name_object, &value_object, make))? {
+        map.append(name, value);
     }
     Ok(())
 }
