@@ -9,10 +9,10 @@
 //! its framework), so each thread keeps the last pairs it converted, by the identity of their two
 //! strings, in a `PairCache` per interface: from its third time, a pair costs two pointer
 //! comparisons and two reference-count increments instead of two UTF-8 reads, a check of every byte
-//! and a copy of the value into a new allocation (freed again on another thread). The cache holds a reference to
-//! both objects, so neither can be freed and its address given to another object while cached;
-//! and it keeps only exact `str` and `bytes` objects, which cannot change, so the same two objects
-//! always make the same header.
+//! and a copy of the value into a new allocation (freed again on another thread). The cache holds a
+//! reference to both objects, so neither can be freed and its address given to another object
+//! while cached; and it keeps only exact `str` and `bytes` objects, which cannot change, so the same
+//! two objects always make the same header.
 
 use std::cell::RefCell;
 use std::thread::LocalKey;
