@@ -9,6 +9,8 @@
                                         # system calls and context switches per request, per thread
     python benchmarks/run.py instructions [--interfaces ...] [--scenarios ...] [--servers ours,ours-ref]
                                         # instructions per request under callgrind (machine-speed free)
+    python benchmarks/run.py flamegraph [--interfaces ...] [--scenarios ...] [--servers ours,granian-2.8.1]
+                                        # perf flame graphs of the worker (results/flamegraphs)
     python benchmarks/run.py report     # regenerate README.md and the charts from results/latest.json
     python benchmarks/run.py websocket [--quick] [--interfaces rsgi] [--no-memory]
                                         # WebSocket echo and idle-connection memory (results/websocket.json)
@@ -36,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import accounting, compare, environment, http3, instructions, peers, reference, static
+from harness import accounting, compare, environment, flamegraph, http3, instructions, peers, reference, static
 from harness import websocket as ws
 from harness.plan import PLANS
 from harness.report import latest_latency_save, write_readme
@@ -50,9 +52,12 @@ LATEST = RESULTS / 'latest.json'
 WEBSOCKET = RESULTS / 'websocket.json'
 STATIC = RESULTS / 'static.json'
 HTTP3 = RESULTS / 'http3.json'
+FLAMEGRAPHS = RESULTS / 'flamegraphs'
 TEMPLATE = BENCHMARKS / 'README.template.md'
 README = BENCHMARKS / 'README.md'
-COMMANDS = ('run', 'setup', 'report', 'websocket', 'static', 'http3', 'ref', 'ab', 'count', 'instructions')
+COMMANDS = (
+    'run', 'setup', 'report', 'websocket', 'static', 'http3', 'ref', 'ab', 'count', 'instructions', 'flamegraph',
+)  # fmt: skip
 AB = RESULTS / 'ab.json'
 
 
@@ -217,6 +222,18 @@ def command_instructions(options: argparse.Namespace) -> int:
     return 0
 
 
+def command_flamegraph(options: argparse.Namespace) -> int:
+    interfaces = _names(options.interfaces, INTERFACES, 'interfaces') or list(INTERFACES)
+    scenarios = _names(options.scenarios, list(SCENARIOS), 'scenarios') or ['get-10b', 'h2-get-1k']
+    servers = _names(options.servers, list(SERVERS), 'servers') or [OURS, 'granian-2.8.1']
+    require_load_tools()
+    output = Path(options.output)
+    rows = flamegraph.run(interfaces, scenarios, servers, options.connections, options.seconds, output, RAW)
+    (output / 'README.md').write_text(flamegraph.index(rows))
+    print(f'index: {output / "README.md"}')
+    return 0
+
+
 def command_websocket(options: argparse.Namespace) -> int:
     plan = ws.PLANS['quick' if options.quick else 'full']
     interfaces = _names(options.interfaces, tuple(ws.WS_SERVERS), 'interfaces') or list(ws.WS_SERVERS)
@@ -335,6 +352,17 @@ def main() -> int:
     counted.add_argument('--rounds', type=int, default=1, help='runs per server and scenario (default: 1)')
     counted.add_argument('--functions', type=int, default=0, help='also print this many top functions per run')
     counted.add_argument('--output', help='also write the figures (with the top functions) to this JSON file')
+    graphs = commands.add_parser('flamegraph', help='perf flame graphs of the worker under load, every thread')
+    graphs.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
+    graphs.add_argument('--scenarios', help='comma-separated scenarios (default: get-10b,h2-get-1k)')
+    graphs.add_argument('--servers', help='comma-separated servers (default: ours,granian-2.8.1)')
+    graphs.add_argument('--connections', type=int, default=64, help='concurrent connections (default: 64)')
+    graphs.add_argument('--seconds', type=float, default=4.0, help='seconds sampled per graph (default: 4)')
+    graphs.add_argument(
+        '--output',
+        default=str(FLAMEGRAPHS),
+        help='directory for the SVGs and their index (default: results/flamegraphs)',
+    )
     report = commands.add_parser('report', help='regenerate README.md and the charts from a results file')
     report.add_argument('input', nargs='?', default=str(LATEST), help='results file (default: results/latest.json)')
     websocket = commands.add_parser('websocket', help='WebSocket echo rates and idle-connection memory')
@@ -372,6 +400,8 @@ def main() -> int:
         return command_count(options)
     if options.command == 'instructions':
         return command_instructions(options)
+    if options.command == 'flamegraph':
+        return command_flamegraph(options)
     if options.command == 'setup':
         return peers.setup()
     if options.command == 'report':

@@ -6,12 +6,16 @@ No load is generated here; these check the arithmetic and the commands the harne
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import accounting, compare, h3load, http3, instructions, load, report, servers
+from harness import accounting, compare, flamegraph, h3load, http3, instructions, load, report, servers
 from harness.scenarios import SCENARIOS
 
 
@@ -423,3 +427,64 @@ def test_https_keep_alive_cells_driven_by_wrk_get_longer_rounds_in_a_full_run():
     assert FULL.cell_seconds(https) > FULL.cell_seconds(get)
     assert '6 s for HTTPS GET' in report._handshake_rounds(FULL.as_dict())
     assert report._handshake_rounds(QUICK.as_dict()) == ''
+
+
+PERF_SCRIPT = """\
+granian-rt-0  5615 46886.178465: cpu-clock: 
+\tffffffff82085c65 tcp_current_mss+0x5 ([kernel.kallsyms])
+\tffffffff8224d141 do_syscall_64+0x71 ([kernel.kallsyms])
+\t           fde9d __GI___writev+0x4d (/usr/lib/x86_64-linux-gnu/libc.so.6)
+\t          3f0f0b hyper::proto::h1::io::Buffered<T,B>::poll_flush+0x73b (/x/granian/_core.cpython-311.so)
+\tffffffffffffffff [unknown] ([unknown])
+
+granian-rt-1  5616 46886.181018: cpu-clock: 
+\t           fde9d __GI___writev+0x4d (/usr/lib/x86_64-linux-gnu/libc.so.6)
+\t          3f0f0b hyper::proto::h1::io::Buffered<T,B>::poll_flush+0x73b (/x/granian/_core.cpython-311.so)
+
+granian rsgi 12  5613 46886.182000: cpu-clock: 
+\t          1a2b3c _PyEval_EvalFrameDefault+0x11 (/usr/lib/libpython3.11.so.1.0)
+\t          2a2b3c [unknown] (/site-packages/granian/_granian.cpython-311.so)
+\t          2a2b3d [unknown] (/site-packages/granian/_granian.cpython-311.so)
+\t          1a2b3d main::h0123456789abcdef+0x2 (/usr/bin/python3.11)
+"""
+
+
+def test_perf_samples_fold_into_stacks_root_first_per_thread_kind():
+    stacks = flamegraph.fold(PERF_SCRIPT)
+    # The two runtime threads are one kind of thread; their stacks merge where they are the same.
+    names = {tuple(frame.name for frame in stack): samples for stack, samples in stacks.items()}
+    assert names == {
+        ('granian-rt', 'hyper::proto::h1::io::Buffered<T,B>::poll_flush', '__GI___writev', 'do_syscall_64',
+         'tcp_current_mss'): 1,
+        ('granian-rt', 'hyper::proto::h1::io::Buffered<T,B>::poll_flush', '__GI___writev'): 1,
+        ('granian rsgi', 'main', '[_granian.cpython-311.so]', '_PyEval_EvalFrameDefault'): 1,
+    }  # fmt: skip
+    parts = {frame.name: frame.part for stack in stacks for frame in stack}
+    assert parts['tcp_current_mss'] == 'kernel' and parts['__GI___writev'] == 'libc'
+    assert parts['hyper::proto::h1::io::Buffered<T,B>::poll_flush'] == 'server'
+    assert parts['_PyEval_EvalFrameDefault'] == 'python' and parts['granian-rt'] == 'thread'
+    assert parts['[_granian.cpython-311.so]'] == 'server'
+    assert flamegraph.folded_text(stacks).splitlines()[0].endswith(' 1')
+    shares = flamegraph.shares(stacks)
+    assert list(shares) == ['granian-rt', 'granian rsgi']
+    assert shares['granian-rt']['all'] == 2 / 3 and shares['granian-rt']['kernel'] == 1 / 3
+
+
+def test_a_flame_graph_draws_boxes_as_wide_as_their_samples_and_escapes_names():
+    frame = flamegraph.Frame
+    thread, caller = frame('worker', 'thread'), frame('poll<A&B>', 'server')
+    stacks = Counter({(thread, caller, frame('writev', 'libc')): 3, (thread, caller, frame('read', 'kernel')): 1})
+    svg = flamegraph.render(stacks, 'title & more', 'sub')
+    root = ElementTree.fromstring(svg)  # well-formed XML, names escaped
+    boxes = {
+        group.find('{http://www.w3.org/2000/svg}title').text.split(' (')[0]: float(
+            group.find('{http://www.w3.org/2000/svg}rect').get('width')
+        )
+        for group in root.iter('{http://www.w3.org/2000/svg}g')
+    }
+    usable = flamegraph.WIDTH - 2 * flamegraph.PAD
+    assert boxes['worker'] == pytest.approx(usable - 0.5, abs=0.1)
+    assert boxes['poll<A&B>'] == pytest.approx(usable - 0.5, abs=0.1)
+    assert boxes['writev'] == pytest.approx(usable * 3 / 4 - 0.5, abs=0.1)
+    assert boxes['read'] == pytest.approx(usable / 4 - 0.5, abs=0.1)
+    assert 'title &amp; more' in svg
