@@ -1,7 +1,7 @@
 """mkdocs hooks: publish the RSGI specification and the benchmark report from where they live.
 
 spec/ and benchmarks/ are top-level parts of the repository with their own READMEs; the site shows
-them under the same paths (spec/rsgi.md, benchmarks/README.md, the charts in benchmarks/results/)
+them under the same paths (spec/rsgi.md, benchmarks/README.md, the charts and flame graphs in benchmarks/results/)
 instead of keeping copies in docs/.
 """
 
@@ -23,6 +23,8 @@ PUBLISHED = [
     'benchmarks/README.md',
     'benchmarks/PROFILING.md',
     'benchmarks/results/*.png',
+    'benchmarks/results/flamegraphs/README.md',
+    'benchmarks/results/flamegraphs/*.svg',
 ]
 
 
