@@ -144,10 +144,11 @@ pub fn hand_off<B: TransportBody>(
         if request.version() >= Version::HTTP_2 { connection.closed.child_token() } else { connection.closed.clone() };
     // If hyper drops this future (the client went away), the app hears about it.
     let guard = disconnected.clone().drop_guard();
-    let client_gone = disconnected.clone();
     let runtime = Handle::current();
     let (parts, body) = request.into_parts();
-    let head_only = parts.method == Method::HEAD;
+    // A HEAD answer's body is drained without sending it, until the client is gone. (Each clone
+    // of a token takes its lock, and so does each drop: only HEAD pays for this one.)
+    let head_only = (parts.method == Method::HEAD).then(|| disconnected.clone());
     let (mut body, exceeded) = LimitedBody::new(body, connection.server.max_request_body_size);
     // A small body is asked for here, on the runtime, not by the app's first read (no wake-up
     // from outside the runtime). Asking sends `100 Continue`; with `Expect` the app's first read
@@ -169,10 +170,9 @@ pub fn hand_off<B: TransportBody>(
             // not read, so an HTTP/1 connection cannot carry another request.
             response = body_too_large(version, Some(response));
         }
-        if head_only {
-            without_body(response, &client_gone)
-        } else {
-            response
+        match head_only {
+            Some(client_gone) => without_body(response, &client_gone),
+            None => response,
         }
     }
 }

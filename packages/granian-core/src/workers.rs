@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use http::header::{HeaderValue, ALT_SVC};
@@ -599,22 +600,41 @@ async fn drive<C: Future, D: Dispatcher, T: AsyncWrite + Unpin>(
     ) -> impl Future<Output = C::Output> + 'a {
         std::future::poll_fn(move |cx| writes.around(cx, |cx| connection.as_mut().poll(cx)))
     }
-    tokio::select! {
-        ended = batched(connection.as_mut(), writes) => Some(ended),
-        _ = engine.shutdown.cancelled() => {
-            if !info.first_request.load(Ordering::Acquire) {
-                tokio::select! {
-                    ended = batched(connection.as_mut(), writes) => return Some(ended),
-                    _ = info.first_request_arrived.notified() => {}
-                    _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
-                }
-            }
-            graceful_shutdown(connection.as_mut());
-            // Dropping the connection at the drain timeout closes its socket.
-            tokio::select! {
-                ended = batched(connection, writes) => Some(ended),
-                _ = engine.abort.cancelled() => None,
+    // The connection is polled on every wake-up of its task (twice per request at least); the stop
+    // signal's future is polled once to register this task's waker, and again only once the token
+    // says it fired: polling it costs two locks (the token's and its `Notify`'s) each time, which
+    // `select!` would pay on every wake-up.
+    let stop = engine.shutdown.cancelled();
+    let mut stop = pin!(stop);
+    let mut registered = false;
+    let served = std::future::poll_fn(|cx| {
+        if let Poll::Ready(ended) = writes.around(cx, |cx| connection.as_mut().poll(cx)) {
+            return Poll::Ready(Some(ended));
+        }
+        if !registered || engine.shutdown.is_cancelled() {
+            registered = true;
+            if stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
             }
         }
+        Poll::Pending
+    })
+    .await;
+    if served.is_some() {
+        return served;
+    }
+    // The worker is stopping.
+    if !info.first_request.load(Ordering::Acquire) {
+        tokio::select! {
+            ended = batched(connection.as_mut(), writes) => return Some(ended),
+            _ = info.first_request_arrived.notified() => {}
+            _ = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+        }
+    }
+    graceful_shutdown(connection.as_mut());
+    // Dropping the connection at the drain timeout closes its socket.
+    tokio::select! {
+        ended = batched(connection, writes) => Some(ended),
+        _ = engine.abort.cancelled() => None,
     }
 }

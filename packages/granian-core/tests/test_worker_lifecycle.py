@@ -18,6 +18,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 
@@ -137,6 +140,82 @@ def test_without_kill_timeout_a_stop_waits_for_the_drain(rsgi_apps_dir: Path):
         took = time.monotonic() - began
         thread.join(10)
     assert code == 0 and took >= 2, (code, took)
+
+
+def _served_then_idle_http1(port: int, requests: int) -> socket.socket:
+    """A keep-alive HTTP/1.1 connection that carried `requests` requests and now sits idle."""
+    sock = socket.create_connection((HOST, port), timeout=10)
+    for _ in range(requests):
+        sock.sendall(b'GET /pid HTTP/1.1\r\nHost: x\r\n\r\n')
+        answer = b''
+        while b'\r\n\r\n' not in answer or not answer.split(b'\r\n\r\n', 1)[1]:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        assert answer.startswith(b'HTTP/1.1 200'), answer
+    return sock
+
+
+def _served_then_idle_http2(port: int, requests: int) -> tuple[socket.socket, h2.connection.H2Connection]:
+    """An HTTP/2 connection (prior knowledge) that carried `requests` streams and now sits idle."""
+    sock = socket.create_connection((HOST, port), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    for _ in range(requests):
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [(':method', 'GET'), (':path', '/pid'), (':scheme', 'http'), (':authority', 'x')],
+                          end_stream=True)  # fmt: skip
+        sock.sendall(conn.data_to_send())
+        ended = False
+        while not ended:
+            data = sock.recv(65536)
+            assert data
+            for event in conn.receive_data(data):
+                ended = ended or (isinstance(event, h2.events.StreamEnded) and event.stream_id == stream)
+            sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+GOAWAY = 0x7
+
+
+def _frame_types_until_goaway(sock: socket.socket) -> list[int]:
+    """The types of the HTTP/2 frames read up to the first GOAWAY (or the end of the stream)."""
+    buffer, types = b'', []
+    while True:
+        while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], 'big'):
+            types.append(buffer[3])
+            if buffer[3] == GOAWAY:
+                return types
+            buffer = buffer[9 + int.from_bytes(buffer[:3], 'big') :]
+        data = sock.recv(65536)
+        if not data:
+            return types
+        buffer += data
+
+
+def test_idle_connections_that_served_requests_are_closed_at_once_on_stop(rsgi_apps_dir: Path):
+    """A stopping worker closes its idle keep-alive connections (HTTP/1.1) and sends GOAWAY on its
+    idle HTTP/2 ones right away, however many requests each carried before (each one wakes the
+    connection, and the stop must still be heard after many wake-ups)."""
+    with RunningServer(APP, working_dir=rsgi_apps_dir) as server:
+        http1 = [_served_then_idle_http1(server.port, requests) for requests in (1, 50, 200)]
+        http2 = [_served_then_idle_http2(server.port, requests) for requests in (1, 50)]
+        began = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        for sock in http1:
+            sock.settimeout(5)
+            assert sock.recv(4096) == b'', 'an idle HTTP/1.1 connection got bytes instead of its close'
+        for sock, _ in http2:
+            sock.settimeout(5)
+            assert _frame_types_until_goaway(sock)[-1] == GOAWAY, 'an idle HTTP/2 connection closed without GOAWAY'
+        closed = time.monotonic() - began
+        # A client told to go away with no stream open leaves.
+        for sock in [*http1, *(sock for sock, _ in http2)]:
+            sock.close()
+        code = server.wait(20)
+    assert code == 0 and closed < 3, (code, closed)
 
 
 def test_drain_timeout_lets_quick_requests_finish_and_closes_slow_ones(rsgi_apps_dir: Path, tmp_path: Path):
