@@ -49,7 +49,8 @@ impl Errand {
 /// futures are local operations that need no system call.
 #[derive(Default)]
 pub struct Errands {
-    /// One entry per runtime that has errands (a worker has one runtime per runtime thread).
+    /// One entry per runtime errands went to (a worker has one runtime per runtime thread); kept,
+    /// empty, between flushes.
     queues: Vec<(Handle, Vec<Errand>)>,
     count: usize,
 }
@@ -75,23 +76,30 @@ impl Errands {
         self.count == 0
     }
 
-    /// Hands every queued errand to its runtime (the queue keeps its allocation for the next round).
+    /// Hands every queued errand to its runtime. The queues stay, with their allocations: a queue
+    /// handed to a task is replaced by one sized like it, so the next batch, likely as large, does not
+    /// grow its vector push by push (each growth moved every errand queued so far).
     pub fn flush(&mut self) {
         self.count = 0;
-        for (runtime, mut errands) in self.queues.drain(..) {
+        for (runtime, errands) in &mut self.queues {
             if errands.iter().any(Errand::is_named_file) {
-                let (files, rest) = errands.into_iter().partition(Errand::is_named_file);
-                open_together(&runtime, files);
-                errands = rest;
+                let (files, rest) = std::mem::take(errands).into_iter().partition(Errand::is_named_file);
+                open_together(runtime, files);
+                *errands = rest;
             }
-            if errands.len() == 1 {
-                if let Some(errand) = errands.pop() {
-                    errand.run(&runtime);
+            match errands.len() {
+                0 => {}
+                1 => {
+                    if let Some(errand) = errands.pop() {
+                        errand.run(runtime);
+                    }
                 }
-            } else {
-                // Dropped unrun only when the runtime is gone, and with it every waiting request.
-                let here = runtime.clone();
-                drop(runtime.spawn(async move { errands.into_iter().for_each(|errand| errand.run(&here)) }));
+                queued => {
+                    let batch = std::mem::replace(errands, Vec::with_capacity(queued));
+                    // Dropped unrun only when the runtime is gone, and with it every waiting request.
+                    let here = runtime.clone();
+                    drop(runtime.spawn(async move { batch.into_iter().for_each(|errand| errand.run(&here)) }));
+                }
             }
         }
     }

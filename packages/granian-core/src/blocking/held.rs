@@ -45,10 +45,11 @@ struct Held {
 }
 
 impl Held {
-    fn push(&self, runtime: &Handle, errand: Errand, now: u64) -> usize {
+    /// Queues `errand`; `now` is read only for the first errand of a batch (it dates the batch).
+    fn push(&self, runtime: &Handle, errand: Errand, now: impl FnOnce() -> u64) -> usize {
         let mut errands = lock(&self.errands);
         if errands.push(runtime, errand) {
-            self.since.store(now, Ordering::Release);
+            self.since.store(now(), Ordering::Release);
         }
         errands.len()
     }
@@ -65,6 +66,11 @@ impl Held {
         let mut batch = self.take();
         if !batch.is_empty() {
             batch.flush();
+            // The emptied queues keep their allocations for the next batch, unless one began meanwhile.
+            let mut errands = lock(&self.errands);
+            if errands.is_empty() {
+                std::mem::swap(&mut *errands, &mut batch);
+            }
         }
     }
 }
@@ -132,7 +138,7 @@ pub struct Deliveries {
 impl Deliveries {
     /// Queues the response for the request waiting on `runtime`.
     pub fn push(&mut self, runtime: &Handle, responder: oneshot::Sender<ResponseIntent>, intent: ResponseIntent) {
-        self.len = self.held.push(runtime, Errand::Deliver(responder, intent), self.holders.now());
+        self.len = self.held.push(runtime, Errand::Deliver(responder, intent), || self.holders.now());
     }
 
     /// Hands everything held to tokio.
