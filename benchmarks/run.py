@@ -307,6 +307,15 @@ def command_report(options: argparse.Namespace) -> int:
     return 0
 
 
+def _measurement_arguments(parser: argparse.ArgumentParser, default_scenarios: str) -> None:
+    """The options of the commands that measure each server on each scenario (`count`,
+    `instructions`, `flamegraph`): which interfaces, scenarios and servers, at how many connections."""
+    parser.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
+    parser.add_argument('--scenarios', help=f'comma-separated scenarios (default: {default_scenarios})')
+    parser.add_argument('--servers', help='comma-separated servers (default: ours,granian-2.8.1)')
+    parser.add_argument('--connections', type=int, default=64, help='concurrent connections (default: 64)')
+
+
 def main() -> int:
     argv = sys.argv[1:]
     if not argv or argv[0] not in (*COMMANDS, '-h', '--help'):
@@ -335,28 +344,19 @@ def main() -> int:
     ab.add_argument('--scenarios', help=f'comma-separated subset of {",".join(SCENARIOS)}')
     ab.add_argument('--output', help='results file (default: results/ab.json)')
     counting = commands.add_parser('count', help='system calls and context switches per request, per worker thread')
-    counting.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
-    counting.add_argument('--scenarios', help='comma-separated scenarios (default: get-10b,echo-1k,h2-get-1k)')
-    counting.add_argument('--servers', help='comma-separated servers (default: ours,granian-2.8.1)')
-    counting.add_argument('--connections', type=int, default=64, help='concurrent connections (default: 64)')
+    _measurement_arguments(counting, 'get-10b,echo-1k,h2-get-1k')
     counting.add_argument('--seconds', type=float, default=3.0, help='seconds counted per run (default: 3)')
     counting.add_argument('--rounds', type=int, default=1, help='runs per server and scenario (default: 1)')
     counting.add_argument('--output', help='also write the figures to this JSON file')
     counted = commands.add_parser('instructions', help='instructions per request under callgrind, by part and function')
-    counted.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
-    counted.add_argument('--scenarios', help='comma-separated scenarios (default: get-10b,echo-1k,h2-get-1k)')
-    counted.add_argument('--servers', help='comma-separated servers (default: ours,granian-2.8.1)')
+    _measurement_arguments(counted, 'get-10b,echo-1k,h2-get-1k')
     counted.add_argument('--commit', help='also measure this commit of ours (built into benchmarks/.venv-ref)')
-    counted.add_argument('--connections', type=int, default=64, help='concurrent connections (default: 64)')
     counted.add_argument('--requests', type=int, default=10000, help='requests counted per run (default: 10000)')
     counted.add_argument('--rounds', type=int, default=1, help='runs per server and scenario (default: 1)')
     counted.add_argument('--functions', type=int, default=0, help='also print this many top functions per run')
     counted.add_argument('--output', help='also write the figures (with the top functions) to this JSON file')
     graphs = commands.add_parser('flamegraph', help='perf flame graphs of the worker under load, every thread')
-    graphs.add_argument('--interfaces', help=f'comma-separated subset of {",".join(INTERFACES)}')
-    graphs.add_argument('--scenarios', help='comma-separated scenarios (default: get-10b,h2-get-1k)')
-    graphs.add_argument('--servers', help='comma-separated servers (default: ours,granian-2.8.1)')
-    graphs.add_argument('--connections', type=int, default=64, help='concurrent connections (default: 64)')
+    _measurement_arguments(graphs, 'get-10b,h2-get-1k')
     graphs.add_argument('--seconds', type=float, default=4.0, help='seconds sampled per graph (default: 4)')
     graphs.add_argument(
         '--output',

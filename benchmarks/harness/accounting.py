@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from .load import DRIVERS, LoadError, Workspace, check, warm_up
+from .load import DRIVERS, LoadError, LoadResult, Workspace, check, warm_up
 from .scenarios import SCENARIOS
 from .servers import SERVERS, RunningServer, ServerError, ServerSpec
 
@@ -54,27 +54,42 @@ def _parse(text: str) -> dict[str, dict[str, float]]:
     return threads
 
 
-def count(server: RunningServer, workspace: Workspace, scenario: str, connections: int, seconds: float) -> dict:
-    """One counted run: req/s and, per busy thread of the worker, each counter per request."""
+def under_perf(
+    server: RunningServer, workspace: Workspace, scenario: str, connections: int, seconds: float, perf: list[str]
+) -> tuple[LoadResult, subprocess.Popen]:
+    """The scenario's load for `seconds` (after a warm-up) while `perf <perf...> -p WORKER -- sleep
+    seconds` watches the server's worker; the load's result and the finished perf process."""
     spec = SCENARIOS[scenario]
     warm_up(workspace, spec, server.port, connections, 1.0)
-    output = workspace.path / 'perf-stat.txt'
-    perf = subprocess.Popen(
-        ['perf', 'stat', '--per-thread', '-x,', '-e', ','.join(COUNTERS), '-p', str(worker_pid(server)),
-         '-o', str(output), '--', 'sleep', str(seconds)],
+    watcher = subprocess.Popen(
+        ['perf', *perf, '-p', str(worker_pid(server)), '--', 'sleep', str(seconds)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
         result = DRIVERS[spec.driver](workspace, spec, server.port, connections, seconds)
     finally:
         try:
-            perf.wait(seconds + 20)
+            # perf writes its data after the sleep: a DWARF recording takes a while.
+            watcher.wait(seconds + 60)
         except subprocess.TimeoutExpired:
-            perf.kill()
-            perf.wait()
+            watcher.kill()
+            watcher.wait()
+    return result, watcher
+
+
+def perf_error(watcher: subprocess.Popen) -> str:
+    """The end of what perf wrote to its standard error."""
+    return (watcher.stderr.read() if watcher.stderr else b'').decode()[-200:]
+
+
+def count(server: RunningServer, workspace: Workspace, scenario: str, connections: int, seconds: float) -> dict:
+    """One counted run: req/s and, per busy thread of the worker, each counter per request."""
+    output = workspace.path / 'perf-stat.txt'
+    events = ['stat', '--per-thread', '-x,', '-e', ','.join(COUNTERS), '-o', str(output)]
+    result, perf = under_perf(server, workspace, scenario, connections, seconds, events)
     threads = _parse(output.read_text()) if output.exists() else {}
     if not threads:
-        raise LoadError(f'perf stat counted nothing: {(perf.stderr.read() if perf.stderr else b"").decode()[-200:]}')
+        raise LoadError(f'perf stat counted nothing: {perf_error(perf)}')
     per_request = {
         thread: {event: value / result.requests for event, value in counts.items()}
         for thread, counts in threads.items()
@@ -152,6 +167,34 @@ def start_servers(
     return started
 
 
+def require_perf() -> None:
+    if shutil.which('perf') is None:
+        raise SystemExit('perf is needed: apt-get install -y linux-perf (and kernel.perf_event_paranoid <= 1)')
+
+
+def each_measurement(
+    interfaces: Iterable[str], scenarios: Iterable[str], servers: Iterable[str], rounds: int, raw: Path, purpose: str
+) -> Iterator[tuple[Workspace, str, str, RunningServer]]:
+    """(workspace, interface, scenario, server) for every measurement of `measurements`, the servers
+    started with their logs in `raw` (`<interface>-<server>-<purpose>.log`; with the run's test
+    certificate for the HTTPS scenarios); all stopped and the workspace removed afterwards."""
+    servers = list(servers)
+    workspace = Workspace()
+    try:
+
+        def start(interface: str, tls: bool) -> list[RunningServer]:
+            def build(spec: ServerSpec, label: str) -> RunningServer:
+                log = raw / f'{label}-{purpose}.log'
+                return RunningServer(spec, interface, log, extra_arguments=workspace.server_arguments(tls), tls=tls)
+
+            return start_servers(servers, interface, build)
+
+        for interface, scenario, server in measurements(workspace, interfaces, scenarios, rounds, start):
+            yield workspace, interface, scenario, server
+    finally:
+        workspace.close()
+
+
 def run(
     interfaces: Iterable[str],
     scenarios: Iterable[str],
@@ -162,25 +205,13 @@ def run(
     raw: Path,
 ) -> list[dict]:
     """Counted runs of every server on every scenario, `rounds` times, alternating servers."""
-    if shutil.which('perf') is None:
-        raise SystemExit('perf is needed: apt-get install -y linux-perf (and kernel.perf_event_paranoid <= 1)')
-    servers = list(servers)
+    require_perf()
     rows: list[dict] = []
-    workspace = Workspace()
-    try:
-
-        def start(interface: str, tls: bool) -> list[RunningServer]:
-            def build(spec: ServerSpec, label: str) -> RunningServer:
-                log = raw / f'{label}-count.log'
-                return RunningServer(spec, interface, log, extra_arguments=workspace.server_arguments(tls), tls=tls)
-
-            return start_servers(servers, interface, build)
-
-        for interface, scenario, server in measurements(workspace, interfaces, scenarios, rounds, start):
-            row = count(server, workspace, scenario, connections, seconds)
-            row.update(interface=interface, scenario=scenario, connections=connections)
-            rows.append(row)
-            print(f'{interface} {scenario} c{connections} {server.name}: {row["rps"]:,.0f} req/s')
-    finally:
-        workspace.close()
+    for workspace, interface, scenario, server in each_measurement(
+        interfaces, scenarios, servers, rounds, raw, 'count'
+    ):
+        row = count(server, workspace, scenario, connections, seconds)
+        row.update(interface=interface, scenario=scenario, connections=connections)
+        rows.append(row)
+        print(f'{interface} {scenario} c{connections} {server.name}: {row["rps"]:,.0f} req/s')
     return rows

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 import subprocess
 import zlib
 from collections import Counter
@@ -29,11 +28,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .accounting import measurements, start_servers, worker_pid
+from .accounting import each_measurement, perf_error, require_perf, under_perf
 from .instructions import part_of
-from .load import DRIVERS, LoadError, Workspace, warm_up
+from .load import LoadError, Workspace
 from .scenarios import SCENARIOS
-from .servers import RunningServer, ServerSpec
+from .servers import RunningServer
 
 #: Samples per second and thread: a few thousand samples per graph in a few seconds.
 FREQUENCY = 997
@@ -223,24 +222,11 @@ def render(stacks: Counter[tuple[Frame, ...]], title: str, subtitle: str) -> str
 
 
 def record(server: RunningServer, workspace: Workspace, scenario: str, connections: int, seconds: float, data: Path):
-    """Samples of the worker while the scenario's load runs; the load's result."""
-    spec = SCENARIOS[scenario]
-    warm_up(workspace, spec, server.port, connections, 1.0)
-    perf = subprocess.Popen(
-        ['perf', 'record', '-q', '-F', str(FREQUENCY), '-e', 'cpu-clock', '--call-graph', f'dwarf,{STACK_BYTES}',
-         '-p', str(worker_pid(server)), '-o', str(data), '--', 'sleep', str(seconds)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        result = DRIVERS[spec.driver](workspace, spec, server.port, connections, seconds)
-    finally:
-        try:
-            perf.wait(seconds + 60)
-        except subprocess.TimeoutExpired:
-            perf.kill()
-            perf.wait()
+    """Samples of the worker into `data` while the scenario's load runs; the load's result."""
+    sampling = ['record', '-q', '-F', str(FREQUENCY), '-e', 'cpu-clock', '--call-graph', f'dwarf,{STACK_BYTES}']
+    result, perf = under_perf(server, workspace, scenario, connections, seconds, [*sampling, '-o', str(data)])
     if perf.returncode != 0 or not data.exists():
-        raise LoadError(f'perf record failed: {(perf.stderr.read() if perf.stderr else b"").decode()[-200:]}')
+        raise LoadError(f'perf record failed: {perf_error(perf)}')
     return result
 
 
@@ -291,48 +277,34 @@ def run(
     raw: Path,
 ) -> list[dict]:
     """A flame graph of every server on every scenario; the rows of the index written beside them."""
-    if shutil.which('perf') is None:
-        raise SystemExit('perf is needed: apt-get install -y linux-perf (and kernel.perf_event_paranoid <= 1)')
-    servers = list(servers)
+    require_perf()
     rows: list[dict] = []
     output.mkdir(parents=True, exist_ok=True)
-    workspace = Workspace()
-    try:
-
-        def start(interface: str, tls: bool) -> list[RunningServer]:
-            def build(spec: ServerSpec, label: str) -> RunningServer:
-                log = raw / f'{label}-flamegraph.log'
-                return RunningServer(spec, interface, log, extra_arguments=workspace.server_arguments(tls), tls=tls)
-
-            return start_servers(servers, interface, build)
-
-        for interface, scenario, server in measurements(workspace, interfaces, scenarios, 1, start):
-            label = f'{interface}-{scenario}-{server.name}'
-            data = raw / f'{label}.perf.data'
-            result = record(server, workspace, scenario, connections, seconds, data)
-            stacks = fold(script(data))
-            data.unlink(missing_ok=True)
-            (raw / f'{label}.folded').write_text(folded_text(stacks))
-            spec = SCENARIOS[scenario]
-            samples = sum(stacks.values())
-            title = f'{server.name}, {interface.upper()}, {spec.title}, {connections} connections'
-            subtitle = (
-                f'{result.rps:,.0f} req/s while sampled; {samples:,} samples at {FREQUENCY} Hz over {seconds:g} s'
-            )
-            (output / f'{label}.svg').write_text(render(stacks, title, subtitle))
-            rows.append(
-                {
-                    'interface': interface,
-                    'scenario': scenario,
-                    'connections': connections,
-                    'server': server.name,
-                    'rps': result.rps,
-                    'samples': samples,
-                    'threads': shares(stacks),
-                    'file': f'{label}.svg',
-                }
-            )
-            print(f'{label}: {result.rps:,.0f} req/s, {samples:,} samples -> {output / (label + ".svg")}')
-    finally:
-        workspace.close()
+    for workspace, interface, scenario, server in each_measurement(
+        interfaces, scenarios, servers, 1, raw, 'flamegraph'
+    ):
+        label = f'{interface}-{scenario}-{server.name}'
+        data = raw / f'{label}.perf.data'
+        result = record(server, workspace, scenario, connections, seconds, data)
+        stacks = fold(script(data))
+        data.unlink(missing_ok=True)
+        (raw / f'{label}.folded').write_text(folded_text(stacks))
+        spec = SCENARIOS[scenario]
+        samples = sum(stacks.values())
+        title = f'{server.name}, {interface.upper()}, {spec.title}, {connections} connections'
+        subtitle = f'{result.rps:,.0f} req/s while sampled; {samples:,} samples at {FREQUENCY} Hz over {seconds:g} s'
+        (output / f'{label}.svg').write_text(render(stacks, title, subtitle))
+        rows.append(
+            {
+                'interface': interface,
+                'scenario': scenario,
+                'connections': connections,
+                'server': server.name,
+                'rps': result.rps,
+                'samples': samples,
+                'threads': shares(stacks),
+                'file': f'{label}.svg',
+            }
+        )
+        print(f'{label}: {result.rps:,.0f} req/s, {samples:,} samples -> {output / (label + ".svg")}')
     return rows
