@@ -604,22 +604,24 @@ async fn drive<C: Future, D: Dispatcher, T: AsyncWrite + Unpin>(
     // signal's future is polled once to register this task's waker, and again only once the token
     // says it fired: polling it costs two locks (the token's and its `Notify`'s) each time, which
     // `select!` would pay on every wake-up.
-    let stop = engine.shutdown.cancelled();
-    let mut stop = pin!(stop);
-    let mut registered = false;
-    let served = std::future::poll_fn(|cx| {
-        if let Poll::Ready(ended) = writes.around(cx, |cx| connection.as_mut().poll(cx)) {
-            return Poll::Ready(Some(ended));
-        }
-        if !registered || engine.shutdown.is_cancelled() {
-            registered = true;
-            if stop.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(None);
+    let served = {
+        let mut serving = pin!(batched(connection.as_mut(), writes));
+        let mut stop = pin!(engine.shutdown.cancelled());
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(ended) = serving.as_mut().poll(cx) {
+                return Poll::Ready(Some(ended));
             }
-        }
-        Poll::Pending
-    })
-    .await;
+            if !registered || engine.shutdown.is_cancelled() {
+                registered = true;
+                if stop.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    };
     if served.is_some() {
         return served;
     }
