@@ -5,6 +5,7 @@ the requests of its own worker."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -86,6 +87,23 @@ def test_a_worker_dying_in_a_request_is_respawned_while_the_other_serves(respawn
     (replacement,) = after - {survivor}
     assert re.search(rf'Respawned worker-\d \(pid {replacement}\)$', output, re.MULTILINE), output
     assert server.proc is not None and server.proc.poll() is None
+
+
+def test_a_worker_that_dies_while_a_child_it_forked_lives_is_respawned(respawning_server):
+    """An app that forks (a process pool with the fork start method) leaves its children every
+    descriptor of the worker, the end of the pipe the supervisor watches too: the worker's death is
+    noticed all the same."""
+    server = respawning_server
+    before = collect_worker_pids(server, want=2)
+    assert len(before) == 2, server.output
+    respawns = server.output.count('Respawned worker-')
+    exited = server.output.count('exited unexpectedly with code 3')
+    # The forked child holds the request's connection too: no answer comes, and none is awaited.
+    with contextlib.suppress(OSError):
+        get_fresh_connection(server.port, '/fork-exit', timeout=2)
+    assert wait_until(lambda: server.output.count('Respawned worker-') > respawns, 10), server.output
+    assert server.output.count('exited unexpectedly with code 3') == exited + 1, server.output
+    assert len(collect_worker_pids(server, want=2)) == 2, server.output
 
 
 # -- 3. requests that never get an answer ----------------------------------------------------------

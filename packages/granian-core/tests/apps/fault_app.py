@@ -3,6 +3,8 @@
 - `/ok` answers the worker's pid;
 - `/segv` crashes the worker with a segmentation fault (reads address 0);
 - `/exit` ends the worker with `os._exit(3)`;
+- `/fork-exit` forks a child that keeps every descriptor of the worker for 15 s (as a process pool's
+  forked workers do), then ends the worker with `os._exit(3)`;
 - `/hang?PATH` writes the worker's pid to the file PATH (if given), then never answers (async: awaits an
   event nobody sets; WSGI: sleeps an hour);
 - `/block?PATH` writes the worker's pid to the file PATH (if given), blocks the worker's thread for 3 s
@@ -25,6 +27,11 @@ def _fault(path: str, query: str) -> None:
     if path == '/segv':
         ctypes.string_at(0)
     elif path == '/exit':
+        os._exit(3)
+    elif path == '/fork-exit':
+        if os.fork() == 0:
+            time.sleep(15)
+            os._exit(0)
         os._exit(3)
     elif path in ('/hang', '/block') and query:
         marker = unquote(query)

@@ -558,7 +558,7 @@ class Server:
                 continue
             sentinels = [w.process.sentinel for w in workers.values()]
             recycle = [w.recycle_requests for w in workers.values()]
-            ready = multiprocessing.connection.wait([*sentinels, *recycle, wakeup], timeout=self._wait_time(workers))
+            multiprocessing.connection.wait([*sentinels, *recycle, wakeup], timeout=self._wait_time(workers))
             try:
                 while wakeup.recv(64):
                     pass
@@ -567,7 +567,10 @@ class Server:
             if self._stop_requested:
                 continue
             for index, worker in list(workers.items()):
-                if worker.process.sentinel in ready and not worker.process.is_alive():
+                # Not only when its sentinel is ready: a process the worker forked (an app's process
+                # pool) keeps the worker's end of that pipe open after the worker died. The loop
+                # wakes at least once a second; `is_alive` reaps the worker when it has exited.
+                if not worker.process.is_alive():
                     how = _exit_description(worker.process.exitcode)
                     logger.error('worker-%d (pid %s) exited unexpectedly %s', index, worker.process.pid, how)
                     worker.close()
